@@ -1,0 +1,1 @@
+"""Benchmarks run by ``twin bench ...``: figures printed, never asserted in unit tests."""

@@ -1,0 +1,1 @@
+"""The ``twin`` command line: one entry point, one subcommand per job."""

@@ -1,0 +1,30 @@
+"""Entry point of the ``twin`` console script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.context import CliState
+
+app = typer.Typer(
+    name="twin",
+    help="linetwin: live digital twin for lithium-ion battery cell pilot lines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="TOML settings file (default: $LINETWIN_CONFIG or ./linetwin.toml)"
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config=config)

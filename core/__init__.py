@@ -1,0 +1,1 @@
+"""Shared core of linetwin: settings, the normalised sample, logging and errors."""

@@ -1,0 +1,181 @@
+"""The one typed settings model of linetwin.
+
+Every subcommand of ``twin`` reads its configuration from here: defaults in the models below, overridden
+by a TOML file (``--config`` or ``LINETWIN_CONFIG``), overridden by ``LINETWIN_*`` environment variables
+(nested fields with ``__``, e.g. ``LINETWIN_INFLUX__URL``), overridden by command-line flags. The sample
+file ``linetwin.example.toml`` documents every option; a unit test keeps it in step with this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.errors import ConfigError
+
+CONFIG_ENV = "LINETWIN_CONFIG"
+DEFAULT_CONFIG_FILE = Path("linetwin.toml")
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo in the file never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Section):
+    """The plant's MQTT broker: cyclers publish on it, connectors and the twin read from it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    client_id_prefix: str = "linetwin"
+    keepalive_s: int = Field(30, ge=5)
+
+
+class InfluxSettings(Section):
+    """InfluxDB, spoken to through what every generation serves: line protocol writes, InfluxQL queries."""
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = "linetwin"
+    retention_policy: str = "autogen"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = Field(None, description="InfluxDB 2.x/3.x API token (v1 compatibility API)")
+    batch_size: int = Field(5000, ge=1)
+    flush_interval_ms: int = Field(500, ge=10)
+    spool_dir: Path = Path("var/spool")
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class PlantSettings(Section):
+    """The simulated pilot line (``twin sim``)."""
+
+    opcua_endpoint: str = "opc.tcp://127.0.0.1:4840/linetwin"
+    scenario: str = "nominal"
+    seed: int = 1
+    speed: float = Field(1.0, gt=0, le=3600, description="plant seconds per wall-clock second")
+    tick_s: float = Field(1.0, gt=0, description="plant seconds between coater/calender samples")
+    cycler_channels: int = Field(16, ge=1, le=256)
+    cycler_rate_hz: float = Field(1.0, gt=0, description="cycler samples per plant second per channel")
+    payload: Literal["json", "sparkplug"] = "json"
+    ground_truth_file: Path = Path("var/ground_truth.jsonl")
+    duration_s: float | None = Field(None, gt=0, description="stop after this much plant time")
+
+
+class OpcUaSettings(Section):
+    """The OPC UA client side of ``twin ingest``."""
+
+    endpoints: list[str] = ["opc.tcp://127.0.0.1:4840/linetwin"]
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    sampling_interval_ms: float = Field(0.0, ge=0)
+    queue_size: int = Field(1000, ge=1)
+    deadband_abs: float = Field(0.0, ge=0)
+    publishing_interval_ms: float = Field(100.0, gt=0)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class IngestSettings(Section):
+    """``twin ingest``: which sources to read and how samples are judged."""
+
+    tag_map: Path | None = None
+    opcua_enabled: bool = True
+    mqtt_enabled: bool = True
+    partition: int = Field(0, ge=0, description="this process's share of the MQTT sources")
+    partitions: int = Field(1, ge=1, description="how many ingest processes split the MQTT sources")
+    max_future_skew_s: float = Field(86400.0, gt=0)
+    max_past_age_s: float = Field(30 * 86400.0, gt=0)
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+    metrics_port: int | None = 9108
+
+
+class TwinSettings(Section):
+    """``twin serve``: the twin service and its HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_token: SecretStr | None = None
+    read_only_without_token: bool = True
+    state_file: Path = Path("var/twin.sqlite")
+    lines: list[str] = []
+    allow_setpoint_push: bool = False
+
+
+class Settings(BaseSettings):
+    """All of linetwin's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LINETWIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    site: str = "site1"
+    area: str = "electrodes"
+    line: str = "line1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    plant: PlantSettings = PlantSettings()
+    opcua: OpcUaSettings = OpcUaSettings()
+    ingest: IngestSettings = IngestSettings()
+    twin: TwinSettings = TwinSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config`` (or the default file), the environment and ``overrides``.
+
+    Raises ConfigError naming the file and the offending field, never a pydantic traceback.
+    """
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError(f"config file {config} does not exist")
+        os.environ[CONFIG_ENV] = str(config)
+    path = _config_path()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f"in {path}" if path else "in the environment"
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid configuration {where}: {problems}") from None
+    except ValueError as exc:  # TOML syntax errors carry line and column
+        raise ConfigError(f"cannot read {path}: {exc}") from None

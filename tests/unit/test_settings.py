@@ -1,0 +1,86 @@
+"""The typed settings model: defaults, file, environment and clear errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "linetwin.example.toml"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LINETWIN_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def _leaf_keys(data: dict[str, object], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys |= _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+def _example_keys(text: str) -> set[str]:
+    """Every option named in the example, set (``key = v``) or shown commented out (``# key = v``)."""
+    keys: set[str] = set()
+    section = ""
+    for line in text.splitlines():
+        if header := re.match(r"^\[(\w+)\]", line):
+            section = header.group(1) + "."
+        elif option := re.match(r"^(?:# )?(\w+) = ", line):
+            keys.add(section + option.group(1))
+    return keys
+
+
+def test_example_file_documents_every_option() -> None:
+    expected = _leaf_keys(Settings().model_dump())
+    missing = expected - _example_keys(EXAMPLE.read_text())
+    assert not missing, f"options missing from linetwin.example.toml: {sorted(missing)}"
+
+
+def test_example_file_states_the_defaults() -> None:
+    assert load_settings(EXAMPLE) == Settings()
+
+
+def test_environment_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[influx]\nurl = "http://file:8086"\nbatch_size = 10\n')
+    monkeypatch.setenv("LINETWIN_INFLUX__URL", "http://env:8086")
+    settings = load_settings(config)
+    assert settings.influx.url == "http://env:8086"
+    assert settings.influx.batch_size == 10
+
+
+def test_unknown_key_is_an_error_naming_file_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[influx]\nbatchsize = 10\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml.*influx\.batchsize"):
+        load_settings(config)
+
+
+def test_wrong_type_is_an_error_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[mqtt]\nport = "eighteen"\n')
+    with pytest.raises(ConfigError, match=r"mqtt\.port"):
+        load_settings(config)
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[mqtt]\nport = \n")
+    with pytest.raises(ConfigError, match=r"line 2"):
+        load_settings(config)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
