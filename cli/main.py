@@ -28,3 +28,13 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = CliState(config=config)
+
+
+def _register() -> None:
+    """Attach every subcommand; each lives in its own module of cli/."""
+    from cli.bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_register()
