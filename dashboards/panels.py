@@ -1,0 +1,173 @@
+"""Panel and variable builders shared by every linetwin dashboard.
+
+Each helper fixes what all dashboards share (the InfluxDB datasource, units, the alert annotation, the
+template variables), so a dashboard definition reads as a list of what the operator sees.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import heatmap, histogram, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog.variants import Dataquery
+from grafana_foundation_sdk.models import dashboard as model
+
+from dashboards.influxql import DATASOURCE, Annotation, Target
+
+LINE = '"line" =~ /^$line$/'
+MACHINE = '"machine" =~ /^$machine$/'
+CHANNEL = '"channel" =~ /^$channel$/'
+ROLL = '"roll_id" =~ /^$roll$/'
+
+Query = tuple[str, str]  # (InfluxQL, legend alias)
+
+
+def _targets(queries: list[Query], table_format: bool = False) -> list[cogbuilder.Builder[Dataquery]]:
+    return [
+        Target(chr(ord("A") + index), query, alias, table_format)
+        for index, (query, alias) in enumerate(queries)
+    ]
+
+
+def _thresholds(steps: list[tuple[float | None, str]]) -> db.ThresholdsConfig:
+    return (
+        db.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def time_series(
+    title: str, queries: list[Query], unit: str, description: str, width: int = 12, height: int = 8
+) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries))
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .span_nulls(True)
+        .line_width(1)
+        .fill_opacity(5)
+    )
+
+
+def stat_panel(
+    title: str,
+    queries: list[Query],
+    unit: str,
+    description: str,
+    steps: list[tuple[float | None, str]] | None = None,
+    width: int = 6,
+) -> stat.Panel:
+    panel = (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries))
+        .unit(unit)
+        .span(width)
+        .height(4)
+    )
+    if steps:
+        panel = panel.thresholds(_thresholds(steps))
+    return panel
+
+
+def table_panel(
+    title: str, queries: list[Query], description: str, width: int = 24, height: int = 8
+) -> table.Panel:
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries, table_format=True))
+        .span(width)
+        .height(height)
+    )
+
+
+def heatmap_panel(title: str, queries: list[Query], unit: str, description: str) -> heatmap.Panel:
+    return (
+        heatmap.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries))
+        .unit(unit)
+        .span(12)
+        .height(8)
+        .calculate(False)
+    )
+
+
+def histogram_panel(title: str, queries: list[Query], unit: str, description: str) -> histogram.Panel:
+    return (
+        histogram.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries, table_format=True))
+        .unit(unit)
+        .span(12)
+        .height(8)
+    )
+
+
+def tag_variable(name: str, label: str, measurement: str, key: str, where: str = "") -> db.QueryVariable:
+    condition = f" WHERE {where}" if where else ""
+    return (
+        db.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "{key}"{condition}')
+        .refresh(model.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+    )
+
+
+def roll_variable() -> db.QueryVariable:
+    """Rolls are a field (one value per roll, not a series), so they come from DISTINCT, not tag values."""
+    return (
+        db.QueryVariable("roll")
+        .label("Roll")
+        .datasource(DATASOURCE)
+        .query(f'SELECT DISTINCT("roll_id") FROM "process" WHERE {LINE} AND $timeFilter')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
+def alert_annotation() -> Annotation:
+    """Twin alerts on every time-series panel: when each drift began, with its cause in the text."""
+    return Annotation(
+        "Alerts",
+        f'SELECT "title", "text", "cause" FROM "alert" WHERE {LINE} AND "state" = \'active_unack\' '
+        "AND $timeFilter",
+        color="red",
+        tags_column="cause",
+    )
+
+
+def base_dashboard(uid: str, title: str, description: str, tags: list[str]) -> db.Dashboard:
+    return (
+        db.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["linetwin", *tags])
+        .refresh("10s")
+        .time("now-1h", "now+5m")
+        .timezone("utc")
+        .editable()
+        .annotation(alert_annotation())
+        .with_variable(tag_variable("line", "Line", "process", "line"))
+    )
