@@ -14,13 +14,13 @@ lint: setup
 	$(VENV)/ruff format --check .
 
 typecheck: setup
-	$(VENV)/mypy core plant connectors models twin bench cli
+	$(VENV)/mypy core plant connectors models twin bench cli dashboards
 
 test: setup
 	@LINETWIN_WITH_BROWSER=1 bash scripts/setup.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy core plant connectors models twin bench cli
+	$(VENV)/mypy core plant connectors models twin bench cli dashboards
 	$(VENV)/pytest -n 2 --dist loadgroup tests
 
 unit: setup
