@@ -1,0 +1,316 @@
+"""The twin engine: plant bus in, live state, models and alerts out; no HTTP (the API wraps it).
+
+Each line the worker owns (``twin.lines``) gets its own queue and task, fed in arrival order from one
+MQTT subscription, so a line's samples reach exactly one analyser in order and its model and detector
+state stays whole. paho's network thread only hands payloads to the asyncio loop; decoding, models,
+SQLite and InfluxDB writes all happen on the loop. Line state (model snapshot + live values) is saved to
+the state file every few seconds and on stop, and restored on start, so a restarted worker, or another
+worker taking the line over from the same state file, carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from core import bus
+from core.errors import RejectedInput
+from core.sample import Sample
+from core.settings import Settings
+from twin.alerts import Alert, AlertStore, Occurrence
+from twin.influx import InfluxWriter, alert_point, model_point
+from twin.live import Broadcaster, LiveState
+from twin.ports import Analyser
+from twin.store import StateStore
+
+log = logging.getLogger(__name__)
+
+ALERT_TOPIC_ROOT = "linetwin/alerts"
+SNAPSHOT_INTERVAL_S = 5.0
+STATE_EVENT_INTERVAL_S = 0.25
+
+
+def alert_topic(line: str) -> str:
+    return f"{ALERT_TOPIC_ROOT}/{line}"
+
+
+def alert_document(alert: Alert, now_ns: int | None = None) -> dict[str, Any]:
+    """The alert as one JSON-ready dict with its derived ISA-18.2 state (MQTT, SSE and the API)."""
+    return asdict(alert) | {"state": alert.state(now_ns).value}
+
+
+class EngineMetrics:
+    """Prometheus metrics of one engine, in their own registry so several engines can share a process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.samples = Counter("twin_samples", "Samples processed", ["line"], registry=self.registry)
+        self.rejected = Counter("twin_rejected", "Bus messages rejected", ["reason"], registry=self.registry)
+        self.alerts = Counter(
+            "twin_alerts_raised", "Alerts raised or re-raised", ["line"], registry=self.registry
+        )
+        self.batch_seconds = Histogram(
+            "twin_batch_seconds", "Time to process one bus message", ["line"], registry=self.registry
+        )
+        self.queue_depth = Gauge("twin_queue_depth", "Bus messages waiting", ["line"], registry=self.registry)
+        self.bus_lag = Gauge(
+            "twin_bus_lag_seconds",
+            "Wall time from connector receive to twin processing",
+            ["line"],
+            registry=self.registry,
+        )
+
+
+class LineWorker:
+    """One line's analyser, fed in order from its queue."""
+
+    def __init__(self, engine: TwinEngine, line: str, analyser: Analyser) -> None:
+        self.engine = engine
+        self.line = line
+        self.analyser = analyser
+        self.queue: asyncio.Queue[list[Sample]] = asyncio.Queue()
+        self.processed = 0
+        self.last_sample_ns: int | None = None
+
+    async def run(self) -> None:
+        while True:
+            samples = await self.queue.get()
+            self.engine.metrics.queue_depth.labels(self.line).set(self.queue.qsize())
+            started = time.perf_counter()
+            try:
+                self.process(samples)
+            except Exception:
+                log.exception("line worker failed on a batch", extra={"line": self.line})
+            self.engine.metrics.batch_seconds.labels(self.line).observe(time.perf_counter() - started)
+
+    def process(self, samples: list[Sample]) -> None:
+        engine = self.engine
+        changed = engine.live.update(samples)
+        engine.state.record_genealogy(samples)
+        verdict = self.analyser.observe(samples)
+        engine.writer.add([model_point(self.line, output) for output in verdict.outputs])
+        for occurrence in verdict.occurrences:
+            engine.raise_alert(self._with_material(occurrence))
+        for key in verdict.cleared:
+            engine.clear_alert(key)
+        self.processed += len(samples)
+        self.last_sample_ns = max(s.source_time_ns for s in samples)
+        engine.metrics.samples.labels(self.line).inc(len(samples))
+        engine.metrics.bus_lag.labels(self.line).set(
+            max(0.0, (time.time_ns() - max(s.receive_time_ns for s in samples)) / 1e9)
+        )
+        engine.note_changes(self.line, changed)
+
+    def _with_material(self, occurrence: Occurrence) -> Occurrence:
+        """Name the rolls the machine worked on since onset and the cells built from them."""
+        state = self.engine.state
+        if not occurrence.rolls:
+            occurrence.rolls = state.rolls_since(occurrence.line, occurrence.machine, occurrence.onset_ns)
+        if not occurrence.cells:
+            occurrence.cells = state.cells_of_rolls(occurrence.rolls)
+        return occurrence
+
+    def save(self) -> None:
+        self.engine.state.save_snapshot(
+            self.line, self.analyser.snapshot(), self.engine.live.dump_line(self.line)
+        )
+
+    def restore(self) -> bool:
+        snapshot = self.engine.state.load_snapshot(self.line)
+        if snapshot is None:
+            return False
+        self.analyser.restore(snapshot.model)
+        self.engine.live.load_line(self.line, snapshot.live)
+        return True
+
+
+class TwinEngine:
+    """Live state, models and alerts for the lines this worker owns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        analyser_factory: Callable[[str], Analyser],
+        database: sqlite3.Connection,
+        *,
+        influx_enabled: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.lines = list(settings.twin.lines) or [settings.line]
+        self.alerts = AlertStore(database)
+        self.state = StateStore(database)
+        self.live = LiveState()
+        self.events = Broadcaster()
+        self.metrics = EngineMetrics()
+        self.writer = InfluxWriter(settings.influx, enabled=influx_enabled)
+        self.workers = {line: LineWorker(self, line, analyser_factory(line)) for line in self.lines}
+        self.connected = False
+        self.started_ns = time.time_ns()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mqtt: mqtt.Client | None = None
+        self._pending_changes: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for worker in self.workers.values():
+            if worker.restore():
+                log.info("line state restored from snapshot", extra={"line": worker.line})
+        self._tasks = [asyncio.create_task(w.run(), name=f"line-{w.line}") for w in self.workers.values()]
+        self._tasks += [
+            asyncio.create_task(self.writer.run(), name="influx-writer"),
+            asyncio.create_task(self._snapshots(), name="snapshots"),
+            asyncio.create_task(self._state_events(), name="state-events"),
+        ]
+        self._mqtt = self._connect()
+
+    async def stop(self) -> None:
+        if self._mqtt is not None:
+            self._mqtt.disconnect()
+            self._mqtt.loop_stop()
+            self._mqtt = None
+        for worker in self.workers.values():
+            while not worker.queue.empty():
+                worker.process(worker.queue.get_nowait())
+            worker.save()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # MQTT
+    def _connect(self) -> mqtt.Client:
+        cfg = self.settings.mqtt
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{cfg.client_id_prefix}-twin-{'+'.join(self.lines)}",
+            clean_session=False,
+        )
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
+        if cfg.tls:
+            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
+        client.loop_start()
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT connect refused", extra={"reason": str(reason)})
+            return
+        client.subscribe([(bus.subscription(line), 1) for line in self.lines])
+        self.connected = True
+        log.info("subscribed to the plant bus", extra={"lines": ",".join(self.lines)})
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected = False
+        log.warning("MQTT disconnected", extra={"reason": str(reason)})
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.dispatch, message.topic, message.payload)
+
+    def dispatch(self, topic: str, payload: bytes | bytearray) -> None:
+        """Decode one bus message and queue it on its line's worker (runs on the loop)."""
+        parts = topic.split("/")
+        worker = self.workers.get(parts[2]) if len(parts) == 4 else None
+        if worker is None:
+            self.metrics.rejected.labels("unknown_line").inc()
+            return
+        try:
+            samples = bus.decode(bytes(payload))
+        except RejectedInput as exc:
+            self.metrics.rejected.labels(exc.reason).inc()
+            log.warning("bus message rejected", extra={"topic": topic, "reason": exc.reason})
+            return
+        samples = [s for s in samples if s.line == worker.line]
+        if samples:
+            worker.queue.put_nowait(samples)
+            self.metrics.queue_depth.labels(worker.line).set(worker.queue.qsize())
+
+    # alerts
+    def raise_alert(self, occurrence: Occurrence) -> None:
+        alert, changed = self.alerts.raise_condition(occurrence)
+        if changed:
+            self.metrics.alerts.labels(alert.line).inc()
+            self.announce(alert)
+
+    def clear_alert(self, key: str) -> None:
+        alert = self.alerts.clear_condition(key)
+        if alert is not None:
+            self.announce(alert)
+
+    def announce(self, alert: Alert) -> None:
+        """Publish a changed alert: MQTT, the InfluxDB annotation, and the live stream."""
+        now = time.time_ns()
+        document = alert_document(alert, now)
+        self.writer.add([alert_point(alert, document["state"], now)])
+        if self._mqtt is not None:
+            self._mqtt.publish(alert_topic(alert.line), json.dumps(document), qos=1)
+        self.events.publish({"event": "alert", "data": document})
+        log.info(
+            "alert",
+            extra={
+                "id": alert.id,
+                "line": alert.line,
+                "machine": alert.machine,
+                "signal": alert.signal,
+                "cause": alert.cause,
+                "state": document["state"],
+            },
+        )
+
+    def acknowledge(self, alert_id: int, who: str, note: str = "") -> Alert:
+        alert = self.alerts.acknowledge(alert_id, who, note)
+        self.announce(alert)
+        return alert
+
+    def shelve(self, alert_id: int, who: str, duration_s: float, note: str = "") -> Alert:
+        alert = self.alerts.shelve(alert_id, who, duration_s, note)
+        self.announce(alert)
+        return alert
+
+    def unshelve(self, alert_id: int, who: str) -> Alert:
+        alert = self.alerts.unshelve(alert_id, who)
+        self.announce(alert)
+        return alert
+
+    # periodic jobs
+    def note_changes(self, line: str, changed: dict[str, Any]) -> None:
+        pending = self._pending_changes.setdefault(line, {})
+        for machine, signals in changed.items():
+            pending.setdefault(machine, {}).update({k: asdict(v) for k, v in signals.items()})
+
+    async def _state_events(self) -> None:
+        """Coalesce live changes into one ``state`` event per line every quarter second."""
+        while True:
+            await asyncio.sleep(STATE_EVENT_INTERVAL_S)
+            pending, self._pending_changes = self._pending_changes, {}
+            for line, machines in pending.items():
+                self.events.publish({"event": "state", "data": {"line": line, "machines": machines}})
+
+    async def _snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            for worker in self.workers.values():
+                try:
+                    worker.save()
+                except Exception:
+                    log.exception("snapshot failed", extra={"line": worker.line})

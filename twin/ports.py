@@ -1,0 +1,79 @@
+"""What the twin needs from the models, as small protocols, so the engine runs and is tested without them.
+
+``twin/modeladapter.py`` fits ``models/`` to these; unit tests use fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.sample import Sample
+from twin.alerts import Occurrence
+
+
+@dataclass(slots=True, frozen=True)
+class ModelOutput:
+    """One model value for InfluxDB measurement ``model`` (kind: predicted, residual, statistic, ...)."""
+
+    machine: str
+    signal: str
+    kind: str
+    value: float
+    time_ns: int
+    sigma: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Parameter:
+    """A calibrated model parameter with its standard uncertainty."""
+
+    machine: str
+    name: str
+    value: float
+    sigma: float | None
+    unit: str = ""
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What the models made of a batch of samples."""
+
+    outputs: list[ModelOutput] = field(default_factory=list)
+    occurrences: list[Occurrence] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+
+
+class Analyser(Protocol):
+    """A line's models and detectors, fed in sample order; one instance per line."""
+
+    def observe(self, samples: Sequence[Sample]) -> Verdict: ...
+
+    def parameters(self) -> list[Parameter]: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, blob: bytes) -> None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Prediction:
+    """A predicted quality with its uncertainty against the spec limits."""
+
+    quantity: str
+    value: float
+    sigma: float
+    unit: str
+    lower_spec: float | None = None
+    upper_spec: float | None = None
+
+
+class WhatIf(Protocol):
+    """Forward and inverse what-if on the calibrated models."""
+
+    def predict(self, setpoints: Mapping[str, float]) -> list[Prediction]: ...
+
+    def inverse(
+        self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+    ) -> dict[str, float]: ...

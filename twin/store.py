@@ -1,0 +1,156 @@
+"""The rest of the twin's state file: line snapshots (model state + live values) and the roll/cell genealogy.
+
+Same SQLite file as the alerts (``twin.state_file``), so one backup or one shared volume carries everything
+a worker needs to take a line over.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.sample import Sample
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS line_snapshot (
+    line TEXT PRIMARY KEY, at_ns INTEGER NOT NULL, model BLOB NOT NULL, live TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roll (
+    roll_id TEXT NOT NULL, machine TEXT NOT NULL, line TEXT NOT NULL,
+    first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, PRIMARY KEY (roll_id, machine)
+);
+CREATE TABLE IF NOT EXISTS cell (
+    cell_id TEXT PRIMARY KEY, roll_id TEXT, line TEXT NOT NULL, machine TEXT NOT NULL, channel TEXT,
+    first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cell_by_roll ON cell (roll_id);
+"""
+
+
+@dataclass(slots=True, frozen=True)
+class Snapshot:
+    line: str
+    at_ns: int
+    model: bytes
+    live: str
+
+
+@dataclass(slots=True, frozen=True)
+class RollRecord:
+    roll_id: str
+    machine: str
+    line: str
+    first_ns: int
+    last_ns: int
+
+
+@dataclass(slots=True, frozen=True)
+class CellRecord:
+    cell_id: str
+    roll_id: str | None
+    line: str
+    machine: str
+    channel: str | None
+    first_ns: int
+    last_ns: int
+
+
+class StateStore:
+    """Snapshots and genealogy in the twin's SQLite file."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._db.executescript(_SCHEMA)
+
+    def save_snapshot(self, line: str, model: bytes, live: str, at_ns: int | None = None) -> None:
+        self._db.execute(
+            "INSERT INTO line_snapshot (line, at_ns, model, live) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(line) DO UPDATE SET at_ns = excluded.at_ns, model = excluded.model,"
+            " live = excluded.live",
+            (line, time.time_ns() if at_ns is None else at_ns, model, live),
+        )
+
+    def load_snapshot(self, line: str) -> Snapshot | None:
+        row = self._db.execute(
+            "SELECT line, at_ns, model, live FROM line_snapshot WHERE line = ?", (line,)
+        ).fetchone()
+        return Snapshot(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def record_genealogy(self, samples: Iterable[Sample]) -> None:
+        """Remember which rolls each machine processed and which roll each cell was built from."""
+        rolls: dict[tuple[str, str], tuple[str, int, int]] = {}
+        cells: dict[str, tuple[str | None, str, str, str | None, int, int]] = {}
+        for sample in samples:
+            t = sample.source_time_ns
+            if sample.roll_id:
+                key = (sample.roll_id, sample.machine)
+                _, first, last = rolls.get(key, (sample.line, t, t))
+                rolls[key] = (sample.line, min(first, t), max(last, t))
+            if sample.cell_id:
+                old = cells.get(sample.cell_id)
+                first, last = (min(old[4], t), max(old[5], t)) if old else (t, t)
+                cells[sample.cell_id] = (
+                    sample.roll_id,
+                    sample.line,
+                    sample.machine,
+                    sample.channel,
+                    first,
+                    last,
+                )
+        if not rolls and not cells:
+            return
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO roll (roll_id, machine, line, first_ns, last_ns) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(roll_id, machine) DO UPDATE SET first_ns = min(first_ns, excluded.first_ns),"
+            " last_ns = max(last_ns, excluded.last_ns)",
+            [(roll, machine, *rest) for (roll, machine), rest in rolls.items()],
+        )
+        self._db.executemany(
+            "INSERT INTO cell (cell_id, roll_id, line, machine, channel, first_ns, last_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(cell_id) DO UPDATE SET"
+            " roll_id = coalesce(excluded.roll_id, roll_id), first_ns = min(first_ns, excluded.first_ns),"
+            " last_ns = max(last_ns, excluded.last_ns)",
+            [(cell, *rest) for cell, rest in cells.items()],
+        )
+        self._db.execute("COMMIT")
+
+    def roll(self, roll_id: str) -> list[RollRecord]:
+        rows = self._db.execute(
+            "SELECT roll_id, machine, line, first_ns, last_ns FROM roll WHERE roll_id = ? ORDER BY first_ns",
+            (roll_id,),
+        )
+        return [RollRecord(*row) for row in rows]
+
+    def cells_of_roll(self, roll_id: str) -> list[CellRecord]:
+        rows = self._db.execute(
+            "SELECT cell_id, roll_id, line, machine, channel, first_ns, last_ns FROM cell WHERE roll_id = ?"
+            " ORDER BY cell_id",
+            (roll_id,),
+        )
+        return [CellRecord(*row) for row in rows]
+
+    def cell(self, cell_id: str) -> CellRecord | None:
+        row = self._db.execute(
+            "SELECT cell_id, roll_id, line, machine, channel, first_ns, last_ns FROM cell WHERE cell_id = ?",
+            (cell_id,),
+        ).fetchone()
+        return CellRecord(*row) if row else None
+
+    def rolls_since(self, line: str, machine: str, since_ns: int) -> list[str]:
+        """Rolls a machine worked on at or after ``since_ns``: the material an alert affects."""
+        rows = self._db.execute(
+            "SELECT roll_id FROM roll WHERE line = ? AND machine = ? AND last_ns >= ? ORDER BY first_ns",
+            (line, machine, since_ns),
+        )
+        return [row[0] for row in rows]
+
+    def cells_of_rolls(self, roll_ids: Iterable[str]) -> list[str]:
+        ids = list(roll_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT cell_id FROM cell WHERE roll_id IN ({marks}) ORDER BY cell_id", ids)
+        return [row[0] for row in rows]
