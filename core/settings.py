@@ -58,6 +58,7 @@ class InfluxSettings(Section):
     flush_interval_ms: int = Field(500, ge=10)
     spool_dir: Path = Path("var/spool")
     timeout_s: float = Field(10.0, gt=0)
+    retry_max_s: float = Field(5.0, gt=0, description="longest wait between write retries")
 
 
 class PlantSettings(Section):
@@ -106,6 +107,8 @@ class IngestSettings(Section):
     max_past_age_s: float = Field(30 * 86400.0, gt=0)
     max_payload_bytes: int = Field(256 * 1024, ge=64)
     metrics_port: int | None = 9108
+    accounting_interval_s: float = Field(10.0, gt=0, description="how often counters go to InfluxDB")
+    bus_enabled: bool = Field(True, description="republish samples on the plant bus")
 
 
 class TwinSettings(Section):
