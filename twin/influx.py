@@ -89,6 +89,10 @@ class InfluxWriter:
         self.written = 0
         self.failed_flushes = 0
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def add(self, lines: list[str]) -> None:
         if not self.enabled:
             return

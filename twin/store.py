@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS cell (
     first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cell_by_roll ON cell (roll_id);
+CREATE TABLE IF NOT EXISTS whatif_run (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns INTEGER NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL
+);
 """
 
 
@@ -154,3 +157,11 @@ class StateStore:
         marks = ",".join("?" * len(ids))
         rows = self._db.execute(f"SELECT cell_id FROM cell WHERE roll_id IN ({marks}) ORDER BY cell_id", ids)
         return [row[0] for row in rows]
+
+    def save_whatif(self, request: str, result: str) -> int:
+        """Keep a what-if run (JSON request and result) so an engineer can cite it later."""
+        cursor = self._db.execute(
+            "INSERT INTO whatif_run (at_ns, request, result) VALUES (?, ?, ?)",
+            (time.time_ns(), request, result),
+        )
+        return int(cursor.lastrowid or 0)

@@ -1,0 +1,247 @@
+"""The twin engine and its API with a fake analyser: no MQTT, no InfluxDB, no models needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core import bus
+from core.sample import Sample
+from core.settings import Settings
+from twin.alerts import Occurrence
+from twin.api.app import create_app
+from twin.ports import ModelOutput, Parameter, Prediction, Verdict
+from twin.service import build_twin
+
+TARGET = 20.0
+
+
+class FakeAnalyser:
+    """Flags dry_loading more than 2% off target; remembers how many samples it saw (its 'state')."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.seen = 0
+
+    def observe(self, samples: Sequence[Sample]) -> Verdict:
+        verdict = Verdict()
+        for s in samples:
+            self.seen += 1
+            if s.signal != "dry_loading":
+                continue
+            residual = s.value - TARGET
+            verdict.outputs.append(
+                ModelOutput(s.machine, s.signal, "residual", residual, s.source_time_ns, 0.1)
+            )
+            occ = Occurrence(
+                line=s.line,
+                machine=s.machine,
+                signal=s.signal,
+                cause="pump_wear",
+                title="Loading low",
+                text=f"dry loading {residual / TARGET:+.1%}",
+                action="check the slurry pump",
+                magnitude=100 * residual / TARGET,
+                unit="%",
+                onset_ns=s.source_time_ns,
+            )
+            if abs(residual) > 0.02 * TARGET:
+                verdict.occurrences.append(occ)
+            else:
+                verdict.cleared.append(occ.key)
+        return verdict
+
+    def parameters(self) -> list[Parameter]:
+        return [Parameter("coater1", "solids_fraction", 0.7, 0.01, "1")]
+
+    def snapshot(self) -> bytes:
+        return json.dumps({"seen": self.seen}).encode()
+
+    def restore(self, blob: bytes) -> None:
+        self.seen = json.loads(blob)["seen"]
+
+
+class FakeWhatIf:
+    def predict(self, setpoints: Mapping[str, float]) -> list[Prediction]:
+        if set(setpoints) - {"pump_flow", "web_speed"}:
+            raise ValueError(f"unknown setpoints {sorted(set(setpoints) - {'pump_flow', 'web_speed'})}")
+        loading = setpoints.get("pump_flow", 100.0) / setpoints.get("web_speed", 5.0)
+        return [Prediction("dry_loading", loading, 0.2, "mg/cm2", 19.6, 20.4)]
+
+    def inverse(
+        self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+    ) -> dict[str, float]:
+        return {"pump_flow": targets["dry_loading"] * 5.0, "web_speed": 5.0}
+
+
+def sample(value: float, t: int, signal: str = "dry_loading", roll: str = "R1") -> Sample:
+    return Sample("line1", "coater1", signal, value, "mg/cm2", t * 10**9, t * 10**9, roll_id=roll, seq=t)
+
+
+def settings(tmp_path: Path, token: str | None = "s3cret") -> Settings:
+    return Settings.model_validate(
+        {"twin": {"state_file": str(tmp_path / "twin.sqlite"), "api_token": token, "lines": ["line1"]}}
+    )
+
+
+@pytest.fixture
+def twin_client(tmp_path: Path) -> Iterator[TestClient]:
+    twin = build_twin(settings(tmp_path), FakeAnalyser, FakeWhatIf(), influx_enabled=False)
+    with TestClient(create_app(twin, run_engine=False)) as client:
+        yield client
+
+
+def feed(client: TestClient, *samples: Sample) -> None:
+    engine = client.app.state.twin.engine  # type: ignore[attr-defined]
+    worker = engine.workers["line1"]
+    engine.dispatch(bus.topic("line1", "coater1"), bus.encode(samples))
+    worker.process(worker.queue.get_nowait())
+
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def test_live_state_shows_the_latest_value_of_each_signal(twin_client: TestClient) -> None:
+    feed(twin_client, sample(20.0, 1), sample(20.1, 2), sample(100.0, 2, signal="pump_flow"))
+    state = twin_client.get("/lines/line1/state").json()
+    assert state["machines"]["coater1"]["dry_loading"]["value"] == 20.1
+    assert state["processed_samples"] == 3
+    machine = twin_client.get("/machines/coater1").json()
+    assert machine["signals"]["pump_flow"]["value"] == 100.0
+
+
+def test_a_drift_becomes_an_alert_that_names_cause_and_material(twin_client: TestClient) -> None:
+    feed(twin_client, sample(19.0, 5, roll="R7"))
+    [alert] = twin_client.get("/alerts").json()
+    assert (alert["state"], alert["cause"], alert["machine"]) == (
+        "active_unacknowledged",
+        "pump_wear",
+        "coater1",
+    )
+    assert alert["rolls"] == ["R7"]
+    assert alert["magnitude"] == pytest.approx(-5.0)
+
+
+def test_acknowledge_and_shelve_need_the_token_and_record_who(twin_client: TestClient) -> None:
+    feed(twin_client, sample(19.0, 5))
+    alert_id = twin_client.get("/alerts").json()[0]["id"]
+    refused = twin_client.post(f"/alerts/{alert_id}/acknowledge", json={"by": "ana"})
+    assert refused.status_code == 401 and "token" in refused.json()["detail"]
+    acked = twin_client.post(f"/alerts/{alert_id}/acknowledge", json={"by": "ana"}, headers=AUTH).json()
+    assert (acked["state"], acked["acknowledged_by"]) == ("acknowledged", "ana")
+    again = twin_client.post(f"/alerts/{alert_id}/acknowledge", json={"by": "ana"}, headers=AUTH)
+    assert again.status_code == 409
+    shelved = twin_client.post(
+        f"/alerts/{alert_id}/shelve", json={"by": "ben", "duration_s": 600}, headers=AUTH
+    )
+    assert shelved.json()["state"] == "shelved"
+    detail = twin_client.get(f"/alerts/{alert_id}").json()
+    assert [(e["action"], e["who"]) for e in detail["events"]] == [
+        ("raise", "twin"),
+        ("acknowledge", "ana"),
+        ("shelve", "ben"),
+    ]
+    assert [a["id"] for a in twin_client.get("/alerts", params={"state": "shelved"}).json()] == [alert_id]
+
+
+def test_returning_to_normal_is_shown_until_acknowledged(twin_client: TestClient) -> None:
+    feed(twin_client, sample(19.0, 5), sample(20.0, 6))
+    [alert] = twin_client.get("/alerts").json()
+    assert alert["state"] == "returned_unacknowledged"
+
+
+def test_bad_requests_get_4xx_with_a_message(twin_client: TestClient) -> None:
+    cases = [
+        twin_client.get("/lines/nope/state"),
+        twin_client.get("/lines/bad;drop/state"),
+        twin_client.get("/alerts/0"),
+        twin_client.get("/alerts/12345"),
+        twin_client.post("/alerts/1/shelve", json={"by": "x", "duration_s": -1}, headers=AUTH),
+        twin_client.post("/whatif", json={"setpoints": {"warp_drive": 1.0}}),
+        twin_client.get("/signals/line1/coater1/x/history", params={"start_ns": 5, "end_ns": 1}),
+        twin_client.get("/genealogy/rolls/R404"),
+    ]
+    for response in cases:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["detail"]
+
+
+def test_whatif_predicts_against_spec_and_inverse_finds_setpoints(twin_client: TestClient) -> None:
+    result = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 110.0, "web_speed": 5.0}}).json()
+    [prediction] = result["predictions"]
+    assert prediction["value"] == pytest.approx(22.0)
+    assert prediction["within_spec"] is False
+    inverse = twin_client.post("/whatif/inverse", json={"targets": {"dry_loading": 20.0}}).json()
+    assert inverse["setpoints"]["pump_flow"] == pytest.approx(100.0)
+    assert inverse["predictions"][0]["within_spec"] is True
+    unsaved = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 100.0}, "save": True})
+    assert unsaved.status_code == 401
+    saved = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 100.0}, "save": True}, headers=AUTH)
+    assert saved.json()["saved_id"] == 1
+
+
+def test_genealogy_links_rolls_and_cells_both_ways(twin_client: TestClient) -> None:
+    feed(twin_client, sample(20.0, 1, roll="R1"))
+    cell = Sample(
+        "line1",
+        "cycler1",
+        "voltage",
+        3.7,
+        "V",
+        2 * 10**9,
+        2 * 10**9,
+        channel="ch01",
+        roll_id="R1",
+        cell_id="C42",
+    )
+    feed(twin_client, cell)
+    roll = twin_client.get("/genealogy/rolls/R1").json()
+    assert [c["cell_id"] for c in roll["cells"]] == ["C42"]
+    assert {s["machine"] for s in roll["steps"]} == {"coater1", "cycler1"}
+    back = twin_client.get("/genealogy/cells/C42").json()
+    assert back["roll"]["roll_id"] == "R1"
+
+
+def test_parameters_health_and_metrics(twin_client: TestClient) -> None:
+    feed(twin_client, sample(20.0, 1))
+    [params] = twin_client.get("/models/parameters").json()
+    assert params["parameters"][0] == {
+        "machine": "coater1",
+        "name": "solids_fraction",
+        "value": 0.7,
+        "sigma": 0.01,
+        "unit": "1",
+    }
+    assert twin_client.get("/health").json()["lines"] == ["line1"]
+    assert 'twin_samples_total{line="line1"} 1.0' in twin_client.get("/metrics").text
+
+
+def test_reads_need_the_token_when_configured(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    config.twin.read_only_without_token = False
+    twin = build_twin(config, FakeAnalyser, None, influx_enabled=False)
+    with TestClient(create_app(twin, run_engine=False)) as client:
+        assert client.get("/alerts").status_code == 401
+        assert client.get("/alerts", headers=AUTH).status_code == 200
+        assert client.post("/whatif", json={"setpoints": {"pump_flow": 1.0}}, headers=AUTH).status_code == 503
+
+
+def test_line_state_is_restored_from_the_snapshot(tmp_path: Path) -> None:
+    first = build_twin(settings(tmp_path), FakeAnalyser, None, influx_enabled=False)
+    worker = first.engine.workers["line1"]
+    worker.process([sample(20.0, 1), sample(20.2, 2)])
+    worker.save()
+    second = build_twin(settings(tmp_path), FakeAnalyser, None, influx_enabled=False)
+    restored = second.engine.workers["line1"]
+    assert restored.restore()
+    assert isinstance(restored.analyser, FakeAnalyser) and restored.analyser.seen == 2
+    assert second.engine.live.lines["line1"]["coater1"]["dry_loading"].value == 20.2
+
+
+def test_the_ui_page_is_served(twin_client: TestClient) -> None:
+    page = twin_client.get("/")
+    assert page.status_code == 200 and "EventSource" in page.text

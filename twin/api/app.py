@@ -1,0 +1,80 @@
+"""The FastAPI application: routers by resource, errors as 4xx with a message, the UI at ``/``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from twin.alerts import AlertConflict, AlertNotFound
+from twin.api import alerts, genealogy, models, ops, signals, state, stream, whatif
+from twin.api.deps import Twin
+from twin.influx import InfluxUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
+    """The API around ``twin``; with ``run_engine`` the app's lifespan starts and stops the engine."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_engine:
+            await twin.engine.start()
+        try:
+            yield
+        finally:
+            if run_engine:
+                await twin.engine.stop()
+
+    app = FastAPI(
+        title="linetwin twin service",
+        version="0.1.0",
+        description="Live state, ISA-18.2 alerts, genealogy and what-if for a Li-ion pilot line.",
+        lifespan=lifespan,
+    )
+    app.state.twin = twin
+    for module in (state, alerts, signals, models, genealogy, stream, whatif, ops):
+        app.include_router(module.router)
+    _errors(app)
+
+    page = resources.files("twin.ui").joinpath("index.html").read_text()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def ui() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    """Every failure a client can cause is a 4xx with ``{"detail": message}``; never a traceback."""
+
+    @app.exception_handler(AlertNotFound)
+    async def not_found(_r: Request, exc: AlertNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(AlertConflict)
+    async def conflict(_r: Request, exc: AlertConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(InfluxUnavailable)
+    async def influx_down(_r: Request, exc: InfluxUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()
+        )
+        return JSONResponse({"detail": problems or "invalid request"}, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_r: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)

@@ -1,0 +1,74 @@
+"""Dependencies shared by the routers: the engine, the what-if models and token authentication.
+
+With ``twin.api_token`` set, every change (acknowledge, shelve, saved what-if runs) needs
+``Authorization: Bearer <token>``; reads need it too unless ``twin.read_only_without_token``.
+Without a token configured the API is open (local demo), and the service logs that at start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core.settings import Settings
+from twin.engine import TwinEngine
+from twin.ports import WhatIf
+
+_bearer = HTTPBearer(auto_error=False, description="the twin's API token (twin.api_token)")
+
+
+@dataclass
+class Twin:
+    """What the routers reach through ``app.state.twin``."""
+
+    settings: Settings
+    engine: TwinEngine
+    whatif: WhatIf | None
+
+
+def get_twin(request: Request) -> Twin:
+    twin: Twin = request.app.state.twin
+    return twin
+
+
+def _token_ok(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    expected = twin.settings.twin.api_token
+    if expected is None:
+        return True
+    return credentials is not None and secrets.compare_digest(
+        credentials.credentials.encode(), expected.get_secret_value().encode()
+    )
+
+
+def authenticated(
+    twin: Annotated[Twin, Depends(get_twin)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    return _token_ok(twin, credentials)
+
+
+def require_writer(authorised: Annotated[bool, Depends(authenticated)]) -> None:
+    if not authorised:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this change needs the API token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_reader(
+    twin: Annotated[Twin, Depends(get_twin)], authorised: Annotated[bool, Depends(authenticated)]
+) -> None:
+    if not authorised and not twin.settings.twin.read_only_without_token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "reading needs the API token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+TwinDep = Annotated[Twin, Depends(get_twin)]

@@ -1,0 +1,210 @@
+"""Pydantic models of every request and response of the API (the OpenAPI schema is generated from them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from twin.alerts import AlertState
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+"""Line, machine, signal, roll and cell names: safe in SQL, InfluxQL and topics by construction."""
+
+Operator = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(Strict):
+    """Every 4xx/5xx body."""
+
+    detail: str
+
+
+class SignalValue(Strict):
+    value: float
+    unit: str
+    time_ns: int
+    quality: str
+    channel: str | None = None
+    roll_id: str | None = None
+    cell_id: str | None = None
+
+
+class MachineState(Strict):
+    line: str
+    machine: str
+    signals: dict[str, SignalValue]
+    open_alerts: int
+
+
+class LineState(Strict):
+    line: str
+    machines: dict[str, dict[str, SignalValue]]
+    processed_samples: int
+    last_sample_ns: int | None
+    open_alerts: int
+
+
+class AlertOut(Strict):
+    id: int
+    key: str
+    state: AlertState
+    line: str
+    machine: str
+    signal: str
+    cause: str = Field(description="likely cause, e.g. pump_wear")
+    title: str
+    text: str = Field(description="what drifted, by how much, since when")
+    action: str = Field(description="suggested action")
+    magnitude: float
+    unit: str
+    onset_ns: int = Field(description="when the drift began (plant time, ns)")
+    detector: str
+    rolls: list[str] = Field(description="affected rolls")
+    cells: list[str] = Field(description="affected cells")
+    raised_ns: int
+    updated_ns: int
+    condition_active: bool
+    acknowledged: bool
+    acknowledged_by: str | None
+    acknowledged_ns: int | None
+    shelved_until_ns: int | None
+    shelved_by: str | None
+    cleared_ns: int | None
+
+
+class AlertEventOut(Strict):
+    at_ns: int
+    action: str
+    who: str
+    note: str
+
+
+class AlertDetail(AlertOut):
+    events: list[AlertEventOut]
+
+
+class AcknowledgeRequest(Strict):
+    by: Operator = Field(description="who acknowledges")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ShelveRequest(Strict):
+    by: Operator
+    duration_s: float = Field(gt=0, le=7 * 86400, description="shelved until now + duration (at most a week)")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class UnshelveRequest(Strict):
+    by: Operator
+
+
+class HistoryPoint(Strict):
+    time_ns: int
+    value: float | None
+    sigma: float | None = None
+
+
+class SignalHistory(Strict):
+    line: str
+    machine: str
+    signal: str
+    measurement: Literal["process", "model"]
+    kind: str | None
+    points: list[HistoryPoint]
+
+
+class ParameterOut(Strict):
+    machine: str
+    name: str
+    value: float
+    sigma: float | None = Field(description="standard uncertainty")
+    unit: str
+
+
+class ModelParameters(Strict):
+    line: str
+    parameters: list[ParameterOut]
+
+
+class CellOut(Strict):
+    cell_id: str
+    roll_id: str | None
+    line: str
+    machine: str
+    channel: str | None
+    first_ns: int
+    last_ns: int
+
+
+class RollStep(Strict):
+    machine: str
+    line: str
+    first_ns: int
+    last_ns: int
+
+
+class RollGenealogy(Strict):
+    roll_id: str
+    steps: list[RollStep]
+    cells: list[CellOut]
+
+
+class CellGenealogy(Strict):
+    cell: CellOut
+    roll: RollGenealogy | None
+
+
+Setpoint = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class WhatIfRequest(Strict):
+    setpoints: dict[Name, Setpoint] = Field(
+        min_length=1,
+        max_length=32,
+        description="setpoint name -> value, e.g. pump_flow, web_speed, line_load",
+    )
+    save: bool = Field(False, description="keep the run (needs the API token when one is configured)")
+
+
+class PredictionOut(Strict):
+    quantity: str
+    value: float
+    sigma: float
+    unit: str
+    lower_spec: float | None
+    upper_spec: float | None
+    within_spec: bool | None
+
+
+class WhatIfResponse(Strict):
+    setpoints: dict[str, float]
+    predictions: list[PredictionOut]
+    saved_id: int | None = None
+
+
+class Bounds(Strict):
+    low: Setpoint
+    high: Setpoint
+
+
+class InverseRequest(Strict):
+    targets: dict[Name, Setpoint] = Field(min_length=1, max_length=16, description="quantity -> target")
+    bounds: dict[Name, Bounds] = Field(default_factory=dict, max_length=32, description="setpoint limits")
+
+
+class InverseResponse(Strict):
+    setpoints: dict[str, float]
+    predictions: list[PredictionOut]
+
+
+class Health(Strict):
+    status: Literal["ok", "degraded"]
+    mqtt_connected: bool
+    lines: list[str]
+    influx_pending_points: int
+    uptime_s: float

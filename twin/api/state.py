@@ -1,0 +1,47 @@
+"""Live line and machine state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from twin.alerts import AlertState
+from twin.api.deps import TwinDep, require_reader
+from twin.api.schemas import LineState, MachineState, Name, Problem, SignalValue
+
+router = APIRouter(
+    tags=["state"], dependencies=[Depends(require_reader)], responses={404: {"model": Problem}}
+)
+
+OPEN = [AlertState.ACTIVE_UNACKNOWLEDGED, AlertState.ACKNOWLEDGED, AlertState.RETURNED_UNACKNOWLEDGED]
+
+
+@router.get("/lines/{line}/state", response_model=LineState)
+async def line_state(twin: TwinDep, line: Name) -> LineState:
+    worker = twin.engine.workers.get(line)
+    if worker is None:
+        raise HTTPException(404, f"this twin does not serve line {line!r}; it serves {twin.engine.lines}")
+    machines = twin.engine.live.lines.get(line, {})
+    return LineState(
+        line=line,
+        machines={m: {k: SignalValue(**asdict(v)) for k, v in sig.items()} for m, sig in machines.items()},
+        processed_samples=worker.processed,
+        last_sample_ns=worker.last_sample_ns,
+        open_alerts=len(twin.engine.alerts.find(line=line, states=OPEN, limit=10_000)),
+    )
+
+
+@router.get("/machines/{machine}", response_model=MachineState)
+async def machine_state(twin: TwinDep, machine: Name) -> MachineState:
+    for line, machines in twin.engine.live.lines.items():
+        if machine in machines:
+            return MachineState(
+                line=line,
+                machine=machine,
+                signals={k: SignalValue(**asdict(v)) for k, v in machines[machine].items()},
+                open_alerts=len(
+                    twin.engine.alerts.find(line=line, machine=machine, states=OPEN, limit=10_000)
+                ),
+            )
+    raise HTTPException(404, f"no live data for machine {machine!r}")

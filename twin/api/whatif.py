@@ -1,0 +1,75 @@
+"""What-if for process engineers: setpoints -> predicted quality, and the inverse (target -> setpoints)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from twin.api.deps import Twin, TwinDep, authenticated, require_reader
+from twin.api.schemas import (
+    InverseRequest,
+    InverseResponse,
+    PredictionOut,
+    Problem,
+    WhatIfRequest,
+    WhatIfResponse,
+)
+from twin.ports import Prediction, WhatIf
+
+router = APIRouter(
+    prefix="/whatif",
+    tags=["whatif"],
+    dependencies=[Depends(require_reader)],
+    responses={401: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+)
+
+
+def _models(twin: Twin) -> WhatIf:
+    if twin.whatif is None:
+        raise HTTPException(503, "the what-if models are not loaded in this twin")
+    return twin.whatif
+
+
+def _out(p: Prediction) -> PredictionOut:
+    within = None
+    if p.lower_spec is not None or p.upper_spec is not None:
+        within = (p.lower_spec is None or p.value >= p.lower_spec) and (
+            p.upper_spec is None or p.value <= p.upper_spec
+        )
+    return PredictionOut(
+        quantity=p.quantity,
+        value=p.value,
+        sigma=p.sigma,
+        unit=p.unit,
+        lower_spec=p.lower_spec,
+        upper_spec=p.upper_spec,
+        within_spec=within,
+    )
+
+
+@router.post("", response_model=WhatIfResponse)
+async def predict(
+    twin: TwinDep, body: WhatIfRequest, authorised: Annotated[bool, Depends(authenticated)]
+) -> WhatIfResponse:
+    """Predicted loading, thickness, porosity and cell capacity with uncertainty for these setpoints."""
+    if body.save and not authorised:
+        raise HTTPException(
+            401, "saving a what-if run needs the API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    predictions = [_out(p) for p in _models(twin).predict(body.setpoints)]
+    response = WhatIfResponse(setpoints=dict(body.setpoints), predictions=predictions)
+    if body.save:
+        response.saved_id = twin.engine.state.save_whatif(body.model_dump_json(), response.model_dump_json())
+    return response
+
+
+@router.post("/inverse", response_model=InverseResponse)
+async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
+    """The setpoints (within ``bounds``) whose predicted quality is closest to ``targets``."""
+    for name, bound in body.bounds.items():
+        if bound.low > bound.high:
+            raise HTTPException(422, f"bounds of {name}: low {bound.low} is above high {bound.high}")
+    models = _models(twin)
+    setpoints = models.inverse(body.targets, {k: (b.low, b.high) for k, b in body.bounds.items()})
+    return InverseResponse(setpoints=setpoints, predictions=[_out(p) for p in models.predict(setpoints)])
