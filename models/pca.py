@@ -65,7 +65,7 @@ class PCAMonitor:
         z = (data - self.mean) / self.scale
         pca = PCA().fit(z)
         ratio = np.cumsum(pca.explained_variance_ratio_)
-        keep = int(min(np.searchsorted(ratio, self.variance) + 1, len(self.signals)))
+        keep = min(int(np.searchsorted(ratio, self.variance)) + 1, len(self.signals))
         keep = max(1, min(keep, len(self.signals) - 1)) if len(self.signals) > 1 else 1
         self.components = pca.components_[:keep]
         self.eigenvalues = np.maximum(pca.explained_variance_[:keep], 1e-12)
@@ -121,7 +121,7 @@ class PCAMonitor:
         return self.statistic
 
     def contributions(self) -> dict[str, float]:
-        """Share of the dominant statistic each signal explains (SPE: squared residual; T²: score-weighted)."""
+        """Share of the dominant statistic each signal explains (SPE: squared residual; T²: scores)."""
         z = self._z
         if self.spe / self.spe_limit >= self.t2 / self.t2_limit:
             residual = z - (self.components @ z) @ self.components

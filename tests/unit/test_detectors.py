@@ -27,11 +27,11 @@ def _run_lengths(make, runs: int, seed: int, shift: float = 0.0, cap: int = 5000
     for i in range(runs):
         detector = make()
         data = rng.normal(shift, 1.0, cap)
-        for n, x in enumerate(data, start=1):
+        for x in data:
             detector.update(x)
             if detector.drift_detected:
                 break
-        lengths[i] = n
+        lengths[i] = detector.n
     return lengths
 
 
