@@ -1,0 +1,191 @@
+"""The InfluxDB writer: batches by size and time, retries with backoff, spools when the database is down.
+
+Speaks the one write API every InfluxDB generation serves: ``POST /write?db=&rp=&precision=ns`` with line
+protocol (1.x natively; 2.x and 3.x through their v1 compatibility endpoint, authenticated with
+``Authorization: Token ...``). influxdb-client's WriteApi is not used: it targets the 2.x ``/api/v2/write``
+endpoint, which 1.x does not serve, and its retry buffer lives in memory, where a kill -9 loses it.
+
+Delivery is at least once: a batch's ``acks`` (e.g. MQTT PUBACKs) run only once the batch is in the
+database or fsynced in the spool. Points are idempotent (same measurement, tags and time overwrite), so
+a replayed batch never doubles a sample. While the spool holds anything, new batches go behind it, so the
+database receives every source's samples in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from connectors.accounting import Accounting
+from connectors.influx.lineprotocol import process_point
+from connectors.influx.spool import SourceCounts, Spool
+from core.errors import RejectedInput
+from core.sample import Sample
+from core.settings import InfluxSettings
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], object]
+
+
+class WriteFailed(Exception):
+    """The database did not take a batch (unreachable, 5xx, auth); the batch is retried or spooled."""
+
+
+@dataclass
+class Batch:
+    lines: list[str] = field(default_factory=list)
+    counts: SourceCounts = field(default_factory=Counter)
+    acks: list[Ack] = field(default_factory=list)
+
+
+class InfluxWriter:
+    """Collect samples into batches and deliver them; run ``run()`` as a task, ``close()`` at the end."""
+
+    def __init__(self, settings: InfluxSettings, accounting: Accounting, attempts: int = 3) -> None:
+        self.settings = settings
+        self.accounting = accounting
+        self.spool = Spool(settings.spool_dir)
+        self._attempts = attempts
+        self._batch = Batch()
+        self._full = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._http = httpx.AsyncClient(timeout=settings.timeout_s)
+        self._params = {"db": settings.database, "rp": settings.retention_policy, "precision": "ns"}
+        if settings.username:
+            self._params["u"] = settings.username
+            self._params["p"] = settings.password.get_secret_value() if settings.password else ""
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if settings.token:
+            self._headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        accounting.spool_depth.set(len(self.spool))
+
+    def add(self, samples: Iterable[Sample], connector: str, ack: Ack | None = None) -> None:
+        """Queue samples of one connector; ``ack`` runs once they are durable."""
+        batch = self._batch
+        for sample in samples:
+            batch.lines.append(process_point(sample))
+            batch.counts[(connector, sample.source)] += 1
+        if ack is not None:
+            batch.acks.append(ack)
+        if len(batch.lines) >= self.settings.batch_size:
+            self._full.set()
+
+    def add_lines(self, lines: Iterable[str]) -> None:
+        """Queue ready line-protocol points that are not samples (the ``connector`` measurement)."""
+        self._batch.lines.extend(lines)
+
+    async def run(self) -> None:
+        """Flush on size or interval, and drain the spool whenever the database answers again."""
+        replay = asyncio.create_task(self._replay_forever())
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.settings.flush_interval_ms / 1000)
+                await self.flush()
+        finally:
+            replay.cancel()
+
+    async def flush(self) -> None:
+        """Deliver the current batch: to the database, else (after retries) to the spool."""
+        async with self._lock:
+            batch, self._batch = self._batch, Batch()
+            self._full.clear()
+            if not batch.lines:
+                self._acknowledge(batch.acks)
+                return
+            body = ("\n".join(batch.lines) + "\n").encode()
+            if not len(self.spool) and await self._deliver(body, batch.counts):
+                self._count("written", batch.counts)
+            else:
+                self._to_spool(body, batch.counts)
+            self._acknowledge(batch.acks)
+
+    async def close(self) -> None:
+        """Flush what is left (to the spool if need be) and release the HTTP client."""
+        await self.flush()
+        await self._http.aclose()
+
+    async def replay(self) -> bool:
+        """Replay spooled segments oldest first; True when the spool is empty."""
+        async with self._lock:
+            while (segment := self.spool.oldest()) is not None:
+                try:
+                    await self._post(segment.body)
+                except WriteFailed:
+                    return False
+                except RejectedInput as exc:
+                    self._reject_batch(segment.counts, exc)
+                else:
+                    self._count("replayed", segment.counts)
+                    self._count("written", segment.counts)
+                self.spool.remove(segment)
+                self.accounting.spool_depth.set(len(self.spool))
+            return True
+
+    async def _replay_forever(self) -> None:
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            if not len(self.spool):
+                delay = 0.2
+                continue
+            delay = 0.2 if await self.replay() else min(delay * 2, self.settings.retry_max_s)
+
+    async def _deliver(self, body: bytes, counts: SourceCounts) -> bool:
+        delay = 0.1
+        for attempt in range(self._attempts):
+            try:
+                await self._post(body)
+                return True
+            except WriteFailed as exc:
+                if attempt + 1 == self._attempts:
+                    log.warning(
+                        "InfluxDB write failed, spooling: %s", exc, extra={"points": body.count(b"\n")}
+                    )
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+            except RejectedInput as exc:
+                self._reject_batch(counts, exc)
+                return True
+        return False
+
+    async def _post(self, body: bytes) -> None:
+        try:
+            response = await self._http.post(
+                f"{self.settings.url}/write", params=self._params, content=body, headers=self._headers
+            )
+        except httpx.HTTPError as exc:
+            raise WriteFailed(f"{self.settings.url}: {exc!r}") from None
+        if response.status_code == 204:
+            return
+        if response.status_code == 400:
+            raise RejectedInput("database_rejected", response.text[:200])
+        raise WriteFailed(f"{self.settings.url}: HTTP {response.status_code} {response.text[:200]}")
+
+    def _to_spool(self, body: bytes, counts: SourceCounts) -> None:
+        self.spool.append(body, counts)
+        self.accounting.spool_depth.set(len(self.spool))
+        self._count("spooled", counts)
+
+    def _reject_batch(self, counts: SourceCounts, error: RejectedInput) -> None:
+        """A 400 means points the database will never take; retrying would block the spool forever."""
+        for (connector, source), n in counts.items():
+            for _ in range(n):
+                self.accounting.reject(connector, source, error)
+
+    def _count(self, name: str, counts: SourceCounts) -> None:
+        for (connector, source), n in counts.items():
+            self.accounting.count(name, connector, source, n)
+
+    @staticmethod
+    def _acknowledge(acks: list[Ack]) -> None:
+        for ack in acks:
+            ack()

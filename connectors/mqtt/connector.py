@@ -1,0 +1,229 @@
+"""The MQTT connector: subscribe to the tag map's topics, normalise, check sequences, hand over.
+
+QoS 1 with a persistent session (clean_start False, session expiry) and manual acknowledgement: a
+message's PUBACK is sent only once its samples are in InfluxDB or the disk spool, so a kill -9 of this
+process makes the broker deliver the unacknowledged messages again at the next start.
+
+Several processes split the sources with ``ingest.partition``/``ingest.partitions``: a source (JSON:
+machine and channel; Sparkplug: edge node) belongs to partition ``crc32(source) % partitions``, so each
+source's messages stay in order on one process and its sequence checks hold. Messages of other
+partitions are acknowledged and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from functools import partial
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from connectors.accounting import Accounting
+from connectors.influx.writer import Ack
+from connectors.mqtt import jsonpayload
+from connectors.mqtt.client import connect, make_client
+from connectors.mqtt.sparkplug import SparkplugHost, needs_rebirth, rebirth_request
+from connectors.pipeline import Pipeline
+from connectors.tagmap import MqttSource, TagMap
+from connectors.validate import TimeWindow
+from core.errors import RejectedInput
+from core.sample import Sample
+from core.settings import Settings
+from core.sparkplug import Topic
+
+log = logging.getLogger(__name__)
+
+CONNECTOR = "mqtt"
+REBIRTH_HOLDOFF_S = 5.0
+
+
+@dataclass
+class ChannelSequence:
+    run: str | None
+    last: int
+
+
+def partition_of(source: str, partitions: int) -> int:
+    """The partition a source belongs to; stable across processes and restarts (unlike ``hash``)."""
+    return zlib.crc32(source.encode()) % partitions
+
+
+class MqttConnector:
+    """Owns one paho client; callbacks run on paho's loop thread and hand samples to the pipeline."""
+
+    def __init__(
+        self, settings: Settings, tagmap: TagMap, pipeline: Pipeline, accounting: Accounting
+    ) -> None:
+        self.settings = settings
+        self.sources = tagmap.mqtt
+        self.pipeline = pipeline
+        self.accounting = accounting
+        self.window = TimeWindow.from_settings(settings.ingest)
+        ingest = settings.ingest
+        client_id = (
+            f"{settings.mqtt.client_id_prefix}-ingest-{settings.line}-{ingest.partition}of{ingest.partitions}"
+        )
+        self.client = make_client(settings.mqtt, client_id)
+        self.client.manual_ack_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.connected = False
+        self._sequences: dict[str, ChannelSequence] = {}
+        self._hosts = {
+            id(source): SparkplugHost(settings.line, source.machine, source.units, self.window)
+            for source in self.sources
+            if source.format == "sparkplug"
+        }
+        self._rebirth_asked: dict[str, float] = {}
+
+    def start(self) -> None:
+        connect(self.client, self.settings.mqtt, persistent=True)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT connect refused: %s", reason, extra={"host": self.settings.mqtt.host})
+            return
+        self.connected = True
+        log.info("MQTT connected", extra={"host": self.settings.mqtt.host, "port": self.settings.mqtt.port})
+        filters = sorted({source.topic for source in self.sources})
+        if filters:
+            client.subscribe([(topic, 1) for topic in filters])
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
+    ) -> None:
+        self.connected = False
+        log.warning("MQTT disconnected: %s", reason, extra={"host": self.settings.mqtt.host})
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        ack = partial(client.ack, message.mid, message.qos)
+        receive_time = time.time_ns()
+        topic = message.topic
+        source_config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
+        try:
+            if source_config is None:
+                raise RejectedInput("unknown_topic", topic)
+            if source_config.format == "sparkplug":
+                self._sparkplug(source_config, topic, bytes(message.payload), receive_time, ack)
+            else:
+                self._json(source_config, topic, bytes(message.payload), receive_time, ack)
+        except RejectedInput as exc:
+            self.accounting.reject(
+                CONNECTOR, topic if source_config is None else self._source(source_config, topic), exc
+            )
+            ack()
+
+    def _source(self, config: MqttSource, topic: str) -> str:
+        levels = topic.split("/")
+        if config.format == "sparkplug":
+            return "/".join(levels[1:2] + levels[3:4])
+        channel = (
+            levels[config.channel_level]
+            if config.channel_level is not None and config.channel_level < len(levels)
+            else None
+        )
+        return f"{config.machine}/{channel}" if channel else config.machine
+
+    def _mine(self, source: str) -> bool:
+        ingest = self.settings.ingest
+        return ingest.partitions == 1 or partition_of(source, ingest.partitions) == ingest.partition
+
+    def _check_size(self, payload: bytes) -> None:
+        if len(payload) > self.settings.ingest.max_payload_bytes:
+            raise RejectedInput("oversized_payload", f"{len(payload)} bytes")
+
+    def _json(self, config: MqttSource, topic: str, payload: bytes, receive_time: int, ack: Ack) -> None:
+        source = self._source(config, topic)
+        if not self._mine(source):
+            ack()
+            return
+        self._check_size(payload)
+        levels = topic.split("/")
+        channel = (
+            levels[config.channel_level]
+            if config.channel_level is not None and config.channel_level < len(levels)
+            else None
+        )
+        records = jsonpayload.parse(
+            payload,
+            line=self.settings.line,
+            machine=config.machine,
+            channel=channel,
+            source=source,
+            units=config.units,
+            window=self.window,
+            receive_time_ns=receive_time,
+            reject=partial(self.accounting.reject, CONNECTOR, source),
+        )
+        samples = []
+        for record in records:
+            self._check_sequence(source, record.run, record.seq)
+            samples.extend(record.samples)
+        self._hand_over(samples, ack)
+
+    def _check_sequence(self, source: str, run: str | None, seq: int | None) -> None:
+        """Count missing sequence numbers; a new ``run`` starts afresh, a repeat (redelivery) is no gap."""
+        if seq is None:
+            return
+        known = self._sequences.get(source)
+        if known is None or known.run != run:
+            self._sequences[source] = ChannelSequence(run, seq)
+            return
+        if seq > known.last + 1:
+            missing = seq - known.last - 1
+            self.accounting.count("seq_gaps", CONNECTOR, source, missing)
+            log.warning("sequence gap", extra={"source": source, "after": known.last, "got": seq})
+        known.last = max(known.last, seq)
+
+    def _sparkplug(self, config: MqttSource, topic: str, payload: bytes, receive_time: int, ack: Ack) -> None:
+        try:
+            parsed = Topic.parse(topic)
+        except ValueError as exc:
+            raise RejectedInput("unknown_topic", str(exc)) from None
+        node = f"{parsed.group_id}/{parsed.edge_node_id}"
+        if not self._mine(node):
+            ack()
+            return
+        self._check_size(payload)
+        host = self._hosts[id(config)]
+        try:
+            outcome = host.handle(parsed, payload, receive_time)
+        except RejectedInput as exc:
+            if needs_rebirth(exc):
+                self._ask_rebirth(parsed, node)
+            raise
+        source = f"{node}/{parsed.device_id}" if parsed.device_id else node
+        if outcome.missing:
+            self.accounting.count("seq_gaps", CONNECTOR, node, outcome.missing)
+            log.warning("Sparkplug seq gap", extra={"source": node, "missing": outcome.missing})
+        for error in outcome.rejects:
+            self.accounting.reject(CONNECTOR, source, error)
+        if outcome.rebirth:
+            self._ask_rebirth(parsed, node)
+        self._hand_over(outcome.samples, ack)
+
+    def _ask_rebirth(self, topic: Topic, node: str) -> None:
+        now = time.monotonic()
+        if now - self._rebirth_asked.get(node, -REBIRTH_HOLDOFF_S) < REBIRTH_HOLDOFF_S:
+            return
+        self._rebirth_asked[node] = now
+        ncmd_topic, payload = rebirth_request(topic)
+        self.client.publish(ncmd_topic, payload, qos=0)
+        log.info("Sparkplug rebirth requested", extra={"source": node})
+
+    def _hand_over(self, samples: list[Sample], ack: Ack) -> None:
+        if samples:
+            self.pipeline.submit_threadsafe(CONNECTOR, samples, ack)
+        else:
+            ack()

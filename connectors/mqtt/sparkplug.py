@@ -1,0 +1,198 @@
+"""Sparkplug B state per edge node: births, deaths, aliases and the 0-255 ``seq``.
+
+Follows the Sparkplug 3.0 specification: NBIRTH starts a session (``seq`` 0, ``bdSeq`` metric), DBIRTH
+declares a device's metrics with their aliases, NDATA/DDATA may name metrics by alias only, NDEATH with a
+matching ``bdSeq`` ends the session. A ``seq`` that does not follow the previous one (mod 256), data
+before a birth, or an unknown alias means this host missed something: the missing messages are counted
+as a gap and a rebirth is requested (NCMD ``Node Control/Rebirth``), after which aliases are fresh.
+
+Device IDs are channels and metric names are signals; a metric named ``seq`` is the channel's own
+sequence number (``Sample.seq``), ``cell_id``/``roll_id`` string metrics are context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+
+from connectors.validate import TimeWindow, number
+from core.errors import RejectedInput
+from core.sample import Sample
+from core.sparkplug import DataType, MessageType, Payload, Topic
+
+REBIRTH = "Node Control/Rebirth"
+_CONTEXT = ("seq", "cell_id", "roll_id")
+_SIGNED_BITS = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}
+
+
+@dataclass
+class EdgeNode:
+    """What a host knows of one edge node between its birth and death."""
+
+    bd_seq: int | None = None
+    seq: int | None = None
+    aliases: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What one message produced: samples, missing messages, and whether to ask for a rebirth."""
+
+    samples: list[Sample] = field(default_factory=list)
+    missing: int = 0
+    rebirth: bool = False
+    rejects: list[RejectedInput] = field(default_factory=list)
+
+
+def rebirth_request(topic: Topic) -> tuple[str, bytes]:
+    """The NCMD topic and payload that ask an edge node to publish its births again."""
+    payload = Payload()
+    metric = payload.metrics.add()
+    metric.name = REBIRTH
+    metric.datatype = DataType.BOOLEAN
+    metric.boolean_value = True
+    return str(Topic(topic.group_id, MessageType.NCMD, topic.edge_node_id)), payload.SerializeToString()
+
+
+class SparkplugHost:
+    """Decode Sparkplug B messages of many edge nodes into samples."""
+
+    def __init__(self, line: str, machine: str, units: dict[str, str], window: TimeWindow) -> None:
+        self.line = line
+        self.machine = machine
+        self.units = units
+        self.window = window
+        self.nodes: dict[tuple[str, str], EdgeNode] = {}
+
+    def handle(self, topic: Topic, data: bytes, receive_time_ns: int) -> Outcome:
+        """Handle one message. Raises ``RejectedInput`` when the whole message is unusable."""
+        try:
+            payload = Payload.FromString(data)
+        except DecodeError as exc:
+            raise RejectedInput("malformed_protobuf", str(exc)) from None
+        kind = topic.message_type
+        if kind in (MessageType.NCMD, MessageType.DCMD):
+            return Outcome()
+        node = self.nodes.setdefault((topic.group_id, topic.edge_node_id), EdgeNode())
+        if kind is MessageType.NDEATH:
+            return self._death(node, payload)
+        if not payload.HasField("seq"):
+            raise RejectedInput("malformed_protobuf", f"{kind} without seq")
+        outcome = Outcome()
+        if kind is MessageType.NBIRTH:
+            node.aliases.clear()
+            node.bd_seq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
+            node.seq = payload.seq
+            self._learn(node, payload)
+            return outcome
+        if node.seq is None:
+            raise _RejectWithRebirth("no_birth", f"{kind} from {topic.edge_node_id} before its NBIRTH")
+        expected = (node.seq + 1) % 256
+        if payload.seq != expected:
+            outcome.missing = (payload.seq - expected) % 256
+            outcome.rebirth = True
+        node.seq = payload.seq
+        if kind is MessageType.DBIRTH:
+            self._learn(node, payload)
+        if kind is MessageType.DDEATH:
+            return outcome
+        channel = topic.device_id
+        source = f"{topic.group_id}/{topic.edge_node_id}" + (f"/{channel}" if channel else "")
+        self._samples(node, payload, channel, source, receive_time_ns, outcome)
+        return outcome
+
+    def _death(self, node: EdgeNode, payload: Payload) -> Outcome:
+        bd_seq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
+        if node.bd_seq is None or bd_seq == node.bd_seq:
+            node.seq = None
+            node.aliases.clear()
+        return Outcome()
+
+    @staticmethod
+    def _learn(node: EdgeNode, payload: Payload) -> None:
+        for metric in payload.metrics:
+            if metric.HasField("alias") and metric.name:
+                node.aliases[metric.alias] = (metric.name, metric.datatype)
+
+    def _samples(
+        self,
+        node: EdgeNode,
+        payload: Payload,
+        channel: str | None,
+        source: str,
+        receive_time_ns: int,
+        outcome: Outcome,
+    ) -> None:
+        context: dict[str, object] = {}
+        values = []
+        for metric in payload.metrics:
+            try:
+                name, datatype = self._identify(node, metric)
+            except RejectedInput as exc:
+                outcome.rejects.append(exc)
+                outcome.rebirth = True
+                continue
+            if name in _CONTEXT:
+                context[name] = _value(metric, datatype)
+            elif name != "bdSeq":
+                values.append((name, datatype, metric))
+        seq = context.get("seq")
+        for name, datatype, metric in values:
+            try:
+                unit = self.units.get(name)
+                if unit is None:
+                    raise RejectedInput("unknown_signal", f"{self.machine} has no signal {name!r}")
+                stamp = metric.timestamp if metric.HasField("timestamp") else payload.timestamp
+                if not stamp:
+                    raise RejectedInput("missing_timestamp", f"metric {name}")
+                outcome.samples.append(
+                    Sample(
+                        self.line,
+                        self.machine,
+                        name,
+                        number(_value(metric, datatype)),
+                        unit,
+                        self.window.check(stamp * 1_000_000, receive_time_ns),
+                        receive_time_ns,
+                        source=source,
+                        seq=seq if isinstance(seq, int) else None,
+                        channel=channel,
+                        roll_id=_text(context.get("roll_id")),
+                        cell_id=_text(context.get("cell_id")),
+                    )
+                )
+            except RejectedInput as exc:
+                outcome.rejects.append(exc)
+
+    @staticmethod
+    def _identify(node: EdgeNode, metric: Payload.Metric) -> tuple[str, int]:
+        if metric.name:
+            known = next((dt for name, dt in node.aliases.values() if name == metric.name), None)
+            return metric.name, metric.datatype or known or 0
+        if metric.HasField("alias") and metric.alias in node.aliases:
+            return node.aliases[metric.alias]
+        raise RejectedInput("unknown_alias", f"alias {metric.alias}")
+
+
+class _RejectWithRebirth(RejectedInput):
+    """A reject after which the edge node must be asked for its births."""
+
+
+def needs_rebirth(error: RejectedInput) -> bool:
+    return isinstance(error, _RejectWithRebirth)
+
+
+def _value(metric: Payload.Metric, datatype: int) -> object:
+    kind = metric.WhichOneof("value")
+    if kind is None or metric.is_null:
+        return None
+    value = getattr(metric, kind)
+    bits = _SIGNED_BITS.get(DataType(datatype)) if datatype in DataType._value2member_map_ else None
+    if bits and isinstance(value, int) and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,1 @@
+"""OPC UA input (asyncua): subscriptions with monitored items, security, reconnect, discovery."""

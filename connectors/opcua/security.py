@@ -1,0 +1,86 @@
+"""Client security from ``[opcua]``: Basic256Sha256 Sign/SignAndEncrypt with X.509, user and password."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asyncua import Client, ua
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography import x509
+
+from core.errors import ConfigError, LinetwinError
+from core.settings import OpcUaSettings
+
+_MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
+
+#: StatusCodes that mean "this client is not allowed in"; retrying cannot help, so they are not retried.
+REFUSALS = frozenset(
+    {
+        ua.StatusCodes.BadUserAccessDenied,
+        ua.StatusCodes.BadIdentityTokenInvalid,
+        ua.StatusCodes.BadIdentityTokenRejected,
+        ua.StatusCodes.BadSecurityChecksFailed,
+        ua.StatusCodes.BadCertificateInvalid,
+        ua.StatusCodes.BadCertificateUntrusted,
+        ua.StatusCodes.BadCertificateRevoked,
+        ua.StatusCodes.BadSecurityPolicyRejected,
+        ua.StatusCodes.BadSecurityModeRejected,
+    }
+)
+
+
+class OpcUaRefused(LinetwinError):
+    """The server refused this client's certificate, security settings or user credentials."""
+
+
+async def configure(client: Client, settings: OpcUaSettings) -> None:
+    """Apply security policy, certificates and user identity to a client before it connects."""
+    if settings.username:
+        client.set_user(settings.username)
+        if settings.password:
+            client.set_password(settings.password.get_secret_value())
+    if settings.security_policy == "None":
+        if settings.security_mode != "None":
+            raise ConfigError("opcua.security_mode needs opcua.security_policy = 'Basic256Sha256'")
+        return
+    if settings.security_mode == "None":
+        raise ConfigError("opcua.security_policy Basic256Sha256 needs security_mode Sign or SignAndEncrypt")
+    if settings.certificate is None or settings.private_key is None:
+        raise ConfigError(
+            "opcua.security_policy Basic256Sha256 needs opcua.certificate and opcua.private_key"
+        )
+    for path in (settings.certificate, settings.private_key, settings.server_certificate):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"OPC UA certificate file {path} does not exist")
+    client.application_uri = _application_uri(settings.certificate) or client.application_uri
+    await client.set_security(
+        SecurityPolicyBasic256Sha256,
+        certificate=str(settings.certificate),
+        private_key=str(settings.private_key),
+        server_certificate=str(settings.server_certificate) if settings.server_certificate else None,
+        mode=_MODES[settings.security_mode],
+    )
+
+
+def refusal(exc: BaseException) -> OpcUaRefused | None:
+    """An ``OpcUaRefused`` when ``exc`` is the server saying no to this client, else None."""
+    code = getattr(exc, "code", None)
+    if isinstance(exc, ua.UaStatusCodeError) and code in REFUSALS:
+        return OpcUaRefused(f"OPC UA server refused the connection: {ua.StatusCode(code).name}")
+    return None
+
+
+def _application_uri(certificate: Path) -> str | None:
+    """The client's ApplicationUri must equal the URI in its certificate (Part 4, 5.4.2.2)."""
+    data = certificate.read_bytes()
+    cert = (
+        x509.load_pem_x509_certificate(data)
+        if data.startswith(b"-----")
+        else x509.load_der_x509_certificate(data)
+    )
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None

@@ -1,0 +1,150 @@
+"""The tag map: which OPC UA nodes and MQTT topics become which machine, signal and unit.
+
+A TOML file (``ingest.tag_map``), validated by pydantic like the rest of the settings. Without a file the
+built-in map serves the simulated line: OPC UA machines are discovered from the server's AnalogItems at
+connect time (see ``connectors.opcua.discover``) and the cycler topics below are used for MQTT.
+
+OPC UA nodes are named either by NodeId (``ns=2;s=Coater1.PumpFlow``, ``i=2258``) or by browse path from
+the Objects folder (``Coater1/Dryer/Zone1/Temperature``; a segment may carry its namespace, ``2:Coater1``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from core.errors import ConfigError
+from core.settings import Section
+
+_NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$")
+
+
+def is_node_id(node: str) -> bool:
+    """True for a NodeId string, False for a browse path."""
+    return bool(_NODE_ID.match(node))
+
+
+class OpcUaTag(Section):
+    """One analog item: its node and the signal and unit it becomes."""
+
+    node: str = Field(min_length=1)
+    signal: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    unit: str = Field(min_length=1)
+
+
+class OpcUaMachine(Section):
+    """The nodes of one machine. ``scan_counter`` numbers its ticks (the samples' ``seq``)."""
+
+    machine: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    scan_counter: str | None = None
+    roll_id: str | None = None
+    tags: list[OpcUaTag] = Field(default_factory=list)
+
+
+class MqttSource(Section):
+    """A topic filter and how its payloads read.
+
+    ``json``: the topic level ``channel_level`` (0-based) names the channel; payload keys are signals whose
+    units are listed in ``units``. ``sparkplug``: device IDs are channels, metric names are signals.
+    """
+
+    topic: str = Field(min_length=1)
+    machine: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    format: Literal["json", "sparkplug"] = "json"
+    channel_level: int | None = Field(None, ge=0)
+    units: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_filter(cls, topic: str) -> str:
+        levels = topic.split("/")
+        if any(("#" in level and level != "#") or ("+" in level and level != "+") for level in levels):
+            raise ValueError("wildcards must fill a whole topic level")
+        if "#" in levels[:-1]:
+            raise ValueError("'#' may only be the last topic level")
+        return topic
+
+
+class TagMap(Section):
+    """The whole map. An empty ``opcua`` list means: discover the machines on the server."""
+
+    opcua: list[OpcUaMachine] = Field(default_factory=list)
+    mqtt: list[MqttSource] = Field(default_factory=list)
+
+
+CYCLER_UNITS = {
+    "voltage": "V",
+    "current": "A",
+    "temperature": "Cel",
+    "charge_capacity": "Ah",
+    "discharge_capacity": "Ah",
+    "capacity": "Ah",
+    "ocv": "V",
+    "step": "1",
+}
+
+
+def builtin() -> TagMap:
+    """The map for the simulated line: discovered OPC UA machines, cycler channels over MQTT."""
+    return TagMap(
+        mqtt=[
+            MqttSource(
+                topic="+/+/+/cycler1/+", machine="cycler1", format="json", channel_level=4, units=CYCLER_UNITS
+            ),
+            MqttSource(topic="spBv1.0/#", machine="cycler1", format="sparkplug", units=CYCLER_UNITS),
+        ]
+    )
+
+
+def load(path: Path | None) -> TagMap:
+    """Load and validate the tag map; errors name the file, the line where TOML knows it, and the field."""
+    if path is None:
+        return builtin()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read tag map {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"tag map {path}: {exc}") from None
+    try:
+        return TagMap.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(path, text, err["loc"], err["msg"]) for err in exc.errors())
+        raise ConfigError(f"invalid tag map {problems}") from None
+
+
+def _describe(path: Path, text: str, loc: tuple[int | str, ...], msg: str) -> str:
+    field = ".".join(str(part) for part in loc)
+    line = _line_of(text, loc)
+    where = f"{path}, line {line}" if line else str(path)
+    return f"{where}, field {field}: {msg}"
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number: the n-th ``[[table]]`` header, then the key inside it.
+
+    tomllib keeps no positions for values, so the line is found by walking the text.
+    """
+    lines = text.splitlines()
+    start, end, located = 0, len(lines), False
+    for depth in range(0, len(loc) - 1, 2):
+        table, index = loc[depth], loc[depth + 1]
+        if not isinstance(index, int):
+            break
+        header = re.compile(rf"^\s*\[\[(?:\S+\.)?{re.escape(str(table))}\]\]")
+        hits = [n for n in range(start, end) if header.match(lines[n])]
+        if index >= len(hits):
+            break
+        start, end = hits[index], hits[index + 1] if index + 1 < len(hits) else end
+        located = True
+    key = re.compile(rf"^\s*{re.escape(str(loc[-1]))}\s*=")
+    for n in range(start, end):
+        if key.match(lines[n]):
+            return n + 1
+    return start + 1 if located else None
