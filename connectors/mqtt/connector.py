@@ -13,6 +13,7 @@ partitions are acknowledged and skipped.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ class MqttConnector:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.connected = False
+        self.subscribed = threading.Event()
         self._sequences: dict[str, ChannelSequence] = {}
         self._hosts = {
             id(source): SparkplugHost(settings.line, source.machine, source.units, self.window)
@@ -104,7 +107,17 @@ class MqttConnector:
         self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
     ) -> None:
         self.connected = False
+        self.subscribed.clear()
         log.warning("MQTT disconnected: %s", reason, extra={"host": self.settings.mqtt.host})
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reasons: list[ReasonCode], properties: object
+    ) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.error("MQTT subscription refused: %s", ", ".join(refused))
+        else:
+            self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         ack = partial(client.ack, message.mid, message.qos)

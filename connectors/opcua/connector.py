@@ -253,8 +253,11 @@ class OpcUaConnector:
                 "ScanCounter gap",
                 extra={"source": machine.source, "after": machine.last_counter, "got": counter},
             )
-        if machine.last_counter is None or counter > machine.last_counter:
-            machine.last_counter = counter
+        if machine.last_counter is not None and counter < machine.last_counter:
+            log.warning(
+                "ScanCounter restarted", extra={"source": machine.source, "after": machine.last_counter}
+            )
+        machine.last_counter = counter
 
     def _resolve_pending(self, machine: MachineState, receive_time: int) -> list[Sample]:
         """Values whose tick is known get its seq; values older than the newest tick get none."""

@@ -1,0 +1,213 @@
+"""Synthetic sources for the ingest benchmark and the connector tests.
+
+Small stand-ins with the protocol shapes of the simulated line (docs/interfaces.md): an OPC UA server
+whose machines tick all their AnalogItems at one SourceTimestamp and increment a ``ScanCounter``, and a
+cycler publisher that sends JSON records with a gap-free per-channel ``seq``. They let the benchmark
+measure the connectors alone, with known sample counts, independent of the plant's physics.
+
+Run one as its own process (so tests can kill -9 it): ``python -m bench.ingest_sources opcua --port P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from paho.mqtt.enums import CallbackAPIVersion
+
+NAMESPACE = "urn:linetwin:bench"
+UNITS = {"PumpFlow": "mL/min", "WebSpeed": "m/min", "DryLoading": "mg/cm2", "Thickness": "um"}
+
+
+class PasswordUsers:
+    """An asyncua user manager with one user and password."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
+        if username == self.username and password == self.password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+@dataclass
+class Machine:
+    name: str
+    counter: ua.NodeId
+    nodes: list[ua.NodeId] = field(default_factory=list)
+    ticks: int = 0
+
+
+class OpcUaSource:
+    """An asyncua server with ``machines`` folders of ``signals`` AnalogItems each, plus a ScanCounter."""
+
+    def __init__(
+        self,
+        port: int,
+        machines: int = 2,
+        signals: int = 4,
+        certificate: Path | None = None,
+        private_key: Path | None = None,
+        trusted: Path | None = None,
+        users: PasswordUsers | None = None,
+    ) -> None:
+        self.port = port
+        self.endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
+        self.machine_count = machines
+        self.signal_count = signals
+        self.certificate = certificate
+        self.private_key = private_key
+        self.trusted = trusted
+        self.users = users
+        self.server: Server | None = None
+        self.machines: list[Machine] = []
+
+    async def start(self) -> None:
+        server = Server(user_manager=self.users) if self.users else Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        if self.certificate and self.private_key:
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            await server.load_certificate(str(self.certificate))
+            await server.load_private_key(str(self.private_key))
+            if self.trusted:
+                store = TrustStore([self.trusted], [])
+                await store.load()
+                server.set_certificate_validator(
+                    CertificateValidator(
+                        CertificateValidatorOptions.TRUSTED_VALIDATION
+                        | CertificateValidatorOptions.PEER_CLIENT,
+                        store,
+                    )
+                )
+        if self.users:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
+        ns = await server.register_namespace(NAMESPACE)
+        self.machines = []
+        names = list(UNITS) + [f"Signal{i}" for i in range(len(UNITS), self.signal_count)]
+        for m in range(self.machine_count):
+            folder = await server.nodes.objects.add_object(ns, f"Machine{m + 1}")
+            counter = await folder.add_variable(ns, "ScanCounter", ua.Variant(0, ua.VariantType.UInt64))
+            machine = Machine(f"machine{m + 1}", counter.nodeid)
+            for name in names[: self.signal_count]:
+                var = await folder.add_variable(ns, name, 0.0)
+                await var.add_property(
+                    0,
+                    "EngineeringUnits",
+                    ua.EUInformation(DisplayName=ua.LocalizedText(UNITS.get(name, "1")), UnitId=-1),
+                )
+                machine.nodes.append(var.nodeid)
+            self.machines.append(machine)
+        await server.start()
+        self.server = server
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    async def tick(self) -> None:
+        """One scan of every machine: all values at one SourceTimestamp, then the ScanCounter."""
+        assert self.server is not None
+        now = datetime.now(UTC)
+        for machine in self.machines:
+            machine.ticks += 1
+            for i, node in enumerate(machine.nodes):
+                value = ua.DataValue(ua.Variant(float(machine.ticks + i / 10)), SourceTimestamp=now)
+                await self.server.write_attribute_value(node, value)
+            counter = ua.DataValue(ua.Variant(machine.ticks, ua.VariantType.UInt64), SourceTimestamp=now)
+            await self.server.write_attribute_value(machine.counter, counter)
+
+    async def run(self, ticks: int | None, interval_s: float) -> None:
+        done = 0
+        while ticks is None or done < ticks:
+            await self.tick()
+            done += 1
+            await asyncio.sleep(interval_s)
+
+
+class CyclerSource:
+    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``site/area/line/cycler1/chNN``."""
+
+    def __init__(
+        self, host: str, port: int, channels: int = 4, per_message: int = 1, run: str = "bench"
+    ) -> None:
+        self.channels = [f"ch{c + 1:02d}" for c in range(channels)]
+        self.per_message = per_message
+        self.run = run
+        self.seq = dict.fromkeys(self.channels, 0)
+        self._last: mqtt.MQTTMessageInfo | None = None
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(1000)
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    @staticmethod
+    def topic(channel: str) -> str:
+        return f"site1/formation/line1/cycler1/{channel}"
+
+    def publish_round(self) -> mqtt.MQTTMessageInfo:
+        """One message per channel with ``per_message`` records each; returns the last message's info."""
+        info = None
+        now = time.time_ns()
+        for channel in self.channels:
+            records = []
+            for _ in range(self.per_message):
+                seq = self.seq[channel]
+                records.append(
+                    {"seq": seq, "run": self.run, "ts": now + seq, "voltage": 3.0 + seq % 100 / 100}
+                )
+                self.seq[channel] = seq + 1
+            info = self.client.publish(self.topic(channel), json.dumps(records), qos=1)
+        assert info is not None
+        self._last = info
+        return info
+
+    @property
+    def published(self) -> int:
+        return sum(self.seq.values())
+
+    def close(self) -> None:
+        """Disconnect once everything published so far is acknowledged by the broker."""
+        if self._last is not None:
+            self._last.wait_for_publish(timeout=60)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def _serve_opcua(port: int, machines: int, signals: int, interval_s: float) -> None:
+    source = OpcUaSource(port, machines, signals)
+    await source.start()
+    print(json.dumps({"endpoint": source.endpoint}), flush=True)
+    await source.run(None, interval_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["opcua"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--machines", type=int, default=2)
+    parser.add_argument("--signals", type=int, default=4)
+    parser.add_argument("--interval", type=float, default=0.05)
+    args = parser.parse_args()
+    asyncio.run(_serve_opcua(args.port, args.machines, args.signals, args.interval))
+
+
+if __name__ == "__main__":
+    main()
