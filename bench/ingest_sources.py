@@ -142,7 +142,7 @@ class OpcUaSource:
 
 
 class CyclerSource:
-    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``site/area/line/cycler1/chNN``."""
+    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``.../cycler1/chNN``."""
 
     def __init__(
         self, host: str, port: int, channels: int = 4, per_message: int = 1, run: str = "bench"

@@ -41,8 +41,8 @@ def ingest_settings(
     return Settings.model_validate(data)
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(condition: Callable[[], bool], within_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + within_s
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
