@@ -1,0 +1,173 @@
+"""Offline recorder: run the plant physics without any server and collect tables for models and tests.
+
+``record("pump-wear", seed=3, duration_s=8 * 3600)`` returns the same data a live ``twin sim`` run with
+that seed and scenario would publish (untouched setpoints), as pandas DataFrames; an 8-hour shift at 1 s
+ticks takes a few seconds. Column names are described in docs/address-space.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ConfigError
+from plant.formation import AGING_DAY_S, Cell, OcvReading
+from plant.line import PilotLine
+from plant.scenarios import get_scenario
+from plant.signals import SIGNALS
+
+DEFAULT_START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday early shift: fixed, so runs repeat
+
+CELL_UNITS = {
+    "position_m": "m",
+    "loading_true": "mg/cm2",
+    "charge_capacity": "Ah",
+    "discharge_capacity": "Ah",
+    "first_cycle_efficiency": "%",
+    "k_value": "mV/d",
+    "ocv": "V",
+    "age_days": "d",
+}
+
+
+@dataclass
+class Recording:
+    """What a run of the plant produced; ``units`` maps every numeric column to its unit."""
+
+    scenario: str
+    seed: int
+    process: pd.DataFrame
+    cells: pd.DataFrame
+    ocv: pd.DataFrame
+    ground_truth: list[dict[str, object]]
+    units: dict[str, str]
+
+    def save(self, path: Path) -> list[Path]:
+        """Write the process table to ``path`` (.csv or .parquet) and the rest beside it."""
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ConfigError(f"cannot record to {path}: use a .csv or .parquet file name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem = path.with_suffix("")
+        written = []
+        for table, target in (
+            (self.process, path),
+            (self.cells, Path(f"{stem}.cells{suffix}")),
+            (self.ocv, Path(f"{stem}.ocv{suffix}")),
+        ):
+            if suffix == ".csv":
+                table.to_csv(target, index=table is self.process)
+            else:
+                table.to_parquet(target, index=table is self.process)
+            written.append(target)
+        truth = Path(f"{stem}.ground_truth.jsonl")
+        truth.write_text("".join(json.dumps(row) + "\n" for row in self.ground_truth))
+        units = Path(f"{stem}.units.json")
+        units.write_text(json.dumps(self.units, indent=1, sort_keys=True) + "\n")
+        return [*written, truth, units]
+
+
+def record(
+    scenario: str,
+    seed: int,
+    duration_s: float,
+    tick_s: float = 1.0,
+    *,
+    cycler_channels: int = 16,
+    start: datetime = DEFAULT_START,
+) -> Recording:
+    """Run ``scenario`` with ``seed`` for ``duration_s`` plant seconds at ``tick_s`` and collect tables."""
+    if duration_s <= 0 or tick_s <= 0:
+        raise ConfigError("duration_s and tick_s must be positive")
+    line = PilotLine(get_scenario(scenario), seed, cycler_channels)
+    n = round(duration_s / tick_s)
+    columns: dict[str, np.ndarray] = {}
+    text: dict[str, list[str]] = {}
+    gauge_ok = np.empty(n, dtype=bool)
+    cells: list[Cell] = []
+    ocv: list[OcvReading] = []
+    truth: list[dict[str, object]] = []
+    for i in range(n):
+        tick = line.step(tick_s)
+        if not columns:
+            columns = {name: np.empty(n) for name in tick.values}
+            text = {name: [] for name in tick.text}
+        for name, value in tick.values.items():
+            columns[name][i] = value
+        for name, label in tick.text.items():
+            text[name].append(label)
+        gauge_ok[i] = tick.gauge_ok
+        cells.extend(tick.formed)
+        ocv.extend(tick.ocv)
+        truth.extend(f.ground_truth(scenario, start) for f in tick.onsets)
+    index = pd.DatetimeIndex([start + timedelta(seconds=tick_s * (i + 1)) for i in range(n)], name="time")
+    process = pd.DataFrame({**columns, **text, "coater1.gauge_ok": gauge_ok}, index=index)
+    process = process[sorted(process.columns)]
+    units = {s.column: s.unit for s in SIGNALS}
+    units.update({"coater1.roll_position": "m", "calender1.roll_position": "m"})
+    units.update({f"cells.{k}": u for k, u in CELL_UNITS.items() if k not in ("ocv", "age_days")})
+    units.update({"ocv.ocv": "V", "ocv.age_days": "d"})
+    k_values = {r.cell.cell_id: r.k_value for r in ocv if r.k_value is not None}
+    return Recording(
+        scenario, seed, process, _cells_table(cells, k_values, start), _ocv_table(ocv, start), truth, units
+    )
+
+
+def _time(start: datetime, t: float) -> pd.Timestamp:
+    return pd.Timestamp(start + timedelta(seconds=t))
+
+
+def _cells_table(cells: list[Cell], k_values: dict[str, float], start: datetime) -> pd.DataFrame:
+    """One row per formed cell; ``k_value`` stays NaN until its aging series completed in the run."""
+    rows = []
+    for c in cells:
+        rows.append(
+            {
+                "cell_id": c.cell_id,
+                "channel": c.channel,
+                "cathode_roll_id": c.material.roll_id,
+                "position_m": c.material.position_m,
+                "formation_start": _time(start, c.start_s),
+                "formation_end": _time(start, c.end_s),
+                "charge_capacity": c.charge_capacity,
+                "discharge_capacity": c.discharge_capacity,
+                "first_cycle_efficiency": 100 * c.discharge_capacity / c.charge_capacity,
+                "k_value": k_values.get(c.cell_id, np.nan),
+                "aging_end": _time(start, c.end_s + 14 * AGING_DAY_S),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(_CELL_COLUMNS))
+
+
+_CELL_COLUMNS = (
+    "cell_id",
+    "channel",
+    "cathode_roll_id",
+    "position_m",
+    "formation_start",
+    "formation_end",
+    "charge_capacity",
+    "discharge_capacity",
+    "first_cycle_efficiency",
+    "k_value",
+    "aging_end",
+)
+
+
+def _ocv_table(readings: list[OcvReading], start: datetime) -> pd.DataFrame:
+    rows = [
+        {
+            "cell_id": r.cell.cell_id,
+            "channel": r.cell.channel,
+            "time": _time(start, r.time_s),
+            "age_days": r.age_days,
+            "ocv": r.ocv,
+        }
+        for r in readings
+    ]
+    return pd.DataFrame(rows, columns=["cell_id", "channel", "time", "age_days", "ocv"])
