@@ -33,8 +33,10 @@ def main(
 def _register() -> None:
     """Attach every subcommand; each lives in its own module of cli/."""
     from cli.bench import bench_app
+    from cli.ingest import ingest
 
     app.add_typer(bench_app, name="bench")
+    app.command()(ingest)
 
 
 _register()
