@@ -1,0 +1,111 @@
+"""``twin ingest``: read the plant over OPC UA and MQTT into InfluxDB and the plant bus.
+
+``--discover opc.tcp://...`` prints a tag map built from the server's AnalogItems instead;
+``--stats`` prints the counters of a running ingest from its Prometheus endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from asyncua import Client
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.table import Table
+
+from cli.context import run_guarded, settings_from, user_errors
+from connectors.opcua.discover import discover, render
+from connectors.opcua.security import configure, refusal
+from connectors.service import IngestService
+from core.errors import LinetwinError
+from core.settings import OpcUaSettings, Settings
+
+console = Console()
+
+
+class StatsUnavailable(LinetwinError):
+    """No ingest process answers on the metrics port."""
+
+
+def ingest(
+    ctx: typer.Context,
+    discover_url: Annotated[
+        str | None, typer.Option("--discover", help="browse this OPC UA endpoint and print a tag map")
+    ] = None,
+    stats: Annotated[bool, typer.Option("--stats", help="print the counters of a running ingest")] = False,
+    tag_map: Annotated[Path | None, typer.Option("--tag-map", help="tag map TOML file")] = None,
+    partition: Annotated[int | None, typer.Option(help="this process's share of the MQTT sources")] = None,
+    partitions: Annotated[int | None, typer.Option(help="how many ingest processes share the sources")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus metrics port")] = None,
+) -> None:
+    """Ingest OPC UA and MQTT data into InfluxDB and the plant bus, with nothing lost."""
+    settings = settings_from(
+        ctx,
+        **{
+            "ingest.tag_map": tag_map,
+            "ingest.partition": partition,
+            "ingest.partitions": partitions,
+            "ingest.metrics_port": metrics_port,
+        },
+    )
+    if discover_url:
+        run_guarded(lambda: asyncio.run(_discover(discover_url, settings.opcua)))
+    elif stats:
+        with user_errors():
+            _print_stats(settings)
+    else:
+        run_guarded(lambda: asyncio.run(_run(settings)))
+
+
+async def _run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await IngestService(settings).run(stop)
+
+
+async def _discover(endpoint: str, opcua: OpcUaSettings) -> None:
+    client = Client(endpoint, timeout=10)
+    await configure(client, opcua)
+    try:
+        await client.connect()
+    except Exception as exc:
+        raise refusal(exc) or LinetwinError(f"cannot connect to {endpoint}: {exc!r}") from None
+    try:
+        print(render(await discover(client), endpoint))
+    finally:
+        await client.disconnect()
+
+
+def _print_stats(settings: Settings) -> None:
+    port = settings.ingest.metrics_port
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError as exc:
+        raise StatsUnavailable(f"no ingest process answers on {url}: {exc}") from None
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    depth = 0.0
+    for family in text_string_to_metric_families(text):
+        name = family.name.removeprefix("linetwin_ingest_")
+        for sample in family.samples:
+            if name == "spool_depth":
+                depth = sample.value
+            elif sample.name.endswith("_total"):
+                key = (sample.labels["connector"], sample.labels["source"])
+                label = f"rejected:{sample.labels['reason']}" if "reason" in sample.labels else name
+                rows.setdefault(key, {})[label] = sample.value
+    columns = ["received", "written", "spooled", "replayed", "seq_gaps"]
+    table = Table(title=f"twin ingest counters ({url}), spool depth {depth:.0f} batches")
+    for column in ["connector", "source", *columns, "rejected"]:
+        table.add_column(column, justify="left" if column in ("connector", "source", "rejected") else "right")
+    for (connector, source), values in sorted(rows.items()):
+        rejects = ", ".join(f"{k.split(':', 1)[1]}={v:.0f}" for k, v in values.items() if k.startswith("rejected:"))
+        table.add_row(connector, source, *(f"{values.get(c, 0):.0f}" for c in columns), rejects)
+    console.print(table)
