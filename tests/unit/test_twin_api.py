@@ -75,6 +75,8 @@ class FakeWhatIf:
     def inverse(
         self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
     ) -> dict[str, float]:
+        if set(targets) != {"dry_loading"}:
+            raise ValueError("only dry_loading can be targeted")
         return {"pump_flow": targets["dry_loading"] * 5.0, "web_speed": 5.0}
 
 
@@ -162,7 +164,7 @@ def test_bad_requests_get_4xx_with_a_message(twin_client: TestClient) -> None:
         twin_client.get("/alerts/12345"),
         twin_client.post("/alerts/1/shelve", json={"by": "x", "duration_s": -1}, headers=AUTH),
         twin_client.post("/whatif", json={"setpoints": {"warp_drive": 1.0}}),
-        twin_client.get("/signals/line1/coater1/x/history", params={"start_ns": 5, "end_ns": 1}),
+        twin_client.get("/signals/line1/coater1/x/history", params={"kind": "bogus"}),
         twin_client.get("/genealogy/rolls/R404"),
     ]
     for response in cases:

@@ -20,7 +20,9 @@ from twin.api.schemas import (
 )
 from twin.engine import alert_document
 
-router = APIRouter(prefix="/alerts", tags=["alerts"], responses={404: {"model": Problem}})
+router = APIRouter(
+    prefix="/alerts", tags=["alerts"], responses={401: {"model": Problem}, 404: {"model": Problem}}
+)
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="alert id")]
 WRITE: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 409: {"model": Problem}}
 

@@ -6,17 +6,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from twin.alerts import AlertConflict, AlertNotFound
 from twin.api import alerts, genealogy, models, ops, signals, state, stream, whatif
 from twin.api.deps import Twin
+from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
 
 log = logging.getLogger(__name__)
+
+TOKEN_OPTIONAL = {"/whatif", "/whatif/inverse"}
+"""Operations open to readers: the token is needed only for what they may do (a saved what-if run)."""
 
 
 def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
@@ -37,11 +43,13 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
         version="0.1.0",
         description="Live state, ISA-18.2 alerts, genealogy and what-if for a Li-ion pilot line.",
         lifespan=lifespan,
+        responses={400: {"model": Problem, "description": "the request body is not JSON"}},
     )
     app.state.twin = twin
     for module in (state, alerts, signals, models, genealogy, stream, whatif, ops):
         app.include_router(module.router)
     _errors(app)
+    _document_errors(app, optional_read_auth=twin.settings.twin.read_only_without_token)
 
     page = resources.files("twin.ui").joinpath("index.html").read_text()
 
@@ -50,6 +58,33 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
         return HTMLResponse(page)
 
     return app
+
+
+def _document_errors(app: FastAPI, *, optional_read_auth: bool) -> None:
+    """Make the OpenAPI schema say what the app does.
+
+    422 bodies are ``{"detail": message}`` like every other error; and when reads are open without the
+    token, GET operations list "no security" as an alternative to the bearer token.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in components:
+                components["HTTPValidationError"] = Problem.model_json_schema()
+                components.pop("ValidationError", None)
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
+                    open_read = optional_read_auth and method == "get"
+                    if operation.get("security") and (open_read or path in TOKEN_OPTIONAL):
+                        operation["security"] = [{}, *operation["security"]]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _errors(app: FastAPI) -> None:

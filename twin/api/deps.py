@@ -61,8 +61,15 @@ def require_writer(authorised: Annotated[bool, Depends(authenticated)]) -> None:
 
 
 def require_reader(
-    twin: Annotated[Twin, Depends(get_twin)], authorised: Annotated[bool, Depends(authenticated)]
+    twin: Annotated[Twin, Depends(get_twin)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    """Reads are open when configured so, but a wrong token is refused rather than ignored."""
+    authorised = _token_ok(twin, credentials)
+    if credentials is not None and not authorised:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "the API token is wrong", headers={"WWW-Authenticate": "Bearer"}
+        )
     if not authorised and not twin.settings.twin.read_only_without_token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

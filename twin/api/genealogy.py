@@ -14,7 +14,7 @@ router = APIRouter(
     prefix="/genealogy",
     tags=["genealogy"],
     dependencies=[Depends(require_reader)],
-    responses={404: {"model": Problem}},
+    responses={401: {"model": Problem}, 404: {"model": Problem}},
 )
 
 

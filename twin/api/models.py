@@ -8,7 +8,9 @@ from twin.api.deps import TwinDep, require_reader
 from twin.api.schemas import ModelParameters, Name, ParameterOut, Problem
 
 router = APIRouter(
-    tags=["models"], dependencies=[Depends(require_reader)], responses={404: {"model": Problem}}
+    tags=["models"],
+    dependencies=[Depends(require_reader)],
+    responses={401: {"model": Problem}, 404: {"model": Problem}},
 )
 
 

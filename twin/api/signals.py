@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from twin.api.deps import TwinDep, require_reader
 from twin.api.schemas import HistoryPoint, Name, Problem, SignalHistory
 from twin.influx import query
 
 router = APIRouter(
-    tags=["signals"], dependencies=[Depends(require_reader)], responses={422: {"model": Problem}}
+    tags=["signals"],
+    dependencies=[Depends(require_reader)],
+    responses={401: {"model": Problem}, 422: {"model": Problem}},
 )
 
 MAX_NS = 2**63 - 1
@@ -27,10 +29,9 @@ async def history(
     line: Name,
     machine: Name,
     signal: Name,
-    measurement: Literal["process", "model"] = "process",
     kind: Annotated[
         Literal["predicted", "residual", "statistic", "threshold", "parameter"] | None,
-        Query(description="model outputs only"),
+        Query(description="a model output (measurement `model`); without it the measured values (`process`)"),
     ] = None,
     channel: Name | None = None,
     start_ns: Annotated[int, Query(ge=0, le=MAX_NS, description="from (source time, ns)")] = 0,
@@ -38,10 +39,7 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> SignalHistory:
     """The latest ``limit`` points of a signal between ``start_ns`` and ``end_ns``, oldest first."""
-    if end_ns < start_ns:
-        raise HTTPException(422, "end_ns must not be before start_ns")
-    if kind is not None and measurement != "model":
-        raise HTTPException(422, "kind applies to measurement=model only")
+    measurement: Literal["process", "model"] = "process" if kind is None else "model"
     bind: dict[str, str] = {"line": line, "machine": machine, "signal": signal}
     where = '"line" = $line AND "machine" = $machine AND "signal" = $signal'
     if channel is not None:

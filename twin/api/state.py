@@ -11,7 +11,9 @@ from twin.api.deps import TwinDep, require_reader
 from twin.api.schemas import LineState, MachineState, Name, Problem, SignalValue
 
 router = APIRouter(
-    tags=["state"], dependencies=[Depends(require_reader)], responses={404: {"model": Problem}}
+    tags=["state"],
+    dependencies=[Depends(require_reader)],
+    responses={401: {"model": Problem}, 404: {"model": Problem}},
 )
 
 OPEN = [AlertState.ACTIVE_UNACKNOWLEDGED, AlertState.ACKNOWLEDGED, AlertState.RETURNED_UNACKNOWLEDGED]

@@ -9,8 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from twin.api.deps import TwinDep, require_reader
+from twin.api.schemas import Problem
 
-router = APIRouter(tags=["stream"], dependencies=[Depends(require_reader)])
+router = APIRouter(
+    tags=["stream"], dependencies=[Depends(require_reader)], responses={401: {"model": Problem}}
+)
 
 KEEPALIVE_S = 15.0
 
