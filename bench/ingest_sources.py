@@ -142,7 +142,7 @@ class OpcUaSource:
 
 
 class CyclerSource:
-    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``.../cycler1/chNN``."""
+    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``.../cycler1/chNN/data``."""
 
     def __init__(
         self, host: str, port: int, channels: int = 4, per_message: int = 1, run: str = "bench"
@@ -160,7 +160,7 @@ class CyclerSource:
 
     @staticmethod
     def topic(channel: str) -> str:
-        return f"site1/formation/line1/cycler1/{channel}"
+        return f"site1/formation/line1/cycler1/{channel}/data"
 
     def publish_round(self) -> mqtt.MQTTMessageInfo:
         """One message per channel with ``per_message`` records each; returns the last message's info."""

@@ -49,7 +49,9 @@ class MqttSource(Section):
     """A topic filter and how its payloads read.
 
     ``json``: the topic level ``channel_level`` (0-based) names the channel; payload keys are signals whose
-    units are listed in ``units``. ``sparkplug``: device IDs are channels, metric names are signals.
+    units are listed in ``units``, keys in ``ignore`` are skipped, any other key is rejected as
+    ``unknown_signal``. ``sparkplug``: device IDs are channels, the last segment of a metric name
+    (``result/charge_capacity`` → ``charge_capacity``) is the signal.
     """
 
     topic: str = Field(min_length=1)
@@ -57,6 +59,7 @@ class MqttSource(Section):
     format: Literal["json", "sparkplug"] = "json"
     channel_level: int | None = Field(None, ge=0)
     units: dict[str, str] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
 
     @field_validator("topic")
     @classmethod
@@ -80,22 +83,34 @@ CYCLER_UNITS = {
     "voltage": "V",
     "current": "A",
     "temperature": "Cel",
+    "step": "1",
+    "capacity": "Ah",
     "charge_capacity": "Ah",
     "discharge_capacity": "Ah",
-    "capacity": "Ah",
+    "first_cycle_efficiency": "%",
+    "position_m": "m",
     "ocv": "V",
-    "step": "1",
+    "age_days": "d",
+    "k_value": "mV/d",
 }
+CYCLER_IGNORED = ["formation_start", "formation_end"]
 
 
 def builtin() -> TagMap:
-    """The map for the simulated line: discovered OPC UA machines, cycler channels over MQTT."""
+    """The map for the simulated line (docs/address-space.md): OPC UA machines discovered on the server,
+    the cyclers' JSON topics ``<site>/formation/<line>/cycler1/<channel>/{data,result,ocv}`` and their
+    Sparkplug B group ``linetwin``."""
     return TagMap(
         mqtt=[
             MqttSource(
-                topic="+/+/+/cycler1/+", machine="cycler1", format="json", channel_level=4, units=CYCLER_UNITS
+                topic="+/formation/+/cycler1/+/+",
+                machine="cycler1",
+                format="json",
+                channel_level=4,
+                units=CYCLER_UNITS,
+                ignore=CYCLER_IGNORED,
             ),
-            MqttSource(topic="spBv1.0/#", machine="cycler1", format="sparkplug", units=CYCLER_UNITS),
+            MqttSource(topic="spBv1.0/linetwin/#", machine="cycler1", format="sparkplug", units=CYCLER_UNITS),
         ]
     )
 

@@ -178,6 +178,7 @@ class MqttConnector:
             window=self.window,
             receive_time_ns=receive_time,
             reject=partial(self.accounting.reject, CONNECTOR, source),
+            ignore=frozenset(config.ignore),
         )
         samples = []
         for record in records:

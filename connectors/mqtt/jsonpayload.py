@@ -3,8 +3,9 @@
 A message is one record or an array of records (several samples per message keep the broker round
 trips down). A record: ``seq`` (int, per channel, gap-free from 0 per plant run), ``run`` (plant run id),
 ``ts`` (epoch number in s, ms, us or ns, told apart by magnitude, or an ISO 8601 string), optional
-``cell_id``/``roll_id``/``quality``, and the signal values either under ``values`` or as the remaining keys.
-A bad value rejects that value only; a bad record rejects that record only.
+``cell_id``/``roll_id`` (or ``cathode_roll_id``)/``channel``/``quality``, and the signal values either
+under ``values`` or as the remaining keys (a ``null`` value is no measurement and is skipped). A bad
+value rejects that value only; a bad record rejects that record only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from connectors.validate import NS, TimeWindow, number
 from core.errors import RejectedInput
 from core.sample import Quality, Sample
 
-RESERVED = frozenset({"seq", "run", "ts", "cell_id", "roll_id", "quality", "values", "channel"})
+CONTEXT = {"cell_id": "cell_id", "roll_id": "roll_id", "cathode_roll_id": "roll_id", "channel": "channel"}
+RESERVED = frozenset({"seq", "run", "ts", "quality", "values", *CONTEXT})
 
 Reject = Callable[[RejectedInput], None]
 
@@ -65,6 +67,7 @@ def parse(
     window: TimeWindow,
     receive_time_ns: int,
     reject: Reject,
+    ignore: frozenset[str] = frozenset(),
 ) -> list[Record]:
     """Parse one message; whole-message problems raise, per-record and per-value problems go to ``reject``."""
     try:
@@ -76,7 +79,7 @@ def parse(
     for item in items:
         try:
             records.append(
-                _record(item, line, machine, channel, source, units, window, receive_time_ns, reject)
+                _record(item, line, machine, channel, source, units, ignore, window, receive_time_ns, reject)
             )
         except RejectedInput as exc:
             reject(exc)
@@ -90,6 +93,7 @@ def _record(
     channel: str | None,
     source: str,
     units: dict[str, str],
+    ignore: frozenset[str],
     window: TimeWindow,
     receive_time_ns: int,
     reject: Reject,
@@ -101,11 +105,12 @@ def _record(
         raise RejectedInput("wrong_type", f"seq {seq!r}")
     run = item.get("run")
     source_time = window.check(parse_time(item.get("ts")), receive_time_ns)
-    context = {}
-    for key in ("cell_id", "roll_id", "channel"):
-        if item.get(key) is not None and not isinstance(item[key], str):
-            raise RejectedInput("wrong_type", f"{key} {item[key]!r}")
-        context[key] = item.get(key)
+    context: dict[str, str | None] = {"cell_id": None, "roll_id": None, "channel": None}
+    for key, name in CONTEXT.items():
+        if item.get(key) is not None:
+            if not isinstance(item[key], str):
+                raise RejectedInput("wrong_type", f"{key} {item[key]!r}")
+            context[name] = item[key]
     try:
         quality = Quality(item.get("quality", "good"))
     except ValueError:
@@ -117,6 +122,8 @@ def _record(
         raise RejectedInput("wrong_type", "values must be an object")
     samples = []
     for signal, raw in values.items():
+        if raw is None or signal in ignore:
+            continue
         try:
             unit = units.get(signal)
             if unit is None:

@@ -6,8 +6,10 @@ matching ``bdSeq`` ends the session. A ``seq`` that does not follow the previous
 before a birth, or an unknown alias means this host missed something: the missing messages are counted
 as a gap and a rebirth is requested (NCMD ``Node Control/Rebirth``), after which aliases are fresh.
 
-Device IDs are channels and metric names are signals; a metric named ``seq`` is the channel's own
-sequence number (``Sample.seq``), ``cell_id``/``roll_id`` string metrics are context.
+Device IDs are channels; the last segment of a metric name is the signal (``result/charge_capacity`` →
+``charge_capacity``). ``cell_id`` and ``roll_id``/``cathode_roll_id`` string metrics are context that a
+device keeps until it changes (DDATA carries only changed metrics); a metric named ``seq`` is the
+channel's own sequence number (``Sample.seq``); null metrics carry no measurement and are skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from core.sample import Sample
 from core.sparkplug import DataType, MessageType, Payload, Topic
 
 REBIRTH = "Node Control/Rebirth"
-_CONTEXT = ("seq", "cell_id", "roll_id")
+_CONTEXT = {"seq": "seq", "cell_id": "cell_id", "roll_id": "roll_id", "cathode_roll_id": "roll_id"}
 _SIGNED_BITS = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}
 
 
@@ -33,6 +35,7 @@ class EdgeNode:
     bd_seq: int | None = None
     seq: int | None = None
     aliases: dict[int, tuple[str, int]] = field(default_factory=dict)
+    context: dict[str | None, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,17 +127,21 @@ class SparkplugHost:
         receive_time_ns: int,
         outcome: Outcome,
     ) -> None:
-        context: dict[str, object] = {}
+        context = node.context.setdefault(channel, {})
+        context.pop("seq", None)
         values = []
         for metric in payload.metrics:
             try:
-                name, datatype = self._identify(node, metric)
+                full_name, datatype = self._identify(node, metric)
             except RejectedInput as exc:
                 outcome.rejects.append(exc)
                 outcome.rebirth = True
                 continue
+            name = full_name.rsplit("/", 1)[-1]
+            if metric.is_null or metric.WhichOneof("value") is None:
+                continue
             if name in _CONTEXT:
-                context[name] = _value(metric, datatype)
+                context[_CONTEXT[name]] = _value(metric, datatype)
             elif name != "bdSeq":
                 values.append((name, datatype, metric))
         seq = context.get("seq")

@@ -1,10 +1,11 @@
 """Browse-driven discovery: the server's AnalogItems and their EngineeringUnits as a tag map.
 
-Each object directly under the Objects folder (except Server) is a machine; every variable below it that
-carries an ``EngineeringUnits`` property becomes a signal named by its browse path in snake_case
-(``Coater1/Dryer/Zone1/Temperature`` → machine ``coater1``, signal ``dryer_zone1_temperature``) with the
-unit from EUInformation's DisplayName. A ``ScanCounter`` variable numbers the machine's ticks; a
-``RollId`` variable carries the roll being processed.
+A machine is an object that has a ``ScanCounter`` variable or AnalogItems of its own, found anywhere
+below the Objects folder (``Objects/PilotLine/Coater1``); the Server object is skipped. Every variable
+below a machine (sub-folders such as ``Setpoints`` included) that carries an ``EngineeringUnits``
+property becomes a signal named by its BrowseName in snake_case (``DryerZone1Temperature`` →
+``dryer_zone1_temperature``, machine ``Coater1`` → ``coater1``), with the unit from EUInformation's
+DisplayName. A ``RollId`` variable carries the roll being processed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from asyncua import Client, Node, ua
 from connectors.tagmap import OpcUaMachine, OpcUaTag
 
 _SERVER = ua.NodeId.from_string(f"i={ua.ObjectIds.Server}")
+_ANALOG_ITEM = ua.NodeId.from_string(f"i={ua.ObjectIds.AnalogItemType}")
 _SCAN_COUNTER = {"scancounter", "scan_counter"}
 _ROLL_ID = {"rollid", "roll_id"}
+_MAX_DEPTH = 6
 
 
 def snake_case(name: str) -> str:
@@ -29,35 +32,44 @@ def snake_case(name: str) -> str:
 
 async def discover(client: Client) -> list[OpcUaMachine]:
     """Browse the connected server and return one entry per machine that has analog items."""
-    machines = []
-    for child in await client.nodes.objects.get_children_descriptions():
-        if child.NodeId == _SERVER or child.NodeClass != ua.NodeClass.Object:
-            continue
-        machine = OpcUaMachine(machine=snake_case(child.BrowseName.Name))
-        await _walk(client, client.get_node(child.NodeId), [], machine)
-        if machine.tags:
-            machines.append(machine)
+    machines: list[OpcUaMachine] = []
+    await _find_machines(client, client.nodes.objects, machines, 0)
     return machines
 
 
-async def _walk(client: Client, node: Node, path: list[str], machine: OpcUaMachine) -> None:
+async def _find_machines(client: Client, node: Node, machines: list[OpcUaMachine], depth: int) -> None:
+    children = [c for c in await node.get_children_descriptions() if c.NodeId != _SERVER]
+    is_machine = depth > 0 and any(
+        c.NodeClass == ua.NodeClass.Variable
+        and (c.BrowseName.Name.lower() in _SCAN_COUNTER or c.TypeDefinition == _ANALOG_ITEM)
+        for c in children
+    )
+    if is_machine:
+        name = (await node.read_browse_name()).Name
+        machine = OpcUaMachine(machine=snake_case(name))
+        await _collect(client, node, machine, top=True)
+        if machine.tags:
+            machines.append(machine)
+        return
+    if depth < _MAX_DEPTH:
+        for child in children:
+            if child.NodeClass == ua.NodeClass.Object:
+                await _find_machines(client, client.get_node(child.NodeId), machines, depth + 1)
+
+
+async def _collect(client: Client, node: Node, machine: OpcUaMachine, top: bool) -> None:
     for child in await node.get_children_descriptions():
         name = child.BrowseName.Name
-        child_node = client.get_node(child.NodeId)
         node_id = child.NodeId.to_string()
         if child.NodeClass == ua.NodeClass.Variable:
-            if not path and name.lower() in _SCAN_COUNTER:
+            if top and name.lower() in _SCAN_COUNTER:
                 machine.scan_counter = node_id
-                continue
-            if not path and name.lower() in _ROLL_ID:
+            elif top and name.lower() in _ROLL_ID:
                 machine.roll_id = node_id
-                continue
-            unit = await _engineering_unit(client, child_node)
-            if unit is not None:
-                signal = "_".join(snake_case(part) for part in [*path, name])
-                machine.tags.append(OpcUaTag(node=node_id, signal=signal, unit=unit))
+            elif (unit := await _engineering_unit(client, client.get_node(child.NodeId))) is not None:
+                machine.tags.append(OpcUaTag(node=node_id, signal=snake_case(name), unit=unit))
         elif child.NodeClass == ua.NodeClass.Object:
-            await _walk(client, child_node, [*path, name], machine)
+            await _collect(client, client.get_node(child.NodeId), machine, top=False)
 
 
 async def _engineering_unit(client: Client, node: Node) -> str | None:

@@ -18,7 +18,7 @@ from tests.integration.ingest_support import count, ingest_settings, points, wai
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "site1/formation/line1/cycler1/ch07"
+TOPIC = "site1/formation/line1/cycler1/ch07/data"
 
 
 def _birth() -> bytes:
@@ -45,11 +45,14 @@ async def test_each_bad_input_is_rejected_with_its_reason_and_good_data_still_ar
         (TOPIC, json.dumps({"seq": 3, "run": "r", "ts": now, "voltage": "high"}).encode()),
         (TOPIC, json.dumps({"seq": 4, "run": "r", "ts": now, "humidity": 40.0}).encode()),
         (TOPIC, json.dumps({"seq": 5, "run": "r", "ts": 1, "voltage": 3.6}).encode()),
-        (TOPIC, json.dumps({"seq": 6, "run": "r", "ts": "2199-01-01T00:00:00+00:00", "voltage": 3.6}).encode()),
+        (
+            TOPIC,
+            json.dumps({"seq": 6, "run": "r", "ts": "2199-01-01T00:00:00+00:00", "voltage": 3.6}).encode(),
+        ),
         (TOPIC, json.dumps({"seq": 7, "run": "r", "ts": now, "voltage": 3.6, "pad": "x" * 4096}).encode()),
-        ("spBv1.0/not-a-sparkplug-topic", b"\x00"),
-        ("spBv1.0/g1/NBIRTH/edge1", _birth()[:-3]),
-        ("spBv1.0/g1/NDATA/edge2", b"\xff\xfe\xfd garbage"),
+        ("spBv1.0/linetwin/not-sparkplug", b"\x00"),
+        ("spBv1.0/linetwin/NBIRTH/edge1", _birth()[:-3]),
+        ("spBv1.0/linetwin/NDATA/edge2", b"\xff\xfe\xfd garbage"),
     ]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(mosquitto.host, mosquitto.port)
