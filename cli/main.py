@@ -34,9 +34,11 @@ def _register() -> None:
     """Attach every subcommand; each lives in its own module of cli/."""
     from cli.bench import bench_app
     from cli.ingest import ingest
+    from cli.sim import sim
 
     app.add_typer(bench_app, name="bench")
     app.command()(ingest)
+    app.command()(sim)
 
 
 _register()

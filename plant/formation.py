@@ -217,3 +217,29 @@ class CyclerBank:
             reading = OcvReading(cell, time_s, float(day), ocv, k if index == last else None)
             self._shelved += 1
             heapq.heappush(self._shelf, (time_s, self._shelved, reading))
+
+
+@dataclass(frozen=True, slots=True)
+class CyclerSample:
+    """What a channel reports at one instant (current and capacity through its calibration)."""
+
+    cell_id: str
+    step: int
+    voltage: float
+    current: float
+    temperature: float
+    capacity: float
+
+
+def sample(cell: Cell, t: float, rng: np.random.Generator) -> CyclerSample:
+    """The channel's reading of ``cell`` at plant time ``t``, with measurement noise from ``rng``."""
+    step, current, voltage, charge = cell.state(t)
+    noise = rng.standard_normal(3)
+    return CyclerSample(
+        cell_id=cell.cell_id,
+        step=step,
+        voltage=voltage + 0.001 * float(noise[0]),
+        current=current * cell.calibration + 0.0002 * float(noise[1]),
+        temperature=CHAMBER_TEMPERATURE + 1.5 * abs(current) + 0.05 * float(noise[2]),
+        capacity=charge * cell.calibration,
+    )

@@ -1,0 +1,123 @@
+"""``twin sim``: run the simulated pilot line, list its scenarios, or record a run to files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.context import run_guarded, settings_from, user_errors
+from core.settings import Settings
+
+console = Console()
+
+
+def sim(
+    ctx: typer.Context,
+    opcua_endpoint: Annotated[str | None, typer.Option(help="OPC UA endpoint to serve")] = None,
+    mqtt_host: Annotated[str | None, typer.Option(help="MQTT broker host for the cyclers")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="MQTT broker port")] = None,
+    scenario: Annotated[str | None, typer.Option(help="fault scenario (see --list-scenarios)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed: same seed + scenario, same data")] = None,
+    speed: Annotated[float | None, typer.Option(help="plant seconds per wall-clock second")] = None,
+    payload: Annotated[str | None, typer.Option(help="cycler payloads: json or sparkplug")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many plant seconds")] = None,
+    list_scenarios: Annotated[bool, typer.Option("--list-scenarios", help="print the scenarios")] = False,
+    record_to: Annotated[
+        Path | None, typer.Option("--record", help="write a run offline to FILE.csv or FILE.parquet")
+    ] = None,
+) -> None:
+    """Run the simulated pilot line: OPC UA coater and calender, MQTT formation cyclers."""
+    if list_scenarios:
+        _print_scenarios()
+        return
+    settings = settings_from(
+        ctx,
+        **{
+            "plant.opcua_endpoint": opcua_endpoint,
+            "mqtt.host": mqtt_host,
+            "mqtt.port": mqtt_port,
+            "plant.scenario": scenario,
+            "plant.seed": seed,
+            "plant.speed": speed,
+            "plant.payload": payload,
+            "plant.duration_s": duration,
+        },
+    )
+    if record_to is not None:
+        _record(settings, record_to)
+        return
+    from plant.scenarios import get_scenario
+
+    with user_errors():
+        get_scenario(settings.plant.scenario)
+    run_guarded(lambda: asyncio.run(_serve(settings)))
+
+
+def _print_scenarios() -> None:
+    from plant.scenarios import SCENARIOS
+
+    table = Table("scenario", "onset [s]", "ramp [s]", "magnitude", "signals", "signature")
+    for s in SCENARIOS.values():
+        if not s.faults:
+            table.add_row(s.name, "-", "-", "-", "-", s.description)
+        for f in s.faults:
+            where = f" on {f.channel}" if f.channel else ""
+            table.add_row(
+                s.name,
+                f"{f.onset_s:g}",
+                f"{f.ramp_s:g}",
+                f"{f.parameter} {f.magnitude:+g} {f.unit}{where}",
+                ", ".join(f.signals),
+                f.signature,
+            )
+    console.print(table)
+
+
+def _record(settings: Settings, path: Path) -> None:
+    from plant.recording import record
+
+    cfg = settings.plant
+    duration = cfg.duration_s if cfg.duration_s is not None else 8 * 3600.0
+    with user_errors():
+        recording = record(cfg.scenario, cfg.seed, duration, cfg.tick_s, cycler_channels=cfg.cycler_channels)
+        written = recording.save(path)
+    for file in written:
+        console.print(f"wrote {file}")
+
+
+async def _serve(settings: Settings) -> None:
+    from plant.runtime import Plant, run_plant
+
+    plant = Plant(settings, asyncio.Event(), asyncio.Event())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, plant.stop.set)
+    task = asyncio.create_task(run_plant(plant))
+    ready = asyncio.create_task(plant.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if plant.ready.is_set():
+        _print_connect(settings, plant.run_id)
+    else:
+        ready.cancel()
+    await task
+
+
+def _print_connect(settings: Settings, run_id: str) -> None:
+    cfg = settings.plant
+    root = f"{settings.site}/formation/{settings.line}/cycler1"
+    topics = f"{root}/#" if cfg.payload == "json" else "spBv1.0/linetwin/#"
+    console.print(
+        f"[bold]linetwin plant[/] scenario={cfg.scenario} seed={cfg.seed} speed={cfg.speed:g}x run={run_id}\n"
+        f"  OPC UA  {cfg.opcua_endpoint}  (Objects/PilotLine/Coater1, Calender1)\n"
+        f"  MQTT    {settings.mqtt.host}:{settings.mqtt.port}  topics {topics} ({cfg.payload})\n"
+        f"  ground truth -> {cfg.ground_truth_file}\n"
+        "  Ctrl-C stops."
+    )

@@ -1,0 +1,118 @@
+"""The live plant: ticks the line on plant time and publishes it on OPC UA and MQTT.
+
+Plant time starts at the wall-clock start and runs ``speed`` times faster. The loop sleeps until each
+tick's wall-clock due time and never sleeps when it is behind, so a slow moment delays publication but
+never skips or reorders plant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+import numpy as np
+
+from core.settings import Settings
+from plant.cyclers import JsonCyclers, SparkplugCyclers, epoch_ms
+from plant.formation import sample
+from plant.line import PilotLine, Tick
+from plant.opcua_server import PlantOpcUaServer
+from plant.scenarios import get_scenario
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plant:
+    """A running plant; ``ready`` is set once both servers accept clients."""
+
+    settings: Settings
+    ready: asyncio.Event
+    stop: asyncio.Event
+    run_id: str = ""
+    start: datetime | None = None
+
+
+def _open_ground_truth(settings: Settings) -> TextIO:
+    path = settings.plant.ground_truth_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8")
+
+
+async def run_plant(plant: Plant) -> None:
+    """Run until ``plant.stop`` is set or ``plant.duration_s`` of plant time has passed."""
+    settings = plant.settings
+    cfg = settings.plant
+    line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels)
+    plant.run_id = uuid.uuid4().hex[:12]
+    opcua = PlantOpcUaServer(cfg.opcua_endpoint, line)
+    cyclers_cls = SparkplugCyclers if cfg.payload == "sparkplug" else JsonCyclers
+    cyclers: JsonCyclers | SparkplugCyclers = cyclers_cls(settings, plant.run_id, line.cyclers.channels)
+    await opcua.start()
+    try:
+        await asyncio.to_thread(cyclers.connect)
+        wall0 = time.monotonic()
+        start = datetime.now(UTC)
+        plant.start = start
+        noise = np.random.default_rng([cfg.seed, 2])
+        sample_every = 1.0 / cfg.cycler_rate_hz
+        next_sample = sample_every
+        truth = _open_ground_truth(settings)
+        log.info("plant running", extra={"scenario": cfg.scenario, "seed": cfg.seed, "run": plant.run_id})
+        plant.ready.set()
+        try:
+            while not plant.stop.is_set():
+                t_next = line.t + cfg.tick_s
+                if cfg.duration_s is not None and t_next > cfg.duration_s + 1e-9:
+                    break
+                delay = wall0 + t_next / cfg.speed - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(plant.stop.wait(), delay)
+                        break
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(0)
+                tick = line.step(cfg.tick_s)
+                when = start + timedelta(seconds=tick.t)
+                await opcua.publish(tick, when)
+                cyclers.birth_if_needed(epoch_ms(when))
+                while next_sample <= tick.t + 1e-9:
+                    ts = epoch_ms(start + timedelta(seconds=next_sample))
+                    for channel, cell in line.cyclers.cells.items():
+                        if cell is not None:
+                            cyclers.sample(channel, ts, sample(cell, next_sample, noise))
+                    next_sample += sample_every
+                _publish_events(tick, start, cyclers, truth, cfg.scenario)
+        finally:
+            truth.close()
+            cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))
+    finally:
+        await opcua.stop()
+        log.info("plant stopped", extra={"plant_seconds": line.t})
+
+
+def _publish_events(
+    tick: Tick, start: datetime, cyclers: JsonCyclers | SparkplugCyclers, truth: TextIO, scenario: str
+) -> None:
+    when_ms = epoch_ms(start + timedelta(seconds=tick.t))
+    for cell in tick.formed:
+        cyclers.result(
+            cell,
+            when_ms,
+            epoch_ms(start + timedelta(seconds=cell.start_s)),
+            epoch_ms(start + timedelta(seconds=cell.end_s)),
+        )
+    for reading in tick.ocv:
+        cyclers.ocv(reading, epoch_ms(start + timedelta(seconds=reading.time_s)))
+    for fault in tick.onsets:
+        truth.write(json.dumps(fault.ground_truth(scenario, start)) + "\n")
+        truth.flush()
+        log.warning("scenario fault onset", extra={"fault": fault.name, "machine": fault.machine})
