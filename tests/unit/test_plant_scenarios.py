@@ -115,4 +115,6 @@ def test_ground_truth_names_the_onset_in_plant_time() -> None:
     assert pd.Timestamp(truth["onset"]) == start + pd.Timedelta(seconds=fault.onset_s)
     assert truth["scenario"] == "pump-wear"
     assert truth["magnitude"] == fault.magnitude
-    assert "coater1.dry_loading" in truth["signals"]
+    signals = truth["signals"]
+    assert isinstance(signals, list)
+    assert "coater1.dry_loading" in signals
