@@ -290,6 +290,6 @@ class Shewhart(_Base):
 DETECTORS: dict[str, type[_Base]] = {"cusum": CUSUM, "ewma": EWMA, "shewhart": Shewhart}
 
 
-def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0) -> _Base:
-    """A univariate detector by name (``cusum``, ``ewma``, ``shewhart``)."""
-    return DETECTORS[kind](arl0=arl0, mu=mu, sigma=sigma)
+def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0, **options: Any) -> _Base:
+    """A univariate detector by name (``cusum``, ``ewma``, ``shewhart``); options such as CUSUM's δ."""
+    return DETECTORS[kind](arl0=arl0, mu=mu, sigma=sigma, **options)

@@ -1,0 +1,303 @@
+"""Physics-informed models of coater, dryer, calender and formation, calibrated online from line data.
+
+Each model keeps the law's structure from the literature (slot-die mass balance, first-order drying,
+Meyer et al. 2017 compaction, C = m_A·A·x·q) and learns its coefficients with recursive least squares,
+so every parameter comes with an uncertainty. Inputs are dicts of ``<signal>`` values of one machine in
+the line's units (mL/min, m/min, mm, %, g/cm3, mg/cm2, N/mm, Cel, um, Ah).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.calibration import RecursiveLeastSquares
+
+Values = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A calibrated parameter with its standard uncertainty."""
+
+    machine: str
+    name: str
+    value: float
+    sigma: float
+    unit: str
+
+
+def mass_balance_loading(flow: float, density: float, solids_pct: float, width: float, speed: float) -> float:
+    """m_A (mg/cm2) = Q·ρ·w_s/(W·v) for Q mL/min, ρ g/cm3, w_s %, W mm, v m/min (all slurry on the web)."""
+    return flow * density * solids_pct / (width * speed)
+
+
+def _finite(values: Values, *names: str) -> bool:
+    return all(math.isfinite(values.get(name, math.nan)) for name in names)
+
+
+class CoaterModel:
+    """Dry loading from the slot-die mass balance, m_A = a·Q·ρ·w_s/(W·v) + b.
+
+    ``a`` absorbs what the mass balance does not know (delivered vs metered flow, edge loss), ``b`` the
+    beta gauge's offset; the pump's delivered/set flow ratio (``pump_efficiency``) is learnt beside it.
+    ``b`` has a tight prior around 0 because at one operating point a and b are collinear.
+    """
+
+    machine = "coater1"
+    inputs = ("pump_flow", "slurry_density", "slurry_solids", "coating_width", "web_speed")
+
+    def __init__(self) -> None:
+        self.loading = RecursiveLeastSquares(2, prior=[1.0, 0.0])
+        self.loading.p = np.diag([1.0, 0.05**2])
+        self.pump = RecursiveLeastSquares(1, prior=[1.0])
+
+    def features(self, values: Values) -> np.ndarray | None:
+        if not _finite(values, *self.inputs):
+            return None
+        ideal = mass_balance_loading(*(values[name] for name in self.inputs))
+        return np.array([ideal, 1.0])
+
+    def calibrate(self, values: Values) -> None:
+        phi = self.features(values)
+        if phi is not None and _finite(values, "dry_loading"):
+            self.loading.update(phi, values["dry_loading"])
+        if _finite(values, "pump_flow", "pump_flow_setpoint") and values["pump_flow_setpoint"] > 0:
+            self.pump.update([values["pump_flow_setpoint"]], values["pump_flow"])
+
+    def predict(self, values: Values) -> tuple[float, float]:
+        """Predicted dry loading and its parameter uncertainty (mg/cm2); NaN without inputs."""
+        phi = self.features(values)
+        if phi is None:
+            return math.nan, math.nan
+        return self.loading.predict(phi), self.loading.prediction_sigma(phi)
+
+    def parameters(self) -> list[Estimate]:
+        (a, b), (sa, sb) = self.loading.theta, self.loading.sigmas
+        return [
+            Estimate(self.machine, "mass_balance_gain", float(a), float(sa), "1"),
+            Estimate(self.machine, "gauge_offset", float(b), float(sb), "mg/cm2"),
+            Estimate(
+                self.machine, "pump_efficiency", float(self.pump.theta[0]), float(self.pump.sigmas[0]), "1"
+            ),
+        ]
+
+    def state(self) -> dict[str, Any]:
+        return {"loading": self.loading.state(), "pump": self.pump.state()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.loading = RecursiveLeastSquares.from_state(state["loading"])
+        self.pump = RecursiveLeastSquares.from_state(state["pump"])
+
+
+class DryerModel:
+    """Residual solvent after first-order drying: ln r = θ₀ − θ₁·Σ_z T_z / v (dose ∝ temperature × time).
+
+    The slope gets a weak prior (hotter or slower dries more) because at one recipe it is barely excited.
+    """
+
+    machine = "coater1"
+    zones = ("dryer_zone1_temperature", "dryer_zone2_temperature", "dryer_zone3_temperature")
+
+    def __init__(self) -> None:
+        self.fit = RecursiveLeastSquares(2, prior=[0.0, 0.0])
+        self.dose_ref = math.nan
+
+    def _dose(self, values: Values) -> float | None:
+        if not _finite(values, *self.zones, "web_speed") or values["web_speed"] <= 0:
+            return None
+        return sum(values[z] for z in self.zones) / values["web_speed"]
+
+    def calibrate(self, values: Values) -> None:
+        dose = self._dose(values)
+        r = values.get("residual_solvent", math.nan)
+        if dose is None or not (math.isfinite(r) and r > 0):
+            return
+        if math.isnan(self.dose_ref):
+            self.dose_ref = dose
+            self.fit = RecursiveLeastSquares(2, prior=[math.log(r), -0.002])
+            self.fit.p = np.diag([1.0, 0.001**2])
+        self.fit.update([1.0, dose - self.dose_ref], math.log(r))
+
+    def predict(self, values: Values) -> tuple[float, float]:
+        dose = self._dose(values)
+        if dose is None or math.isnan(self.dose_ref):
+            return math.nan, math.nan
+        phi = [1.0, dose - self.dose_ref]
+        value = math.exp(self.fit.predict(phi))
+        return value, value * self.fit.prediction_sigma(phi)
+
+    def parameters(self) -> list[Estimate]:
+        slope, sigma = float(self.fit.theta[1]), float(self.fit.sigmas[1])
+        return [Estimate(self.machine, "drying_dose_coefficient", -slope, sigma, "min/(Cel·m)")]
+
+    def state(self) -> dict[str, Any]:
+        return {"fit": self.fit.state(), "dose_ref": self.dose_ref}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.fit = RecursiveLeastSquares.from_state(state["fit"])
+        self.dose_ref = state["dose_ref"]
+
+
+class CalenderModel:
+    """Porosity and thickness after the nip from line load, roll temperature and incoming loading.
+
+    Meyer et al. (2017): ε = ε_min + (ε₀ − ε_min)·exp(−q_L/γ_c), γ_c(T) = γ_ref·exp(−β(T − T_ref)).
+    Around the operating point this is learnt as ε ≈ ε_ref + s_q·Δq_L + s_T·ΔT + s_m·Δm_A (RLS); then
+    β = s_T / (q_L·s_q) needs no ε_min, and γ_c = (ε_ref − ε_min)/(−s_q) uses the domain prior
+    ``eps_min``. The skeletal density ρ_true comes from the calender's gauges: 10·m_A/h = ρ_true·(1 − ε).
+    """
+
+    machine = "calender1"
+
+    def __init__(self, eps_min: float = 0.15) -> None:
+        self.eps_min = eps_min
+        self.porosity = RecursiveLeastSquares(4)
+        self.density = RecursiveLeastSquares(1, prior=[4.0])
+        self.reference: list[float] = []
+
+    def _phi(self, values: Values) -> np.ndarray | None:
+        if not _finite(values, "line_load", "roll_temperature", "incoming_loading") or not self.reference:
+            return None
+        q, t, m = self.reference
+        return np.array(
+            [1.0, values["line_load"] - q, values["roll_temperature"] - t, values["incoming_loading"] - m]
+        )
+
+    def calibrate(self, values: Values) -> None:
+        if not _finite(values, "line_load", "roll_temperature", "incoming_loading", "porosity", "thickness"):
+            return
+        if not self.reference:
+            self.reference = [values["line_load"], values["roll_temperature"], values["incoming_loading"]]
+            self.porosity = RecursiveLeastSquares(4, prior=[values["porosity"] / 100, 0.0, 0.0, 0.0])
+            self.porosity.p = np.diag([1.0, 1e-6, 1e-4, 1e-3])
+        phi = self._phi(values)
+        self.porosity.update(phi, values["porosity"] / 100)
+        self.density.update(
+            [1 - values["porosity"] / 100], 10 * values["incoming_loading"] / values["thickness"]
+        )
+
+    def predict(self, values: Values) -> dict[str, tuple[float, float]]:
+        """Predicted porosity (%) and thickness (um) with parameter uncertainty."""
+        phi = self._phi(values)
+        if phi is None:
+            return {"porosity": (math.nan, math.nan), "thickness": (math.nan, math.nan)}
+        eps = self.porosity.predict(phi)
+        eps_sigma = self.porosity.prediction_sigma(phi)
+        rho, rho_sigma = float(self.density.theta[0]), float(self.density.sigmas[0])
+        thickness = 10 * values["incoming_loading"] / (rho * (1 - eps))
+        rel = math.hypot(rho_sigma / rho, eps_sigma / (1 - eps))
+        return {"porosity": (100 * eps, 100 * eps_sigma), "thickness": (thickness, thickness * rel)}
+
+    def parameters(self) -> list[Estimate]:
+        theta, sig = self.porosity.theta, self.porosity.sigmas
+        estimates = [
+            Estimate(
+                self.machine, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"
+            ),
+            Estimate(self.machine, "porosity_ref", 100 * float(theta[0]), 100 * float(sig[0]), "%"),
+            Estimate(
+                self.machine, "porosity_per_line_load", 100 * float(theta[1]), 100 * float(sig[1]), "%/(N/mm)"
+            ),
+            Estimate(
+                self.machine,
+                "porosity_per_roll_temperature",
+                100 * float(theta[2]),
+                100 * float(sig[2]),
+                "%/Cel",
+            ),
+        ]
+        if theta[1] < 0 and self.reference:
+            gamma = (theta[0] - self.eps_min) / -theta[1]
+            estimates.append(
+                Estimate(
+                    self.machine,
+                    "compaction_resistance",
+                    float(gamma),
+                    float(gamma * sig[1] / -theta[1]),
+                    "N/mm",
+                )
+            )
+            beta = theta[2] / (self.reference[0] * theta[1])
+            beta_sigma = abs(beta) * math.hypot(sig[2] / (abs(theta[2]) or 1e-12), sig[1] / abs(theta[1]))
+            estimates.append(
+                Estimate(self.machine, "compaction_temperature_coefficient", float(beta), beta_sigma, "1/Cel")
+            )
+        return estimates
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "eps_min": self.eps_min,
+            "porosity": self.porosity.state(),
+            "density": self.density.state(),
+            "reference": self.reference,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.eps_min = state["eps_min"]
+        self.porosity = RecursiveLeastSquares.from_state(state["porosity"])
+        self.density = RecursiveLeastSquares.from_state(state["density"])
+        self.reference = list(state["reference"])
+
+
+class FormationModel:
+    """Expected cell capacity from the loading of the roll its cathode was cut from: C = c·m_A.
+
+    c (Ah per mg/cm2) lumps sheet area × active fraction × specific capacity; the first-cycle efficiency
+    is discharge/charge capacity, learnt as its mean with uncertainty.
+    """
+
+    machine = "cycler1"
+
+    def __init__(self) -> None:
+        self.capacity = RecursiveLeastSquares(1, prior=[0.0])
+        self.efficiency = RecursiveLeastSquares(1, prior=[0.88])
+
+    def calibrate(self, loading: float, discharge: float, charge: float | None = None) -> None:
+        if math.isfinite(loading) and math.isfinite(discharge) and loading > 0:
+            self.capacity.update([loading], discharge)
+        if charge is not None and math.isfinite(charge) and charge > 0 and math.isfinite(discharge):
+            self.efficiency.update([1.0], discharge / charge)
+
+    def predict(self, loading: float) -> tuple[float, float]:
+        if not math.isfinite(loading) or self.capacity.count == 0:
+            return math.nan, math.nan
+        return self.capacity.predict([loading]), self.capacity.prediction_sigma([loading])
+
+    def parameters(self) -> list[Estimate]:
+        return [
+            Estimate(
+                self.machine,
+                "capacity_per_loading",
+                float(self.capacity.theta[0]),
+                float(self.capacity.sigmas[0]),
+                "Ah/(mg/cm2)",
+            ),
+            Estimate(
+                self.machine,
+                "first_cycle_efficiency",
+                float(self.efficiency.theta[0]),
+                float(self.efficiency.sigmas[0]),
+                "1",
+            ),
+        ]
+
+    def state(self) -> dict[str, Any]:
+        return {"capacity": self.capacity.state(), "efficiency": self.efficiency.state()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.capacity = RecursiveLeastSquares.from_state(state["capacity"])
+        self.efficiency = RecursiveLeastSquares.from_state(state["efficiency"])
+
+
+def k_value_threshold(k_values: Any, k: float = 5.0) -> float:
+    """Self-discharge screening limit of a batch: median + k·MAD (scaled to σ), robust to the tail itself."""
+    data = np.asarray(k_values, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return math.inf
+    median = float(np.median(data))
+    return median + k * 1.4826 * float(np.median(np.abs(data - median)))
