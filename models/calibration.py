@@ -2,7 +2,7 @@
 
 Hand-written (a dozen lines of numpy) because neither scikit-learn nor River gives the parameter
 covariance of a streaming linear fit, and the twin must report every parameter with its uncertainty.
-The noise variance is tracked from the a-priori residuals, so ``covariance = σ²·P``.
+The noise variance is tracked from the a-posteriori residuals, so ``covariance = σ²·P``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ class RecursiveLeastSquares:
         self.theta = self.theta + gain * error
         self.p = (self.p - np.outer(gain, p_phi)) / self.forget
         self.count += 1
+        posterior = float(y) - float(self.theta @ phi)
         weight = max(1.0 / self.count, 1.0 - self.forget)
-        self.noise_var += weight * (error * error - self.noise_var)
+        self.noise_var += weight * (posterior * posterior - self.noise_var)
         return error
 
     @property

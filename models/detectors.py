@@ -23,16 +23,20 @@ MAD_TO_SIGMA = 1.4826
 
 
 def robust_location_scale(values: Any) -> tuple[float, float]:
-    """Median and MAD-based σ of a training period: one outlier does not move the limits."""
+    """Median and σ of a training period, robust to outliers yet nearly as efficient as the std.
+
+    The MAD alone is ~1.65x noisier than the standard deviation, and an underestimated σ costs ARL₀
+    dearly; so σ is the standard deviation of the points within 4 MAD-σ of the median.
+    """
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
     if data.size == 0:
         return 0.0, 1.0
     centre = float(np.median(data))
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(data - centre)))
-    if not sigma > 0:
-        sigma = float(np.std(data)) or 1.0
-    return centre, sigma
+    mad_sigma = MAD_TO_SIGMA * float(np.median(np.abs(data - centre)))
+    kept = data[np.abs(data - centre) <= 4 * mad_sigma] if mad_sigma > 0 else data
+    sigma = float(np.std(kept, ddof=1)) if kept.size > 1 else 0.0
+    return centre, sigma if sigma > 0 else 1.0
 
 
 class Detector(Protocol):

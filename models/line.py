@@ -78,7 +78,7 @@ class LineModel:
         arl0: float = 1e6,
         cell_arl0: float = 1e4,
         calibration_s: float = 2700.0,
-        calibration_cells: int = 32,
+        calibration_cells: int = 48,
         detector: str = "cusum",
         memory_s: float = 3600.0,
         confirm_s: float = 300.0,

@@ -145,102 +145,72 @@ class DryerModel:
 class CalenderModel:
     """Porosity and thickness after the nip from line load, roll temperature and incoming loading.
 
-    Meyer et al. (2017): ε = ε_min + (ε₀ − ε_min)·exp(−q_L/γ_c), γ_c(T) = γ_ref·exp(−β(T − T_ref)).
-    Around the operating point this is learnt as ε ≈ ε_ref + s_q·Δq_L + s_T·ΔT + s_m·Δm_A (RLS); then
-    β = s_T / (q_L·s_q) needs no ε_min, and γ_c = (ε_ref − ε_min)/(−s_q) uses the domain prior
-    ``eps_min``. The skeletal density ρ_true comes from the calender's gauges: 10·m_A/h = ρ_true·(1 − ε).
+    Meyer et al. (2017): ε = ε_min + (ε₀ − ε_min)·exp(−q_L/γ_c), with γ_c(T) = γ_ref·exp(−β(T − T_ref)).
+    ε₀ and ε_min are domain priors (as coated ≈ 50 %, dense limit ≈ 15 %: DOMAIN.md ranges), because a
+    line running at one line load cannot identify them; each tick gives ln γ_c = ln(q_L / ln((ε₀ − ε_min)
+    /(ε − ε_min))), and RLS learns ln γ_ref and β (weak prior β ≈ 0 until the roll temperature moves).
+    The skeletal density comes from the calender's own gauges: 10·m_A/h = ρ_true·(1 − ε).
     """
 
     machine = "calender1"
 
-    def __init__(self, eps_min: float = 0.15) -> None:
+    def __init__(self, eps_0: float = 0.50, eps_min: float = 0.15) -> None:
+        self.eps_0 = eps_0
         self.eps_min = eps_min
-        self.porosity = RecursiveLeastSquares(4)
+        self.gamma = RecursiveLeastSquares(2, prior=[math.log(1000.0), 0.0])
+        self.gamma.p = np.diag([100.0, 0.02**2])
         self.density = RecursiveLeastSquares(1, prior=[4.0])
-        self.reference: list[float] = []
-
-    def _phi(self, values: Values) -> np.ndarray | None:
-        if not _finite(values, "line_load", "roll_temperature", "incoming_loading") or not self.reference:
-            return None
-        q, t, m = self.reference
-        return np.array(
-            [1.0, values["line_load"] - q, values["roll_temperature"] - t, values["incoming_loading"] - m]
-        )
+        self.t_ref = math.nan
 
     def calibrate(self, values: Values) -> None:
         if not _finite(values, "line_load", "roll_temperature", "incoming_loading", "porosity", "thickness"):
             return
-        if not self.reference:
-            self.reference = [values["line_load"], values["roll_temperature"], values["incoming_loading"]]
-            self.porosity = RecursiveLeastSquares(4, prior=[values["porosity"] / 100, 0.0, 0.0, 0.0])
-            self.porosity.p = np.diag([1.0, 1e-6, 1e-4, 1e-3])
-        phi = self._phi(values)
-        self.porosity.update(phi, values["porosity"] / 100)
-        self.density.update(
-            [1 - values["porosity"] / 100], 10 * values["incoming_loading"] / values["thickness"]
-        )
+        eps = values["porosity"] / 100
+        if math.isnan(self.t_ref):
+            self.t_ref = values["roll_temperature"]
+        self.density.update([1 - eps], 10 * values["incoming_loading"] / values["thickness"])
+        if self.eps_min < eps < self.eps_0 and values["line_load"] > 0:
+            gamma = values["line_load"] / math.log((self.eps_0 - self.eps_min) / (eps - self.eps_min))
+            self.gamma.update([1.0, -(values["roll_temperature"] - self.t_ref)], math.log(gamma))
 
     def predict(self, values: Values) -> dict[str, tuple[float, float]]:
         """Predicted porosity (%) and thickness (um) with parameter uncertainty."""
-        phi = self._phi(values)
-        if phi is None:
+        if not _finite(values, "line_load", "roll_temperature", "incoming_loading") or math.isnan(self.t_ref):
             return {"porosity": (math.nan, math.nan), "thickness": (math.nan, math.nan)}
-        eps = self.porosity.predict(phi)
-        eps_sigma = self.porosity.prediction_sigma(phi)
+        phi = [1.0, -(values["roll_temperature"] - self.t_ref)]
+        gamma = math.exp(self.gamma.predict(phi))
+        ratio = max(values["line_load"], 0.0) / gamma
+        eps = self.eps_min + (self.eps_0 - self.eps_min) * math.exp(-ratio)
+        eps_sigma = (eps - self.eps_min) * ratio * self.gamma.prediction_sigma(phi)
         rho, rho_sigma = float(self.density.theta[0]), float(self.density.sigmas[0])
         thickness = 10 * values["incoming_loading"] / (rho * (1 - eps))
         rel = math.hypot(rho_sigma / rho, eps_sigma / (1 - eps))
         return {"porosity": (100 * eps, 100 * eps_sigma), "thickness": (thickness, thickness * rel)}
 
     def parameters(self) -> list[Estimate]:
-        theta, sig = self.porosity.theta, self.porosity.sigmas
-        estimates = [
+        (log_gamma, beta), (s_log_gamma, s_beta) = self.gamma.theta, self.gamma.sigmas
+        gamma = math.exp(float(log_gamma))
+        return [
             Estimate(
                 self.machine, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"
             ),
-            Estimate(self.machine, "porosity_ref", 100 * float(theta[0]), 100 * float(sig[0]), "%"),
-            Estimate(
-                self.machine, "porosity_per_line_load", 100 * float(theta[1]), 100 * float(sig[1]), "%/(N/mm)"
-            ),
-            Estimate(
-                self.machine,
-                "porosity_per_roll_temperature",
-                100 * float(theta[2]),
-                100 * float(sig[2]),
-                "%/Cel",
-            ),
+            Estimate(self.machine, "compaction_resistance", gamma, gamma * float(s_log_gamma), "N/mm"),
+            Estimate(self.machine, "compaction_temperature_coefficient", float(beta), float(s_beta), "1/Cel"),
         ]
-        if theta[1] < 0 and self.reference:
-            gamma = (theta[0] - self.eps_min) / -theta[1]
-            estimates.append(
-                Estimate(
-                    self.machine,
-                    "compaction_resistance",
-                    float(gamma),
-                    float(gamma * sig[1] / -theta[1]),
-                    "N/mm",
-                )
-            )
-            beta = theta[2] / (self.reference[0] * theta[1])
-            beta_sigma = abs(beta) * math.hypot(sig[2] / (abs(theta[2]) or 1e-12), sig[1] / abs(theta[1]))
-            estimates.append(
-                Estimate(self.machine, "compaction_temperature_coefficient", float(beta), beta_sigma, "1/Cel")
-            )
-        return estimates
 
     def state(self) -> dict[str, Any]:
         return {
+            "eps_0": self.eps_0,
             "eps_min": self.eps_min,
-            "porosity": self.porosity.state(),
+            "gamma": self.gamma.state(),
             "density": self.density.state(),
-            "reference": self.reference,
+            "t_ref": self.t_ref,
         }
 
     def load(self, state: dict[str, Any]) -> None:
-        self.eps_min = state["eps_min"]
-        self.porosity = RecursiveLeastSquares.from_state(state["porosity"])
+        self.eps_0, self.eps_min, self.t_ref = state["eps_0"], state["eps_min"], state["t_ref"]
+        self.gamma = RecursiveLeastSquares.from_state(state["gamma"])
         self.density = RecursiveLeastSquares.from_state(state["density"])
-        self.reference = list(state["reference"])
 
 
 class FormationModel:
