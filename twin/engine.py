@@ -104,7 +104,8 @@ class LineWorker:
         for key in verdict.cleared:
             engine.clear_alert(key)
         self.processed += len(samples)
-        self.last_sample_ns = max(s.source_time_ns for s in samples)
+        newest = max(s.source_time_ns for s in samples)
+        self.last_sample_ns = newest if self.last_sample_ns is None else max(self.last_sample_ns, newest)
         engine.metrics.samples.labels(self.line).inc(len(samples))
         engine.metrics.bus_lag.labels(self.line).set(
             max(0.0, (time.time_ns() - max(s.receive_time_ns for s in samples)) / 1e9)
@@ -114,10 +115,9 @@ class LineWorker:
     def _with_material(self, occurrence: Occurrence) -> Occurrence:
         """Name the rolls the machine worked on since onset and the cells built from them."""
         state = self.engine.state
-        if not occurrence.rolls:
-            occurrence.rolls = state.rolls_since(occurrence.line, occurrence.machine, occurrence.onset_ns)
-        if not occurrence.cells:
-            occurrence.cells = state.cells_of_rolls(occurrence.rolls)
+        since_onset = state.rolls_since(occurrence.line, occurrence.machine, occurrence.onset_ns)
+        occurrence.rolls = sorted(set(occurrence.rolls) | set(since_onset))
+        occurrence.cells = sorted(set(occurrence.cells) | set(state.cells_of_rolls(occurrence.rolls)))
         return occurrence
 
     def save(self) -> None:

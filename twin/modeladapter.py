@@ -1,0 +1,97 @@
+"""Fit ``models/`` to the twin's ports: the streaming ``LineModel`` as an ``Analyser``.
+
+The line model says when a drift is found but not when it is over; ISA-18.2 needs both. A condition is
+taken as returned to normal when its detector has been quiet for ``QUIET_MEMORIES`` times the model's
+memory (the model re-reports a persisting drift at least once per memory), measured in plant time so the
+rule holds at any simulator speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+
+from core.sample import Sample
+from core.settings import Settings
+from models.line import LineModel, ModelValue
+from models.rootcause import Finding
+from twin.alerts import Occurrence
+from twin.ports import Analyser, ModelOutput, Parameter, Verdict
+
+QUIET_MEMORIES = 2.0
+
+
+def occurrence(finding: Finding) -> Occurrence:
+    return Occurrence(
+        line=finding.line,
+        machine=finding.machine,
+        signal=finding.signal,
+        cause=finding.cause,
+        title=finding.title,
+        text=finding.text,
+        action=finding.action,
+        magnitude=finding.magnitude,
+        unit=finding.unit,
+        onset_ns=finding.onset_ns,
+        detector=finding.detector,
+        rolls=list(finding.rolls),
+        cells=list(finding.cells),
+    )
+
+
+def _output(value: ModelValue) -> ModelOutput:
+    sigma = value.sigma if value.sigma is not None and math.isfinite(value.sigma) else None
+    return ModelOutput(value.machine, value.signal, value.kind, value.value, value.time_ns, sigma)
+
+
+class LineModelAnalyser:
+    """One line's ``LineModel``, fed sample by sample so no tick's outputs are missed."""
+
+    def __init__(self, line: str, model: LineModel | None = None) -> None:
+        self.line = line
+        self.model = model if model is not None else LineModel(line)
+        self.last_found_ns: dict[str, int] = {}
+        self.now_ns = 0
+
+    def observe(self, samples: Sequence[Sample]) -> Verdict:
+        verdict = Verdict()
+        model = self.model
+        for sample in samples:
+            before = model.outputs
+            findings = model.observe([sample])
+            if model.outputs is not before:
+                verdict.outputs += [_output(v) for v in model.outputs if math.isfinite(v.value)]
+            for finding in findings:
+                verdict.occurrences.append(occurrence(finding))
+                self.last_found_ns[finding.key] = max(finding.time_ns, sample.source_time_ns)
+            self.now_ns = max(self.now_ns, sample.source_time_ns)
+        quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
+        for key, found in list(self.last_found_ns.items()):
+            if self.now_ns - found > quiet_ns:
+                verdict.cleared.append(key)
+                del self.last_found_ns[key]
+        return verdict
+
+    def parameters(self) -> list[Parameter]:
+        return [
+            Parameter(e.machine, e.name, e.value, e.sigma if math.isfinite(e.sigma) else None, e.unit)
+            for e in self.model.parameters()
+            if math.isfinite(e.value)
+        ]
+
+    def snapshot(self) -> bytes:
+        state = {"model": self.model.snapshot(), "last_found_ns": self.last_found_ns, "now_ns": self.now_ns}
+        return json.dumps(state).encode()
+
+    def restore(self, blob: bytes) -> None:
+        state = json.loads(blob)
+        self.model = LineModel.restore(state["model"])
+        self.last_found_ns = {k: int(v) for k, v in state["last_found_ns"].items()}
+        self.now_ns = int(state["now_ns"])
+
+
+def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
+    """A fresh analyser per line (restored from its snapshot by the engine when there is one)."""
+    del settings
+    return LineModelAnalyser
