@@ -40,5 +40,11 @@ def _register() -> None:
     app.command()(ingest)
     app.command()(sim)
 
+    from cli.demo import demo
+    from cli.serve import serve
+
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+
 
 _register()
