@@ -158,7 +158,7 @@ class CalenderModel:
         self.eps_0 = eps_0
         self.eps_min = eps_min
         self.gamma = RecursiveLeastSquares(2, prior=[math.log(1000.0), 0.0])
-        self.gamma.p = np.diag([100.0, 0.02**2])
+        self.gamma.p = np.diag([1e4, 1.0])  # relative to the noise variance of ln γ (~1e-3)
         self.density = RecursiveLeastSquares(1, prior=[4.0])
         self.t_ref = math.nan
 
