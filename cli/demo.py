@@ -188,7 +188,7 @@ def _stop(stack: Stack) -> None:
 
 
 async def _run(base: Settings, scenario: str, speed: float, duration: float | None, port: int | None) -> None:
-    from twin.modeladapter import analyser_factory
+    from twin.modeladapter import analyser_factory, whatif_models
     from twin.service import build_twin, server
 
     started = time.monotonic()
@@ -196,7 +196,9 @@ async def _run(base: Settings, scenario: str, speed: float, duration: float | No
         settings = stack.settings
         for note in stack.notes:
             console.print(note)
-        twin = build_twin(settings, analyser_factory(settings), None, influx_enabled=stack.influx)
+        twin = build_twin(
+            settings, analyser_factory(settings), whatif_models(settings), influx_enabled=stack.influx
+        )
         uvicorn_server = server(twin)
         serving = asyncio.create_task(uvicorn_server.serve())
         url = f"http://{settings.twin.host}:{settings.twin.port}"

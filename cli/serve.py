@@ -22,10 +22,10 @@ def serve(
     settings = settings_from(ctx, **{"twin.host": host, "twin.port": port, "twin.lines": line or None})
 
     def run() -> None:
-        from twin.modeladapter import analyser_factory
+        from twin.modeladapter import analyser_factory, whatif_models
         from twin.service import build_twin, serve
 
-        twin = build_twin(settings, analyser_factory(settings), None)
+        twin = build_twin(settings, analyser_factory(settings), whatif_models(settings))
         typer.echo(f"twin UI and API on http://{settings.twin.host}:{settings.twin.port}/ (OpenAPI: /docs)")
         serve(twin)
 

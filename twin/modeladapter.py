@@ -1,4 +1,4 @@
-"""Fit ``models/`` to the twin's ports: the streaming ``LineModel`` as an ``Analyser``.
+"""Fit ``models/`` to the twin's ports: the streaming ``LineModel`` as an ``Analyser``, and what-if on it.
 
 The line model says when a drift is found but not when it is over; ISA-18.2 needs both. A condition is
 taken as returned to normal when its detector has been quiet for ``QUIET_MEMORIES`` times the model's
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from core.sample import Sample
 from core.settings import Settings
 from models.line import LineModel, ModelValue
 from models.rootcause import Finding
+from models.whatif import WhatIf, WhatIfError
 from twin.alerts import Occurrence
-from twin.ports import Analyser, ModelOutput, Parameter, Verdict
+from twin.engine import TwinEngine
+from twin.ports import Analyser, ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
 
 QUIET_MEMORIES = 2.0
 
@@ -95,3 +97,47 @@ def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
     """A fresh analyser per line (restored from its snapshot by the engine when there is one)."""
     del settings
     return LineModelAnalyser
+
+
+class LiveWhatIf:
+    """What-if on the live, calibrated ``LineModel`` of a line this twin serves."""
+
+    def __init__(self, engine: TwinEngine) -> None:
+        self.engine = engine
+
+    def _whatif(self, line: str) -> WhatIf:
+        worker = self.engine.workers.get(line)
+        if worker is None:
+            raise ValueError(f"this twin does not serve line {line!r}; it serves {self.engine.lines}")
+        analyser = worker.analyser
+        if not isinstance(analyser, LineModelAnalyser):
+            raise WhatIfUnavailable(f"line {line} runs no line model")
+        try:
+            return WhatIf(analyser.model)
+        except WhatIfError as exc:
+            raise WhatIfUnavailable(str(exc)) from None
+
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> list[Prediction]:
+        try:
+            found = self._whatif(line).predict(setpoints)
+        except WhatIfError as exc:
+            raise WhatIfUnavailable(str(exc)) from None
+        predictions = [
+            Prediction(p.quantity, p.value, p.sigma, p.unit, p.lower_spec, p.upper_spec) for p in found
+        ]
+        if not all(math.isfinite(p.value) and math.isfinite(p.sigma) for p in predictions):
+            raise WhatIfUnavailable("the models give no finite prediction for these setpoints")
+        return predictions
+
+    def inverse(
+        self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+    ) -> dict[str, float]:
+        try:
+            return self._whatif(line).inverse(targets, bounds or None)
+        except WhatIfError as exc:
+            raise WhatIfUnavailable(str(exc)) from None
+
+
+def whatif_models(settings: Settings) -> Callable[[TwinEngine], LiveWhatIf]:
+    del settings
+    return LiveWhatIf

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.errors import LinetwinError
 from core.sample import Sample
 from twin.alerts import Occurrence
 
@@ -69,11 +70,15 @@ class Prediction:
     upper_spec: float | None = None
 
 
-class WhatIf(Protocol):
-    """Forward and inverse what-if on the calibrated models."""
+class WhatIfUnavailable(LinetwinError):
+    """The models cannot answer yet (still calibrating) or cannot answer this question."""
 
-    def predict(self, setpoints: Mapping[str, float]) -> list[Prediction]: ...
+
+class WhatIf(Protocol):
+    """Forward and inverse what-if on a line's calibrated models; unknown names raise ValueError."""
+
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> list[Prediction]: ...
 
     def inverse(
-        self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+        self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
     ) -> dict[str, float]: ...

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def build_twin(
     settings: Settings,
     analyser_factory: Callable[[str], Analyser],
-    whatif: WhatIf | None,
+    whatif: Callable[[TwinEngine], WhatIf] | None,
     *,
     influx_enabled: bool = True,
 ) -> Twin:
@@ -30,7 +30,7 @@ def build_twin(
     )
     if settings.twin.api_token is None:
         log.warning("twin.api_token is not set: anyone who reaches the API can acknowledge and shelve alerts")
-    return Twin(settings=settings, engine=engine, whatif=whatif)
+    return Twin(settings=settings, engine=engine, whatif=whatif(engine) if whatif is not None else None)
 
 
 def server(twin: Twin) -> uvicorn.Server:

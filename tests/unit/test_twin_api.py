@@ -14,7 +14,7 @@ from core.sample import Sample
 from core.settings import Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
-from twin.ports import ModelOutput, Parameter, Prediction, Verdict
+from twin.ports import ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
 from twin.service import build_twin
 
 TARGET = 20.0
@@ -66,17 +66,20 @@ class FakeAnalyser:
 
 
 class FakeWhatIf:
-    def predict(self, setpoints: Mapping[str, float]) -> list[Prediction]:
-        if set(setpoints) - {"pump_flow", "web_speed"}:
-            raise ValueError(f"unknown setpoints {sorted(set(setpoints) - {'pump_flow', 'web_speed'})}")
+    """dry_loading = pump_flow / web_speed, spec 20 ± 0.4."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> list[Prediction]:
         loading = setpoints.get("pump_flow", 100.0) / setpoints.get("web_speed", 5.0)
         return [Prediction("dry_loading", loading, 0.2, "mg/cm2", 19.6, 20.4)]
 
     def inverse(
-        self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+        self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
     ) -> dict[str, float]:
-        if set(targets) != {"dry_loading"}:
-            raise ValueError("only dry_loading can be targeted")
+        if "dry_loading" not in targets:
+            raise WhatIfUnavailable("only dry_loading can be targeted")
         return {"pump_flow": targets["dry_loading"] * 5.0, "web_speed": 5.0}
 
 
@@ -92,7 +95,7 @@ def settings(tmp_path: Path, token: str | None = "s3cret") -> Settings:
 
 @pytest.fixture
 def twin_client(tmp_path: Path) -> Iterator[TestClient]:
-    twin = build_twin(settings(tmp_path), FakeAnalyser, FakeWhatIf(), influx_enabled=False)
+    twin = build_twin(settings(tmp_path), FakeAnalyser, FakeWhatIf, influx_enabled=False)
     with TestClient(create_app(twin, run_engine=False)) as client:
         yield client
 
@@ -164,6 +167,8 @@ def test_bad_requests_get_4xx_with_a_message(twin_client: TestClient) -> None:
         twin_client.get("/alerts/12345"),
         twin_client.post("/alerts/1/shelve", json={"by": "x", "duration_s": -1}, headers=AUTH),
         twin_client.post("/whatif", json={"setpoints": {"warp_drive": 1.0}}),
+        twin_client.post("/whatif", json={"setpoints": {"web_speed": 0.0}}),
+        twin_client.post("/whatif/inverse", json={"targets": {}}),
         twin_client.get("/signals/line1/coater1/x/history", params={"kind": "bogus"}),
         twin_client.get("/genealogy/rolls/R404"),
     ]
@@ -174,12 +179,15 @@ def test_bad_requests_get_4xx_with_a_message(twin_client: TestClient) -> None:
 
 def test_whatif_predicts_against_spec_and_inverse_finds_setpoints(twin_client: TestClient) -> None:
     result = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 110.0, "web_speed": 5.0}}).json()
+    assert result["line"] == "line1"
     [prediction] = result["predictions"]
     assert prediction["value"] == pytest.approx(22.0)
     assert prediction["within_spec"] is False
     inverse = twin_client.post("/whatif/inverse", json={"targets": {"dry_loading": 20.0}}).json()
     assert inverse["setpoints"]["pump_flow"] == pytest.approx(100.0)
     assert inverse["predictions"][0]["within_spec"] is True
+    unanswerable = twin_client.post("/whatif/inverse", json={"targets": {"porosity": 30.0}})
+    assert unanswerable.status_code == 409 and "dry_loading" in unanswerable.json()["detail"]
     unsaved = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 100.0}, "save": True})
     assert unsaved.status_code == 401
     saved = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 100.0}, "save": True}, headers=AUTH)
@@ -229,7 +237,7 @@ def test_reads_need_the_token_when_configured(tmp_path: Path) -> None:
     with TestClient(create_app(twin, run_engine=False)) as client:
         assert client.get("/alerts").status_code == 401
         assert client.get("/alerts", headers=AUTH).status_code == 200
-        assert client.post("/whatif", json={"setpoints": {"pump_flow": 1.0}}, headers=AUTH).status_code == 503
+        assert client.post("/whatif", json={"setpoints": {"pump_flow": 1.0}}, headers=AUTH).status_code == 409
 
 
 def test_line_state_is_restored_from_the_snapshot(tmp_path: Path) -> None:

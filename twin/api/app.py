@@ -18,6 +18,7 @@ from twin.api import alerts, genealogy, models, ops, signals, state, stream, wha
 from twin.api.deps import Twin
 from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
+from twin.ports import WhatIfUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(AlertConflict)
     async def conflict(_r: Request, exc: AlertConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(WhatIfUnavailable)
+    async def whatif_unavailable(_r: Request, exc: WhatIfUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(InfluxUnavailable)

@@ -159,15 +159,27 @@ class CellGenealogy(Strict):
     roll: RollGenealogy | None
 
 
-Setpoint = Annotated[float, Field(allow_inf_nan=False)]
+class Setpoints(Strict):
+    """Setpoints to try; those left out stay at the line's current ones. Ranges are the machines' EURange."""
+
+    pump_flow: float | None = Field(None, ge=1, le=200, description="metering pump flow setpoint, mL/min")
+    web_speed: float | None = Field(None, ge=0.2, le=10, description="coater web speed setpoint, m/min")
+    coating_width: float | None = Field(None, ge=10, le=400, description="coating width, mm")
+    slurry_density: float | None = Field(None, ge=1, le=3.5, description="slurry density, g/cm3")
+    slurry_solids: float | None = Field(None, ge=40, le=90, description="slurry solids content, %")
+    dryer_zone1_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 1, Cel")
+    dryer_zone2_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 2, Cel")
+    dryer_zone3_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 3, Cel")
+    line_load: float | None = Field(None, ge=0, le=2000, description="calender line load setpoint, N/mm")
+    roll_temperature: float | None = Field(None, ge=20, le=120, description="calender roll temperature, Cel")
+
+    def given(self) -> dict[str, float]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 class WhatIfRequest(Strict):
-    setpoints: dict[Name, Setpoint] = Field(
-        min_length=1,
-        max_length=32,
-        description="setpoint name -> value, e.g. pump_flow, web_speed, line_load",
-    )
+    line: Name | None = Field(None, description="default: the first line this twin serves")
+    setpoints: Setpoints
     save: bool = Field(False, description="keep the run (needs the API token when one is configured)")
 
 
@@ -182,22 +194,45 @@ class PredictionOut(Strict):
 
 
 class WhatIfResponse(Strict):
+    line: str
     setpoints: dict[str, float]
     predictions: list[PredictionOut]
     saved_id: int | None = None
 
 
+class Targets(Strict):
+    """Quality to reach; at least one."""
+
+    dry_loading: float | None = Field(None, gt=0, le=50, description="mg/cm2")
+    residual_solvent: float | None = Field(None, ge=0, le=50, description="%")
+    porosity: float | None = Field(None, gt=0, lt=100, description="%")
+    thickness: float | None = Field(None, gt=0, le=300, description="um")
+    cell_capacity: float | None = Field(None, gt=0, le=100, description="Ah")
+
+    def given(self) -> dict[str, float]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
 class Bounds(Strict):
-    low: Setpoint
-    high: Setpoint
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
 
 
 class InverseRequest(Strict):
-    targets: dict[Name, Setpoint] = Field(min_length=1, max_length=16, description="quantity -> target")
-    bounds: dict[Name, Bounds] = Field(default_factory=dict, max_length=32, description="setpoint limits")
+    line: Name | None = None
+    targets: Targets
+    bounds: dict[
+        Literal["pump_flow", "web_speed", "line_load", "roll_temperature", "slurry_density", "slurry_solids"],
+        Bounds,
+    ] = Field(
+        default_factory=dict,
+        description="setpoints to move and their limits (default: ±20 % of flow, "
+        "speed, load and roll temperature)",
+    )
 
 
 class InverseResponse(Strict):
+    line: str
     setpoints: dict[str, float]
     predictions: list[PredictionOut]
 

@@ -15,20 +15,24 @@ from twin.api.schemas import (
     WhatIfRequest,
     WhatIfResponse,
 )
-from twin.ports import Prediction, WhatIf
+from twin.ports import Prediction, WhatIf, WhatIfUnavailable
 
 router = APIRouter(
     prefix="/whatif",
     tags=["whatif"],
     dependencies=[Depends(require_reader)],
-    responses={401: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+    responses={401: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
 
 
 def _models(twin: Twin) -> WhatIf:
     if twin.whatif is None:
-        raise HTTPException(503, "the what-if models are not loaded in this twin")
+        raise WhatIfUnavailable("this twin runs without what-if models")
     return twin.whatif
+
+
+def _line(twin: Twin, line: str | None) -> str:
+    return line if line is not None else twin.engine.lines[0]
 
 
 def _out(p: Prediction) -> PredictionOut:
@@ -57,8 +61,10 @@ async def predict(
         raise HTTPException(
             401, "saving a what-if run needs the API token", headers={"WWW-Authenticate": "Bearer"}
         )
-    predictions = [_out(p) for p in _models(twin).predict(body.setpoints)]
-    response = WhatIfResponse(setpoints=dict(body.setpoints), predictions=predictions)
+    line = _line(twin, body.line)
+    setpoints = body.setpoints.given()
+    predictions = [_out(p) for p in _models(twin).predict(line, setpoints)]
+    response = WhatIfResponse(line=line, setpoints=setpoints, predictions=predictions)
     if body.save:
         response.saved_id = twin.engine.state.save_whatif(body.model_dump_json(), response.model_dump_json())
     return response
@@ -66,10 +72,16 @@ async def predict(
 
 @router.post("/inverse", response_model=InverseResponse)
 async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
-    """The setpoints (within ``bounds``) whose predicted quality is closest to ``targets``."""
+    """The setpoints (within ``bounds``) whose predicted quality comes closest to ``targets``."""
+    targets = body.targets.given()
+    if not targets:
+        raise HTTPException(422, "give at least one target")
     for name, bound in body.bounds.items():
         if bound.low > bound.high:
             raise HTTPException(422, f"bounds of {name}: low {bound.low} is above high {bound.high}")
+    line = _line(twin, body.line)
     models = _models(twin)
-    setpoints = models.inverse(body.targets, {k: (b.low, b.high) for k, b in body.bounds.items()})
-    return InverseResponse(setpoints=setpoints, predictions=[_out(p) for p in models.predict(setpoints)])
+    setpoints = models.inverse(line, targets, {k: (b.low, b.high) for k, b in body.bounds.items()})
+    return InverseResponse(
+        line=line, setpoints=setpoints, predictions=[_out(p) for p in models.predict(line, setpoints)]
+    )
