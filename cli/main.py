@@ -32,11 +32,13 @@ def main(
 
 def _register() -> None:
     """Attach every subcommand; each lives in its own module of cli/."""
+    from cli.backtest import backtest_command
     from cli.bench import bench_app
     from cli.ingest import ingest
     from cli.sim import sim
 
     app.add_typer(bench_app, name="bench")
+    app.command("backtest")(backtest_command)
     app.command()(ingest)
     app.command()(sim)
 
