@@ -134,6 +134,10 @@ class _Base:
         self.reset()
         return self
 
+    def update(self, x: float) -> None:
+        """Fold in one observation (each chart defines its statistic)."""
+        raise NotImplementedError
+
     def _z(self, x: float) -> float:
         self.n += 1
         return (float(x) - self.mu) / self.sigma

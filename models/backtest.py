@@ -1,0 +1,205 @@
+"""Backtest on recorded history of any plant: the live detectors over a table, scored against ground truth.
+
+Every numeric column gets a univariate detector and all of them a PCA T²/SPE monitor, limits from an
+in-control training period at the stated ARL₀. When linetwin's own columns (``coater1.*``,
+``calender1.*``) are present, the physics ``LineModel`` runs on them instead, so its residuals and root
+causes are what is judged; the other columns keep their plain detectors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.detectors import make_detector, robust_location_scale
+from models.line import CALENDER, COATER, LineModel
+from models.pca import PCAMonitor
+from models.replay import replay
+
+SHIFT_S = 8 * 3600.0
+LINE_MACHINES = (COATER, CALENDER)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One alarm: when it was raised, on what, the estimated onset and shift, and the named cause."""
+
+    time: pd.Timestamp
+    machine: str
+    signal: str
+    detector: str
+    onset: pd.Timestamp
+    magnitude: float
+    unit: str = ""
+    cause: str = ""
+    channel: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "machine": self.machine,
+            "signal": self.signal,
+            "channel": self.channel or "",
+            "detector": self.detector,
+            "onset": self.onset.isoformat(),
+            "magnitude": self.magnitude,
+            "unit": self.unit,
+            "cause": self.cause,
+        }
+
+
+def _split(column: str) -> tuple[str, str]:
+    machine, _, signal = column.rpartition(".")
+    return machine, signal
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns with numbers that vary in the frame (a constant cannot drift detectably from training)."""
+    columns = []
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.to_numpy(dtype=float)
+            if np.isfinite(values).sum() > 1 and np.nanstd(values) > 0:
+                columns.append(str(column))
+    return columns
+
+
+def uses_line_model(frame: pd.DataFrame) -> bool:
+    return any(str(c).startswith(f"{m}.") for c in frame.columns for m in LINE_MACHINES)
+
+
+def run(
+    history: pd.DataFrame,
+    training: pd.DataFrame,
+    *,
+    arl0: float = 1e6,
+    detector: str = "cusum",
+    cells: pd.DataFrame | None = None,
+    pca: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> list[Detection]:
+    """Detections over ``history`` (time index), limits from ``training`` (its in-control period)."""
+    detections: list[Detection] = []
+    plain = numeric_columns(training)
+    if uses_line_model(history):
+        detections += _line_model(history, training, arl0, detector, cells)
+        plain = [c for c in plain if not c.startswith(tuple(f"{m}." for m in LINE_MACHINES))]
+    monitor = None
+    if pca and len(plain) >= 2:
+        monitor = PCAMonitor(plain, arl0=arl0).fit(training[plain].to_numpy(dtype=float))
+    detectors = {}
+    for column in plain:
+        mu, sigma = robust_location_scale(training[column].to_numpy(dtype=float))
+        detectors[column] = make_detector(detector, arl0, mu, sigma)
+    matrix = history[plain].to_numpy(dtype=float) if plain else np.empty((len(history), 0))
+    times = history.index
+    for i in range(len(history)):
+        row = matrix[i]
+        for j, column in enumerate(plain):
+            if not math.isfinite(row[j]):
+                continue
+            d = detectors[column]
+            d.update(row[j])
+            if d.drift_detected:
+                onset = times[max(i - (d.n - (d.onset or 0)) + 1, 0)]
+                machine, signal = _split(column)
+                detections.append(Detection(times[i], machine, signal, detector, onset, d.magnitude))
+                d.reset()
+        if monitor is not None and np.isfinite(row).all():
+            monitor.update(row)
+            if monitor.drift_detected:
+                contributions = monitor.contributions()
+                top = max(contributions, key=lambda c: contributions[c])
+                machine, signal = _split(top)
+                detections.append(
+                    Detection(times[i], machine, signal, "pca", times[i], monitor.statistic, "x limit")
+                )
+                monitor.reset()
+        if progress is not None and i % 1000 == 0:
+            progress(i)
+    detections.sort(key=lambda d: d.time)
+    return detections
+
+
+def _line_model(
+    history: pd.DataFrame, training: pd.DataFrame, arl0: float, detector: str, cells: pd.DataFrame | None
+) -> list[Detection]:
+    """The physics line model, calibrated on the training rows then run over the history."""
+    span = (training.index[-1] - training.index[0]).total_seconds() if len(training) > 1 else 0.0
+    model = LineModel(arl0=arl0, detector=detector, calibration_s=max(span, 1.0))
+    combined = history if training.index[0] >= history.index[0] else pd.concat([training, history])
+    findings = replay(model, combined, cells)
+    start = history.index[0].value
+    return [
+        Detection(
+            pd.Timestamp(f.time_ns, tz="UTC"),
+            f.machine,
+            f.signal,
+            f.detector,
+            pd.Timestamp(f.onset_ns, tz="UTC"),
+            f.magnitude,
+            f.unit,
+            f.cause,
+            f.channel,
+        )
+        for f in findings
+        if f.time_ns >= start
+    ]
+
+
+@dataclass
+class Score:
+    """Detection delay per true drift, misses, and false alarms per 8-hour shift of monitored time."""
+
+    delays_s: dict[str, float] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)
+    false_alarms: int = 0
+    monitored_s: float = 0.0
+
+    @property
+    def false_alarms_per_shift(self) -> float:
+        return self.false_alarms / (self.monitored_s / SHIFT_S) if self.monitored_s > 0 else math.nan
+
+
+def _matches(detection: Detection, truth: dict[str, Any]) -> bool:
+    """A detection belongs to a drift when it is on the drift's machine or one of its listed signals."""
+    if detection.machine == truth.get("machine"):
+        return truth.get("channel") in (None, detection.channel) or detection.channel is None
+    names = [f"{detection.machine}.{detection.signal}", f"cells.{detection.signal}"]
+    return any(fnmatch.fnmatch(n, pattern) for n in names for pattern in truth.get("signals", []))
+
+
+def score(
+    detections: Iterable[Detection],
+    truth: list[dict[str, Any]],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> Score:
+    """Score detections between ``start`` and ``end`` against ground-truth drift records (JSON lines)."""
+    result = Score(monitored_s=(end - start).total_seconds())
+    onsets = [(pd.Timestamp(t["onset"]), t) for t in truth]
+    first: dict[str, float] = {}
+    for d in detections:
+        if d.time < start or d.time > end:
+            continue
+        owner = next((t for onset, t in onsets if d.time >= onset and _matches(d, t)), None)
+        if owner is None:
+            result.false_alarms += 1
+            continue
+        name = _name(owner)
+        delay = (d.time - pd.Timestamp(owner["onset"])).total_seconds()
+        first.setdefault(name, delay)
+    result.delays_s = first
+    result.missed = [_name(t) for _, t in onsets if _name(t) not in first]
+    return result
+
+
+def _name(truth: dict[str, Any]) -> str:
+    return str(truth.get("fault", truth.get("name", "drift")))
