@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -93,21 +92,14 @@ def _record(settings: Settings, path: Path) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    from plant.runtime import Plant, run_plant
+    from plant.runtime import running
 
-    plant = Plant(settings, asyncio.Event(), asyncio.Event())
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+    async with running(settings) as plant:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, plant.stop.set)
-    task = asyncio.create_task(run_plant(plant))
-    ready = asyncio.create_task(plant.ready.wait())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if plant.ready.is_set():
         _print_connect(settings, plant.run_id)
-    else:
-        ready.cancel()
-    await task
+        await plant.finished.wait()
 
 
 def _print_connect(settings: Settings, run_id: str) -> None:

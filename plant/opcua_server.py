@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import cast
 
 from asyncua import Node, Server, ua
-from asyncua.common.instantiate_util import instantiate
 from asyncua.server.address_space import NodeData
 
 from plant.line import SETPOINT_SIGNALS, PilotLine, SetpointError, Tick
@@ -120,31 +119,40 @@ class PlantOpcUaServer:
             self._nodes[f"{machine}.{name}"] = node.nodeid
 
     async def _add_analog(self, parent: Node, column: str, name: str, unit: str, signal: Signal) -> None:
-        node, *_ = await instantiate(
-            parent,
-            self.server.get_node(ua.ObjectIds.AnalogItemType),
-            nodeid=_node_id(column, self.idx),
-            bname=_qname(browse_name(name), self.idx),
-            instantiate_optional=False,
+        """An AnalogItemType variable (Part 8, 5.3.2) with its EURange and EngineeringUnits properties."""
+        access = ua.AccessLevel.CurrentRead.mask
+        if signal.setpoint:
+            access |= ua.AccessLevel.CurrentWrite.mask
+        attributes = ua.VariableAttributes(
+            DisplayName=ua.LocalizedText(browse_name(name)),
+            Description=ua.LocalizedText(signal.meaning),
+            Value=ua.Variant(self.line.setpoints.get(column, 0.0), ua.VariantType.Double),
+            DataType=_node_id(ua.ObjectIds.Double, 0),
+            ValueRank=-1,
+            AccessLevel=ua.Byte(access),
+            UserAccessLevel=ua.Byte(access),
         )
-        await node.write_attribute(
-            ua.AttributeIds.DataType,
-            ua.DataValue(ua.Variant(_node_id(ua.ObjectIds.Double, 0), ua.VariantType.NodeId)),
+        item = ua.AddNodesItem(
+            ParentNodeId=parent.nodeid,
+            ReferenceTypeId=_node_id(ua.ObjectIds.HasComponent, 0),
+            RequestedNewNodeId=_node_id(column, self.idx),
+            BrowseName=_qname(browse_name(name), self.idx),
+            NodeClass=ua.NodeClass.Variable,
+            NodeAttributes=attributes,
+            TypeDefinition=_node_id(ua.ObjectIds.AnalogItemType, 0),
         )
-        eurange = await node.get_child("0:EURange")
-        await eurange.write_value(ua.Range(signal.low, signal.high))
+        (result,) = await parent.session.add_nodes([item])
+        result.StatusCode.check()
+        node = self.server.get_node(result.AddedNodeId)
+        await node.add_property(
+            _node_id(f"{column}.EURange", self.idx), _qname("EURange", 0), ua.Range(signal.low, signal.high)
+        )
         await node.add_property(
             _node_id(f"{column}.EngineeringUnits", self.idx),
             _qname("EngineeringUnits", 0),
             _eu_information(unit),
         )
-        await node.write_attribute(
-            ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(signal.meaning)))
-        )
-        initial = self.line.setpoints.get(column, 0.0)
-        await node.write_value(ua.DataValue(ua.Variant(initial, ua.VariantType.Double)))
         if signal.setpoint:
-            await node.set_writable(True)
             self.server.set_attribute_value_setter(node.nodeid, self._setpoint_setter(column))
         self._nodes[column] = node.nodeid
 

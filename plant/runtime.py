@@ -12,7 +12,9 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -30,13 +32,35 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Plant:
-    """A running plant; ``ready`` is set once both servers accept clients."""
+    """A running plant; ``ready`` is set once both servers accept clients, ``stop`` ends it."""
 
     settings: Settings
-    ready: asyncio.Event
-    stop: asyncio.Event
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
     run_id: str = ""
     start: datetime | None = None
+    task: asyncio.Task[None] | None = None
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Plant]:
+    """Start the plant as a task, yield it once it serves, stop it cleanly on exit.
+
+    A start-up failure (port taken, broker unreachable) is raised here, not left in the task.
+    """
+    plant = Plant(settings)
+    plant.task = asyncio.create_task(run_plant(plant))
+    ready = asyncio.create_task(plant.ready.wait())
+    await asyncio.wait({plant.task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if not plant.ready.is_set():
+        ready.cancel()
+        await plant.task
+    try:
+        yield plant
+    finally:
+        plant.stop.set()
+        await plant.task
 
 
 def _open_ground_truth(settings: Settings) -> TextIO:
@@ -96,6 +120,7 @@ async def run_plant(plant: Plant) -> None:
             cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))
     finally:
         await opcua.stop()
+        plant.finished.set()
         log.info("plant stopped", extra={"plant_seconds": line.t})
 
 
