@@ -5,3 +5,12 @@ from __future__ import annotations
 import typer
 
 bench_app = typer.Typer(help="Run a benchmark and print its figures.", no_args_is_help=True)
+
+
+def _register() -> None:
+    from bench.detection import detection_command
+
+    bench_app.command("detection")(detection_command)
+
+
+_register()
