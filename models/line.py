@@ -33,6 +33,9 @@ ZONES = (1, 2, 3)
 ROLL_BIN_M = 10.0
 LEVEL_FEATURES = {"dry_loading": 2.0, "slurry_density": 2.0, "incoming_loading": 2.0}  # design shift, σ
 CHANNEL_SHIFT_SIGMAS = 4.0  # channel CUSUMs look for calibration errors, not each channel's static offset
+COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode a channel is judged against
+# alarms that follow from a coater fault already raised (ISA-18.2 consequential alarms)
+CONSEQUENTIAL = {(CALENDER, "upstream_loading"), (CYCLER, "formation_drift")}
 ELIMINATION_CAUSES = ("gauge_bias", "load_cell_bias", "upstream_loading")
 
 UNITS = {
@@ -119,6 +122,7 @@ class LineModel:
         self.cell_ref = (math.nan, math.nan, math.nan)  # capacity mean, residual σ, capacity σ
         self.cell_rolls: dict[str, list[str]] = {}
         self.channel_alarmed: set[str] = set()
+        self.recent_residuals: list[float] = []
         self.k_buffer: list[float] = []
         self.k_limit = math.inf
         self.k_share = 0.01
@@ -395,6 +399,12 @@ class LineModel:
         )
 
     def _emit(self, finding: Finding) -> list[Finding]:
+        """Raise a finding once per condition; consequences of an active coater finding stay quiet."""
+        if (finding.machine, finding.cause) in CONSEQUENTIAL and any(
+            key.split("/")[1] == COATER and finding.time_ns - t < self.realarm_s * 1e9
+            for key, t in self.emitted_ns.items()
+        ):
+            return []
         last = self.emitted_ns.get(finding.key)
         if last is not None and finding.time_ns - last < self.realarm_s * 1e9:
             return []
@@ -489,7 +499,11 @@ class LineModel:
                 f"{CYCLER}.{channel}",
                 make_detector("cusum", self.cell_arl0, 0.0, self.cell_ref[1], delta=CHANNEL_SHIFT_SIGMAS),
             )
-            detector.update(residual)
+            recent = self.recent_residuals
+            detector.update(residual - (float(np.median(recent)) if len(recent) >= 8 else 0.0))
+            if channel not in self.channel_alarmed:
+                recent.append(residual)
+                del recent[:-COMMON_MODE_CELLS]
             if detector.drift_detected:
                 self.channel_alarmed.add(channel)
                 findings += self._cell_finding(
@@ -672,6 +686,7 @@ class LineModel:
             "cell_ref": list(self.cell_ref),
             "cell_rolls": self.cell_rolls,
             "channel_alarmed": sorted(self.channel_alarmed),
+            "recent_residuals": self.recent_residuals,
             "k_buffer": self.k_buffer,
             "k_limit": self.k_limit if math.isfinite(self.k_limit) else None,
             "k_share": self.k_share,
@@ -707,6 +722,7 @@ class LineModel:
         model.cell_ref = tuple(snapshot["cell_ref"])
         model.cell_rolls = {r: list(c) for r, c in snapshot["cell_rolls"].items()}
         model.channel_alarmed = set(snapshot["channel_alarmed"])
+        model.recent_residuals = list(snapshot["recent_residuals"])
         model.k_buffer = list(snapshot["k_buffer"])
         model.k_limit = snapshot["k_limit"] if snapshot["k_limit"] is not None else math.inf
         model.k_share = snapshot["k_share"]
