@@ -137,7 +137,7 @@ class OcvReading:
 class CyclerBank:
     """The channels of cycler1 and the aging shelf behind them.
 
-    A channel loads a new cell the tick its previous formation ends; channel k loads its first cell k
+    A channel loads a new cell the tick its previous formation ends; channel k loads its first cell k - 1
     minutes after plant start so the channels do not run in lockstep.
     """
 

@@ -1,0 +1,219 @@
+"""A plain paho client receives the cyclers' JSON and Sparkplug B messages on the documented topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from core.localservices import Mosquitto, free_port, start_mosquitto
+from core.settings import MqttSettings, PlantSettings, Settings
+from core.sparkplug import Payload
+from plant.runtime import running
+
+pytestmark = pytest.mark.integration
+
+
+class Listener:
+    """A paho subscriber that queues (topic, payload, retain) as they arrive."""
+
+    def __init__(self, host: str, port: int, topic: str) -> None:
+        self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, bool(m.retain)))
+        self.client.connect(host, port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def drain(self) -> list[tuple[str, bytes, bool]]:
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _settings(host: str, port: int, tmp_path: Path, **plant: object) -> Settings:
+    return Settings(
+        site=f"site{free_port()}",
+        mqtt=MqttSettings(host=host, port=port),
+        plant=PlantSettings(
+            opcua_endpoint=f"opc.tcp://127.0.0.1:{free_port()}/linetwin",
+            ground_truth_file=tmp_path / "truth.jsonl",
+            **plant,
+        ),
+    )
+
+
+async def test_json_cyclers_publish_gap_free_data_results_and_ocv(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    settings = _settings(
+        mosquitto.host, mosquitto.port, tmp_path, speed=400, cycler_channels=3, duration_s=1500, seed=2
+    )
+    root = f"{settings.site}/formation/{settings.line}/cycler1"
+    listener = Listener(mosquitto.host, mosquitto.port, f"{root}/#")
+    try:
+        async with running(settings) as plant:
+            await plant.finished.wait()
+        await asyncio.sleep(0.5)
+        messages = listener.drain()
+    finally:
+        listener.close()
+    states = [json.loads(p) for t, p, _ in messages if t == f"{root}/state"]
+    assert states[0]["state"] == "online" and states[0]["channels"] == ["ch01", "ch02", "ch03"]
+    assert states[-1]["state"] == "offline" and states[-1]["run"] == plant.run_id
+    by_channel: dict[str, list[tuple[str, dict[str, object]]]] = {}
+    for topic, payload, _ in messages:
+        parts = topic.split("/")
+        if len(parts) == 6:
+            by_channel.setdefault(parts[4], []).append((parts[5], json.loads(payload)))
+    assert set(by_channel) == {"ch01", "ch02", "ch03"}
+    for channel, received in by_channel.items():
+        assert [m["seq"] for _, m in received] == list(range(len(received))), channel
+        assert {m["run"] for _, m in received} == {plant.run_id}
+        kinds = {kind for kind, _ in received}
+        assert kinds == {"data", "result", "ocv"}
+        data = [m for kind, m in received if kind == "data"]
+        assert len(data) >= 1300
+        assert set(data[0]) == {
+            "seq",
+            "run",
+            "ts",
+            "cell_id",
+            "step",
+            "voltage",
+            "current",
+            "temperature",
+            "capacity",
+        }
+        assert [m["ts"] for m in data] == sorted(m["ts"] for m in data)
+        assert {m["step"] for m in data} == {1, 2, 3, 4}
+        assert all(2.5 < m["voltage"] < 4.3 for m in data)
+        (result, *_) = [m for kind, m in received if kind == "result"]
+        assert result["channel"] == channel
+        assert str(result["cathode_roll_id"]).startswith("CAT-")
+        assert 1.3 < result["discharge_capacity"] < 1.7
+        assert 85 < result["first_cycle_efficiency"] < 92
+        ocv = [m for kind, m in received if kind == "ocv"]
+        assert ocv[0]["cell_id"] == result["cell_id"] and ocv[0]["age_days"] == 0
+        assert 3.6 < ocv[0]["ocv"] < 3.8
+
+
+def test_last_will_marks_the_cyclers_offline_when_the_process_dies(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    site = f"will{free_port()}"
+    root = f"{site}/formation/line1/cycler1"
+    env = {
+        **os.environ,
+        "LINETWIN_SITE": site,
+        "LINETWIN_MQTT__PORT": str(mosquitto.port),
+        "LINETWIN_PLANT__GROUND_TRUTH_FILE": str(tmp_path / "truth.jsonl"),
+        "LINETWIN_PLANT__CYCLER_CHANNELS": "2",
+    }
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/linetwin"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("twin")), "sim", "--opcua-endpoint", endpoint, "--speed", "5"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listener = Listener(mosquitto.host, mosquitto.port, f"{root}/state")
+    try:
+        _, payload, _ = listener.messages.get(timeout=60)
+        assert json.loads(payload)["state"] == "online"
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        _, payload, _ = listener.messages.get(timeout=30)
+        assert json.loads(payload)["state"] == "offline"
+    finally:
+        listener.close()
+        if process.poll() is None:
+            process.kill()
+    late = Listener(mosquitto.host, mosquitto.port, f"{root}/state")
+    try:
+        _, payload, retained = late.messages.get(timeout=10)
+        assert retained and json.loads(payload)["state"] == "offline"
+    finally:
+        late.close()
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A broker of its own: Sparkplug's group and edge node names are fixed, so no other test may share it."""
+    service = start_mosquitto()
+    yield service
+    service.cleanup()
+
+
+def _decode(payload: bytes) -> Payload:
+    message = Payload()
+    message.ParseFromString(payload)
+    return message
+
+
+async def test_sparkplug_births_data_rebirth_and_death(broker: Mosquitto, tmp_path: Path) -> None:
+    settings = _settings(
+        broker.host, broker.port, tmp_path, speed=100, cycler_channels=2, payload="sparkplug"
+    )
+    listener = Listener(broker.host, broker.port, "spBv1.0/linetwin/#")
+    try:
+        async with running(settings):
+            await asyncio.sleep(3.0)
+            rebirth = Payload()
+            metric = rebirth.metrics.add()
+            metric.name, metric.datatype, metric.boolean_value = "Node Control/Rebirth", 11, True
+            listener.client.publish("spBv1.0/linetwin/NCMD/cycler1", rebirth.SerializeToString(), qos=1)
+            await asyncio.sleep(1.5)
+        await asyncio.sleep(0.5)
+        messages = [(t, _decode(p)) for t, p, _ in listener.drain() if "/NCMD/" not in t]
+    finally:
+        listener.close()
+    topics = [t for t, _ in messages]
+    assert topics[0] == "spBv1.0/linetwin/NBIRTH/cycler1"
+    assert topics[1:3] == ["spBv1.0/linetwin/DBIRTH/cycler1/ch01", "spBv1.0/linetwin/DBIRTH/cycler1/ch02"]
+    nbirth = messages[0][1]
+    assert nbirth.seq == 0
+    metrics = {m.name: m for m in nbirth.metrics}
+    bd_seq = metrics["bdSeq"].long_value
+    assert "Node Control/Rebirth" in metrics
+    dbirth = messages[1][1]
+    aliases = {m.alias: m for m in dbirth.metrics}
+    assert {m.name for m in dbirth.metrics} >= {"voltage", "current", "temperature", "step", "capacity"}
+    assert all(m.name and m.datatype for m in dbirth.metrics)
+    assert len(aliases) == len(dbirth.metrics)
+    # seq runs 0..255 over NBIRTH/DBIRTH/DDATA and wraps; it restarts at 0 with a rebirth
+    births = [i for i, t in enumerate(topics) if t.endswith("NBIRTH/cycler1")]
+    assert len(births) == 2, "a Node Control/Rebirth command re-sends the births"
+    session = [m for _, m in messages[: births[1]] if not _.endswith("NDEATH/cycler1")]
+    assert [m.seq for m in session] == [i % 256 for i in range(len(session))]
+    assert len(session) > 256
+    ddata = [m for t, m in messages if "/DDATA/cycler1/ch01" in t]
+    assert len(ddata) > 100
+    for message in ddata[:50]:
+        for metric in message.metrics:
+            assert not metric.name and metric.alias in aliases and metric.timestamp
+    voltage = next(m.alias for m in dbirth.metrics if m.name == "voltage")
+    volts = [m.double_value for d in ddata for m in d.metrics if m.alias == voltage]
+    assert len(set(volts)) > 50 and all(2.5 < v < 4.3 for v in volts)
+    assert topics[-1] == "spBv1.0/linetwin/NDEATH/cycler1"
+    death = {m.name: m for m in messages[-1][1].metrics}
+    assert death["bdSeq"].long_value == bd_seq
