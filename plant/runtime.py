@@ -118,10 +118,18 @@ async def run_plant(plant: Plant) -> None:
         finally:
             truth.close()
             cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))
+            wall_s = time.monotonic() - wall0
+            log.info(
+                "plant stopped",
+                extra={
+                    "plant_seconds": line.t,
+                    "wall_seconds": round(wall_s, 2),
+                    "speed": round(line.t / wall_s, 1),
+                },
+            )
     finally:
         await opcua.stop()
         plant.finished.set()
-        log.info("plant stopped", extra={"plant_seconds": line.t})
 
 
 def _publish_events(
