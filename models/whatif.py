@@ -2,8 +2,9 @@
 
 Forward: coater mass balance (delivered flow = learnt pump efficiency × setpoint) → dry loading →
 calender compaction → porosity and thickness → cell capacity from loading; uncertainties propagate the
-RLS parameter covariances to first order. Inverse: bounded least squares (scipy L-BFGS-B) on the
-forward model, scaled by each target's tolerance, starting from the current operating point.
+RLS parameter covariances to first order. Inverse: bounded nonlinear least squares (scipy
+``least_squares``, dogbox) on the forward model, each miss scaled by its spec tolerance, with a small
+pull towards the current operating point so that free setpoints stay where they are.
 """
 
 from __future__ import annotations
@@ -138,11 +139,12 @@ class WhatIf:
         start = np.array([min(max(self.base[n], lo), hi) for n, (lo, hi) in zip(names, limits, strict=True)])
         span = np.array([max(hi - lo, 1e-9) for lo, hi in limits])
 
-        def cost(u: np.ndarray) -> float:
+        def residuals(u: np.ndarray) -> np.ndarray:
             predicted = self._forward(dict(zip(names, start + u * span, strict=True)))
             misses = [(predicted[q][0] - t) / scale[q] for q, t in targets.items()]
-            return float(np.sum(np.square(misses)) + 1e-4 * np.sum(np.square(u)))
+            return np.r_[misses, 0.01 * u]
 
-        box = [((lo - s0) / sp, (hi - s0) / sp) for (lo, hi), s0, sp in zip(limits, start, span, strict=True)]
-        result = optimize.minimize(cost, np.zeros(len(names)), method="L-BFGS-B", bounds=box)
+        low = np.array([(lo - s0) / sp for (lo, _), s0, sp in zip(limits, start, span, strict=True)])
+        high = np.array([(hi - s0) / sp for (_, hi), s0, sp in zip(limits, start, span, strict=True)])
+        result = optimize.least_squares(residuals, np.zeros(len(names)), bounds=(low, high), method="dogbox")
         return {n: float(v) for n, v in zip(names, start + result.x * span, strict=True)}
