@@ -230,15 +230,18 @@ class SparkplugCyclers:
     def _add(
         payload: Payload, name: str | None, datatype: DataType, value: Any, alias: int | None = None
     ) -> None:
+        """Append a metric; ``value`` None makes it a null metric (known in a birth, no value yet)."""
         metric = payload.metrics.add()
         if name is not None:
             metric.name = name
         if alias is not None:
             metric.alias = alias
         metric.datatype = datatype
-        if datatype in (DataType.DOUBLE,):
+        if value is None:
+            metric.is_null = True
+        elif datatype == DataType.DOUBLE:
             metric.double_value = float(value)
-        elif datatype in (DataType.INT32,):
+        elif datatype == DataType.INT32:
             metric.int_value = int(value) & 0xFFFFFFFF
         elif datatype == DataType.UINT64:
             metric.long_value = int(value)
@@ -271,8 +274,7 @@ class SparkplugCyclers:
             dbirth = Payload(timestamp=ts_ms, seq=self._next_seq())
             last = self._last[channel]
             for name, datatype in DEVICE_METRICS:
-                default = "" if datatype == DataType.STRING else 0
-                self._add(dbirth, name, datatype, last.get(name, default), self.alias(channel, name))
+                self._add(dbirth, name, datatype, last.get(name), self.alias(channel, name))
             topic = Topic(GROUP_ID, MessageType.DBIRTH, EDGE_NODE, channel)
             self.link.publish(str(topic), dbirth.SerializeToString())
 
