@@ -116,11 +116,7 @@ async def test_json_cyclers_publish_gap_free_data_results_and_ocv(
         assert 3.6 < ocv[0]["ocv"] < 3.8
 
 
-def test_last_will_marks_the_cyclers_offline_when_the_process_dies(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
-    site = f"will{free_port()}"
-    root = f"{site}/formation/line1/cycler1"
+def _start_sim(mosquitto: Mosquitto, tmp_path: Path, site: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "LINETWIN_SITE": site,
@@ -129,21 +125,34 @@ def test_last_will_marks_the_cyclers_offline_when_the_process_dies(
         "LINETWIN_PLANT__CYCLER_CHANNELS": "2",
     }
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/linetwin"
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [str(Path(sys.executable).with_name("twin")), "sim", "--opcua-endpoint", endpoint, "--speed", "5"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize(
+    ("stop", "exit_code", "clean"), [(signal.SIGKILL, -signal.SIGKILL, False), (signal.SIGINT, 0, True)]
+)
+def test_cyclers_go_offline_on_ctrl_c_and_by_last_will_when_killed(
+    mosquitto: Mosquitto, tmp_path: Path, stop: signal.Signals, exit_code: int, clean: bool
+) -> None:
+    site = f"stop{free_port()}"
+    root = f"{site}/formation/line1/cycler1"
+    process = _start_sim(mosquitto, tmp_path, site)
     listener = Listener(mosquitto.host, mosquitto.port, f"{root}/state")
     try:
         _, payload, _ = listener.messages.get(timeout=60)
         assert json.loads(payload)["state"] == "online"
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.send_signal(stop)
+        assert process.wait(30) == exit_code
         _, payload, _ = listener.messages.get(timeout=30)
-        assert json.loads(payload)["state"] == "offline"
+        offline = json.loads(payload)
+        assert offline["state"] == "offline"
+        assert (offline["ts"] is not None) == clean
     finally:
         listener.close()
         if process.poll() is None:

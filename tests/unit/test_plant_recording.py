@@ -139,3 +139,9 @@ def test_docs_list_every_node_signal_and_scenario() -> None:
         assert browse_name(signal.name) in text
     for name in SCENARIOS:
         assert f"`{name}`" in text
+
+
+def test_invalid_payload_flag_is_a_clean_error() -> None:
+    result = CliRunner().invoke(app, ["sim", "--payload", "xml", "--duration", "10"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
