@@ -11,9 +11,11 @@ which keeps up with 60+ ticks per wall second.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
+from urllib.parse import urlsplit
 
 from asyncua import Node, Server, ua
 from asyncua.server.address_space import NodeData
@@ -68,6 +70,14 @@ def _eu_information(unit: str) -> ua.EUInformation:
     )
 
 
+def _check_port_free(endpoint: str) -> None:
+    """Fail before asyncua does: it logs a traceback for a port in use, linetwin reports one line."""
+    url = urlsplit(endpoint)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((url.hostname or "0.0.0.0", url.port or 4840))
+
+
 class PlantOpcUaServer:
     """Serves a PilotLine's machines under ``Objects/PilotLine`` at ``endpoint``."""
 
@@ -80,6 +90,8 @@ class PlantOpcUaServer:
         self._scan: dict[str, int] = dict.fromkeys(MACHINES, 0)
 
     async def start(self) -> None:
+        """Build the address space and listen; OSError if the endpoint's port is taken."""
+        _check_port_free(self.endpoint)
         server = self.server
         await server.init()
         server.set_endpoint(self.endpoint)

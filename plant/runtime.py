@@ -20,6 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
+from core.errors import LinetwinError
 from core.settings import Settings
 from plant.cyclers import JsonCyclers, SparkplugCyclers, epoch_ms
 from plant.formation import sample
@@ -28,6 +29,10 @@ from plant.opcua_server import PlantOpcUaServer
 from plant.scenarios import get_scenario
 
 log = logging.getLogger(__name__)
+
+
+class PlantUnavailable(LinetwinError):
+    """The plant cannot open its OPC UA endpoint (address in use, bad endpoint)."""
 
 
 @dataclass
@@ -40,7 +45,6 @@ class Plant:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     run_id: str = ""
     start: datetime | None = None
-    task: asyncio.Task[None] | None = None
 
 
 @asynccontextmanager
@@ -50,17 +54,17 @@ async def running(settings: Settings) -> AsyncIterator[Plant]:
     A start-up failure (port taken, broker unreachable) is raised here, not left in the task.
     """
     plant = Plant(settings)
-    plant.task = asyncio.create_task(run_plant(plant))
+    task = asyncio.create_task(run_plant(plant))
     ready = asyncio.create_task(plant.ready.wait())
-    await asyncio.wait({plant.task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if not plant.ready.is_set():
         ready.cancel()
-        await plant.task
+        await task
     try:
         yield plant
     finally:
         plant.stop.set()
-        await plant.task
+        await task
 
 
 def _open_ground_truth(settings: Settings) -> TextIO:
@@ -78,7 +82,10 @@ async def run_plant(plant: Plant) -> None:
     opcua = PlantOpcUaServer(cfg.opcua_endpoint, line)
     cyclers_cls = SparkplugCyclers if cfg.payload == "sparkplug" else JsonCyclers
     cyclers: JsonCyclers | SparkplugCyclers = cyclers_cls(settings, plant.run_id, line.cyclers.channels)
-    await opcua.start()
+    try:
+        await opcua.start()
+    except OSError as exc:
+        raise PlantUnavailable(f"cannot serve OPC UA at {cfg.opcua_endpoint}: {exc}") from None
     try:
         await asyncio.to_thread(cyclers.connect)
         wall0 = time.monotonic()
@@ -109,10 +116,7 @@ async def run_plant(plant: Plant) -> None:
                 await opcua.publish(tick, when)
                 cyclers.birth_if_needed(epoch_ms(when))
                 while next_sample <= tick.t + 1e-9:
-                    ts = epoch_ms(start + timedelta(seconds=next_sample))
-                    for channel, cell in line.cyclers.cells.items():
-                        if cell is not None:
-                            cyclers.sample(channel, ts, sample(cell, next_sample, noise))
+                    _publish_samples(line, next_sample, start, cyclers, noise)
                     next_sample += sample_every
                 _publish_events(tick, start, cyclers, truth, cfg.scenario)
         finally:
@@ -130,6 +134,20 @@ async def run_plant(plant: Plant) -> None:
     finally:
         await opcua.stop()
         plant.finished.set()
+
+
+def _publish_samples(
+    line: PilotLine,
+    t: float,
+    start: datetime,
+    cyclers: JsonCyclers | SparkplugCyclers,
+    noise: np.random.Generator,
+) -> None:
+    """One reading of every busy channel at plant time ``t``."""
+    ts = epoch_ms(start + timedelta(seconds=t))
+    for channel, cell in line.cyclers.cells.items():
+        if cell is not None:
+            cyclers.sample(channel, ts, sample(cell, t, noise))
 
 
 def _publish_events(

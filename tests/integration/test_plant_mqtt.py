@@ -15,7 +15,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from core.localservices import Mosquitto, free_port, start_mosquitto
 from core.settings import MqttSettings, PlantSettings, Settings
 from core.sparkplug import Payload
@@ -226,3 +228,19 @@ async def test_sparkplug_births_data_rebirth_and_death(broker: Mosquitto, tmp_pa
     assert topics[-1] == "spBv1.0/linetwin/NDEATH/cycler1"
     death = {m.name: m for m in messages[-1][1].metrics}
     assert death["bdSeq"].long_value == bd_seq
+
+
+def test_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
+    args = [
+        "sim",
+        "--mqtt-port",
+        str(free_port()),
+        "--opcua-endpoint",
+        f"opc.tcp://127.0.0.1:{free_port()}/lt",
+    ]
+    result = CliRunner().invoke(
+        app, args, env={"LINETWIN_PLANT__GROUND_TRUTH_FILE": str(tmp_path / "t.jsonl")}
+    )
+    assert result.exit_code == 2
+    assert "cannot reach MQTT broker" in result.output
+    assert "Traceback" not in result.output
