@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.context import run_guarded, settings_from, user_errors
 from core.settings import Settings
@@ -62,7 +62,9 @@ def sim(
 def _print_scenarios() -> None:
     from plant.scenarios import SCENARIOS
 
-    table = Table("scenario", "onset [s]", "ramp [s]", "magnitude", "signals", "signature")
+    table = Table(
+        Column("scenario", no_wrap=True), "onset [s]", "ramp [s]", "magnitude", "signals", "signature"
+    )
     for s in SCENARIOS.values():
         if not s.faults:
             table.add_row(s.name, "-", "-", "-", "-", s.description)
@@ -76,7 +78,7 @@ def _print_scenarios() -> None:
                 ", ".join(f.signals),
                 f.signature,
             )
-    console.print(table)
+    Console().print(table)  # made here so it sizes itself to the terminal it prints on
 
 
 def _record(settings: Settings, path: Path) -> None:
