@@ -190,7 +190,7 @@ def run_benchmark(
 
 def detection_command(
     seeds: Annotated[int, typer.Option(min=1, help="seeds per scenario")] = 3,
-    hours: Annotated[float, typer.Option(min=1.5, help="plant hours per run (drifts start after 1 h)")] = 4.0,
+    hours: Annotated[float, typer.Option(min=1.5, help="plant hours per run (drifts start after 1 h)")] = 3.0,
 ) -> None:
     """Detection delay, misses and false alarms per 8 h: linetwin vs ADWIN, Page-Hinkley, Shewhart."""
     console = Console()

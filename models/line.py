@@ -84,7 +84,7 @@ class LineModel:
         calibration_cells: int = 48,
         detector: str = "cusum",
         memory_s: float = 3600.0,
-        confirm_s: float = 300.0,
+        confirm_s: float = 120.0,
         realarm_s: float = 8 * 3600.0,
         k_mad: float = 5.0,
         pca: bool = False,
