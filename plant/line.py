@@ -22,6 +22,7 @@ from plant.signals import SIGNALS, Signal
 
 TARGET_LOADING = 20.0  # mg/cm2, NMC622 cathode
 LOADING_TOLERANCE = 0.02
+CROSS_WEB_TOLERANCE = 0.015  # lane deviation from the cross-web mean
 TARGET_POROSITY = 0.30
 POROSITY_TOLERANCE = 0.02  # absolute
 RECIPE_SOLIDS = 0.70
@@ -77,7 +78,7 @@ class Hidden:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Hidden:
-        lanes = rng.normal(0.0, 0.004, 5)
+        lanes = rng.normal(0.0, 0.0025, 5)
         return cls(
             pump_efficiency=NOMINAL_PUMP_EFFICIENCY + float(rng.normal(0.0, 0.001)),
             true_solids=RECIPE_SOLIDS + float(rng.normal(0.0, 0.0005)),
