@@ -21,6 +21,7 @@ from cli.main import app
 from core.localservices import Mosquitto, free_port, start_mosquitto
 from core.settings import MqttSettings, PlantSettings, Settings
 from core.sparkplug import Payload
+from plant.recording import record
 from plant.runtime import running
 
 pytestmark = pytest.mark.integration
@@ -116,6 +117,15 @@ async def test_json_cyclers_publish_gap_free_data_results_and_ocv(
         ocv = [m for kind, m in received if kind == "ocv"]
         assert ocv[0]["cell_id"] == result["cell_id"] and ocv[0]["age_days"] == 0
         assert 3.6 < ocv[0]["ocv"] < 3.8
+    # the live run and the offline recorder of the same seed form the same cells
+    recorded = record("nominal", 2, 1500, cycler_channels=3).cells.set_index("cell_id")
+    live = [m for received in by_channel.values() for kind, m in received if kind == "result"]
+    assert len(live) == len(recorded)
+    for m in live:
+        assert m["discharge_capacity"] == pytest.approx(
+            recorded.loc[m["cell_id"], "discharge_capacity"], abs=1e-6
+        )
+        assert m["cathode_roll_id"] == recorded.loc[m["cell_id"], "cathode_roll_id"]
 
 
 def _start_sim(mosquitto: Mosquitto, tmp_path: Path, site: str) -> subprocess.Popen[bytes]:

@@ -15,6 +15,7 @@ from core.localservices import Mosquitto, free_port
 from core.settings import MqttSettings, PlantSettings, Settings
 from plant.line import PilotLine
 from plant.opcua_server import PlantOpcUaServer
+from plant.recording import record
 from plant.runtime import Plant, running
 from plant.scenarios import get_scenario
 
@@ -130,6 +131,24 @@ async def test_subscription_receives_changing_values_that_share_the_tick_timesta
     tick_times = {dv.SourceTimestamp for dv in counters}
     assert {dv.SourceTimestamp for dv in loading[1:]} <= tick_times
     assert all(dv.StatusCode.is_good() for dv in loading[1:])
+
+
+async def test_live_values_equal_the_offline_recording_of_the_same_seed(plant: Plant, client: Client) -> None:
+    coater = await _machine(client, "Coater1")
+    node = await coater.get_child(f"{coater.nodeid.NamespaceIndex}:DryLoading")
+    collector, subscription = await _subscribe(client, {"DryLoading": node})
+    await asyncio.sleep(1.5)
+    await subscription.delete()
+    assert plant.start is not None
+    live = {
+        round((dv.SourceTimestamp - plant.start).total_seconds()): dv.Value.Value
+        for dv in collector.values["DryLoading"]
+    }
+    recording = record("nominal", plant.settings.plant.seed, max(live)).process["coater1.dry_loading"]
+    offline = {round((t - recording.index[0]).total_seconds()) + 1: v for t, v in recording.items()}
+    compared = [t for t in live if t > 0]
+    assert len(compared) >= 10
+    assert all(live[t] == pytest.approx(offline[t], abs=1e-9) for t in compared)
 
 
 async def _mean_loading(client: Client, coater: Node, seconds: float) -> float:
