@@ -24,6 +24,7 @@ from scipy import stats
 
 from core.sample import Sample
 from models.detectors import make_detector, robust_location_scale
+from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
 from models.physics import CalenderModel, CoaterModel, DryerModel, Estimate, FormationModel, k_value_threshold
 from models.rootcause import Finding, classify_calender, classify_coater
@@ -37,6 +38,9 @@ COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode 
 # alarms that follow from a coater fault already raised (ISA-18.2 consequential alarms)
 CONSEQUENTIAL = {(CALENDER, "upstream_loading"), (CYCLER, "formation_drift")}
 ELIMINATION_CAUSES = ("gauge_bias", "load_cell_bias", "upstream_loading")
+# signals no physics model uses: the residual regressors may learn from them (models.ml)
+ML_CONTEXT = {COATER: ["web_tension", "slot_gap"], CALENDER: ["speed"]}
+ML_TARGETS = ("dry_loading_residual", "residual_solvent", "thickness_residual", "porosity_residual")
 
 UNITS = {
     "pump_flow_deviation": "mL/min",
@@ -87,7 +91,7 @@ class LineModel:
         confirm_s: float = 120.0,
         realarm_s: float = 8 * 3600.0,
         k_mad: float = 5.0,
-        pca: bool = False,
+        pca_findings: bool = False,
     ) -> None:
         self.line = line
         self.arl0 = arl0
@@ -99,7 +103,7 @@ class LineModel:
         self.confirm_s = confirm_s
         self.realarm_s = realarm_s
         self.k_mad = k_mad
-        self.use_pca = pca
+        self.pca_findings = pca_findings
         self.coater = CoaterModel()
         self.dryer = DryerModel()
         self.calender = CalenderModel()
@@ -108,6 +112,7 @@ class LineModel:
         self.calibrated: dict[str, bool] = {COATER: False, CALENDER: False, CYCLER: False}
         self.detectors: dict[str, Any] = {}
         self.pca: dict[str, PCAMonitor] = {}
+        self.ml: dict[str, ResidualRegressor] = {}
         self.ticks: dict[str, int] = {COATER: 0, CALENDER: 0}
         self.tick_ns: dict[str, float] = {COATER: 1e9, CALENDER: 1e9}
         self.last_ns: dict[str, int] = {}
@@ -232,7 +237,8 @@ class LineModel:
             monitor.update(row)
             self.outputs.append(ModelValue(machine, "pca", "statistic", monitor.statistic, time_ns))
             if monitor.drift_detected:
-                findings += self._pca_alarm(machine, monitor, time_ns)
+                findings += self._pca_alarm(machine, monitor, time_ns) if self.pca_findings else []
+                monitor.reset()
         findings += self._due(machine, time_ns)
         return findings
 
@@ -270,6 +276,10 @@ class LineModel:
                 "porosity_residual": _get(v, "porosity") - predicted["porosity"][0],
                 "incoming_loading": _get(v, "incoming_loading"),
             }
+        for name in ML_TARGETS:
+            regressor = self.ml.get(f"{machine}.{name}")
+            if regressor is not None and name in features:
+                features[name] -= regressor.predict(v)
         for name, value in features.items():
             if name.endswith(("_residual", "_deviation")) and math.isfinite(value):
                 self.outputs.append(ModelValue(machine, name, "residual", value, t))
@@ -289,6 +299,14 @@ class LineModel:
             self.last_ns[machine] = time_ns
             rows.append(self._features(machine, data))
         self.outputs = []
+        context = ML_CONTEXT[machine]
+        x = np.array([[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float)
+        for name in ML_TARGETS:
+            if name in rows[0]:
+                regressor = ResidualRegressor(context).fit(x, [row[name] for row in rows])
+                self.ml[f"{machine}.{name}"] = regressor
+                for row, (_, data) in zip(rows, buffer, strict=True):
+                    row[name] -= regressor.predict(data)
         for name in rows[0]:
             series = np.array([row[name] for row in rows], dtype=float)
             if np.isfinite(series).sum() < 30:
@@ -301,17 +319,16 @@ class LineModel:
                 else {}
             )
             self.detectors[key] = make_detector(self.detector_kind, self.arl0, mu, sigma, **options)
-        if self.use_pca:
-            signals = sorted(
-                s
-                for s in buffer[0][1]
-                if not s.endswith("setpoint")
-                and not s.endswith("position")
-                and np.nanstd([d.get(s, math.nan) for _, d in buffer]) > 0
-            )
-            matrix = np.array([[d.get(s, math.nan) for s in signals] for _, d in buffer], dtype=float)
-            if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
-                self.pca[machine] = PCAMonitor(signals, arl0=self.arl0).fit(matrix)
+        signals = sorted(
+            s
+            for s in buffer[0][1]
+            if not s.endswith("setpoint")
+            and not s.endswith("position")
+            and np.nanstd([d.get(s, math.nan) for _, d in buffer]) > 0
+        )
+        matrix = np.array([[d.get(s, math.nan) for s in signals] for _, d in buffer], dtype=float)
+        if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
+            self.pca[machine] = PCAMonitor(signals, arl0=self.arl0).fit(matrix)
         self.buffers[machine] = []
         self.calibrated[machine] = True
 
@@ -662,7 +679,7 @@ class LineModel:
                 "confirm_s": self.confirm_s,
                 "realarm_s": self.realarm_s,
                 "k_mad": self.k_mad,
-                "pca": self.use_pca,
+                "pca_findings": self.pca_findings,
             },
             "coater": self.coater.state(),
             "dryer": self.dryer.state(),
@@ -674,6 +691,7 @@ class LineModel:
                 k: {"kind": type(d).__name__.lower(), **d.state()} for k, d in self.detectors.items()
             },
             "pca": {k: p.state() for k, p in self.pca.items()},
+            "ml": {k: m.state() for k, m in self.ml.items()},
             "ticks": self.ticks,
             "tick_ns": self.tick_ns,
             "last_ns": self.last_ns,
@@ -708,6 +726,7 @@ class LineModel:
             detector.load(state)
             model.detectors[key] = detector
         model.pca = {k: PCAMonitor.from_state(v) for k, v in snapshot["pca"].items()}
+        model.ml = {k: ResidualRegressor.from_state(v) for k, v in snapshot["ml"].items()}
         model.ticks = dict(snapshot["ticks"])
         model.tick_ns = dict(snapshot["tick_ns"])
         model.last_ns = dict(snapshot["last_ns"])

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.calibration import RecursiveLeastSquares
+from models.ml import ResidualRegressor
 from models.physics import CalenderModel, FormationModel, k_value_threshold, mass_balance_loading
 
 positive = st.floats(0.1, 1e3, allow_nan=False)
@@ -122,3 +123,21 @@ def test_k_value_threshold_is_not_pulled_by_a_tail_of_shorted_cells(good, bad) -
     assert threshold >= float(np.median(good))
     tail = good + [bad] * (len(good) // 5)
     assert k_value_threshold(tail) < bad
+
+
+def test_residual_regressor_stays_silent_when_the_context_explains_nothing() -> None:
+    rng = np.random.default_rng(4)
+    tension = rng.normal(120, 1, (3000, 1))
+    model = ResidualRegressor(["web_tension"]).fit(tension, rng.normal(0, 0.03, 3000))
+    assert not model.active
+    assert model.predict({"web_tension": 130.0}) == 0.0
+
+
+def test_residual_regressor_removes_what_a_context_signal_explains() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 2))
+    residual = 0.2 * x[:, 0] - 0.1 * x[:, 1] + rng.normal(0, 0.05, 3000)
+    model = ResidualRegressor(["a", "b"]).fit(x, residual)
+    restored = ResidualRegressor.from_state(model.state())
+    assert model.active and model.r2 > 0.9
+    assert restored.predict({"a": 1.0, "b": -1.0}) == pytest.approx(0.3, abs=0.01)
