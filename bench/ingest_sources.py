@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,14 @@ from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from asyncua.server.user_managers import UserManager
 from paho.mqtt.enums import CallbackAPIVersion
 
 NAMESPACE = "urn:linetwin:bench"
 UNITS = {"PumpFlow": "mL/min", "WebSpeed": "m/min", "DryLoading": "mg/cm2", "Thickness": "um"}
 
 
-class PasswordUsers:
+class PasswordUsers(UserManager):
     """An asyncua user manager with one user and password."""
 
     def __init__(self, username: str, password: str) -> None:
@@ -76,6 +77,7 @@ class OpcUaSource:
         self.users = users
         self.server: Server | None = None
         self.machines: list[Machine] = []
+        self.ticks: dict[str, int] = {}
 
     async def start(self) -> None:
         server = Server(user_manager=self.users) if self.users else Server()
@@ -103,7 +105,7 @@ class OpcUaSource:
         for m in range(self.machine_count):
             folder = await server.nodes.objects.add_object(ns, f"Machine{m + 1}")
             counter = await folder.add_variable(ns, "ScanCounter", ua.Variant(0, ua.VariantType.UInt64))
-            machine = Machine(f"machine{m + 1}", counter.nodeid)
+            machine = Machine(f"machine{m + 1}", counter.nodeid, ticks=self.ticks.get(f"machine{m + 1}", 0))
             for name in names[: self.signal_count]:
                 var = await folder.add_variable(ns, name, 0.0)
                 await var.add_property(
@@ -117,14 +119,16 @@ class OpcUaSource:
         self.server = server
 
     async def stop(self) -> None:
+        """Stop serving; a later start() continues each ScanCounter where it stopped."""
         if self.server is not None:
+            self.ticks = {machine.name: machine.ticks for machine in self.machines}
             await self.server.stop()
             self.server = None
 
     async def tick(self) -> None:
         """One scan of every machine: all values at one SourceTimestamp, then the ScanCounter."""
         assert self.server is not None
-        now = datetime.now(UTC)
+        now = ua.DateTime.now(UTC)
         for machine in self.machines:
             machine.ticks += 1
             for i, node in enumerate(machine.nodes):

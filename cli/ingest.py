@@ -40,7 +40,9 @@ def ingest(
     stats: Annotated[bool, typer.Option("--stats", help="print the counters of a running ingest")] = False,
     tag_map: Annotated[Path | None, typer.Option("--tag-map", help="tag map TOML file")] = None,
     partition: Annotated[int | None, typer.Option(help="this process's share of the MQTT sources")] = None,
-    partitions: Annotated[int | None, typer.Option(help="how many ingest processes share the sources")] = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="how many ingest processes split the sources")
+    ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus metrics port")] = None,
 ) -> None:
     """Ingest OPC UA and MQTT data into InfluxDB and the plant bus, with nothing lost."""
@@ -106,6 +108,10 @@ def _print_stats(settings: Settings) -> None:
     for column in ["connector", "source", *columns, "rejected"]:
         table.add_column(column, justify="left" if column in ("connector", "source", "rejected") else "right")
     for (connector, source), values in sorted(rows.items()):
-        rejects = ", ".join(f"{k.split(':', 1)[1]}={v:.0f}" for k, v in values.items() if k.startswith("rejected:"))
+        rejects = ", ".join(
+            f"{key.split(':', 1)[1]}={value:.0f}"
+            for key, value in values.items()
+            if key.startswith("rejected:")
+        )
         table.add_row(connector, source, *(f"{values.get(c, 0):.0f}" for c in columns), rejects)
     console.print(table)

@@ -9,7 +9,6 @@ was acknowledged is durable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -76,9 +75,7 @@ class IngestService:
                 self.mqtt.stop()
             for task in [*tasks, stopper]:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await asyncio.wait(tasks, timeout=5)
             self._write_counters()
             await writer.close()
             if bus is not None:

@@ -132,10 +132,7 @@ class OpcUaConnector:
             await self._stream(subscription, tags, lost)
         finally:
             self.connected.clear()
-            try:
-                await asyncio.wait_for(client.disconnect(), 2)
-            except Exception:  # the server may be gone; nothing more to release
-                log.debug("OPC UA disconnect after loss failed", extra={"endpoint": self.endpoint})
+            await _close(client)
 
     async def _resolve(self, client: Client, machines: list[OpcUaMachine]) -> dict[ua.NodeId, Tag]:
         tags: dict[ua.NodeId, Tag] = {}
@@ -295,6 +292,14 @@ class OpcUaConnector:
             seq,
             roll_id=tag.machine.roll_id,
         )
+
+
+async def _close(client: Client) -> None:
+    """Disconnect without hanging: after a loss asyncua's disconnect can wait on a dead socket and
+    ignore cancellation, so it gets its own task and two seconds."""
+    closing = asyncio.create_task(client.disconnect())
+    closing.add_done_callback(lambda task: task.cancelled() or task.exception())
+    await asyncio.wait({closing}, timeout=2)
 
 
 def _time_ns(value: ua.DataValue) -> int:

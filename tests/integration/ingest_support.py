@@ -55,7 +55,8 @@ def points(influxd: Influxd, database: str, where: str = "") -> list[dict[str, A
     rows: list[dict[str, Any]] = []
     for series in influxd.query(query, database):
         columns = series["columns"]
-        rows += [dict(zip(columns, values, strict=True)) for values in series.get("values", [])]  # type: ignore[call-overload, arg-type]
+        values: list[list[Any]] = series.get("values", [])  # type: ignore[assignment]
+        rows += [dict(zip(columns, row, strict=True)) for row in values]  # type: ignore[call-overload]
     return rows
 
 

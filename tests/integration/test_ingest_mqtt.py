@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -49,12 +50,12 @@ async def test_every_json_sample_is_in_influxdb_exactly_once_with_units_tags_and
     sent: dict[tuple[str, int], int] = {}
     original = source.client.publish
 
-    def spy(topic: str, payload: str, qos: int) -> mqtt.MQTTMessageInfo:
+    def spy(topic: str, payload: str, qos: int = 0, **_: object) -> mqtt.MQTTMessageInfo:
         for record in json.loads(payload):
             sent[(topic.split("/")[4], record["seq"])] = record["ts"]
         return original(topic, payload, qos=qos)
 
-    source.client.publish = spy  # type: ignore[method-assign]
+    source.client.publish = spy  # type: ignore[method-assign, assignment]
     for _ in range(50):
         source.publish_round()
     source.close()
@@ -72,8 +73,14 @@ async def test_every_json_sample_is_in_influxdb_exactly_once_with_units_tags_and
             "V",
             "good",
         )
-    influx_times = influxd.query("SELECT value, seq, channel FROM process", database)[0]["values"]
-    assert len(influx_times) == 1000
+    response = httpx.post(  # noqa: ASYNC210 - a one-off test query
+        f"{influxd.url}/query",
+        params={"db": database, "q": "SELECT value, seq, channel FROM process", "epoch": "ns"},
+    )
+    stamped = {
+        (channel, seq): time for time, _, seq, channel in response.json()["results"][0]["series"][0]["values"]
+    }
+    assert stamped == sent, "every point must be written at its source timestamp"
     await wait_for(lambda: service.accounting.total("written") == 1000, what="written counter")
     assert service.accounting.total("received") == 1000
     assert service.accounting.total("seq_gaps") == 0
@@ -85,7 +92,7 @@ async def test_samples_are_republished_on_the_plant_bus(
 ) -> None:
     received: list[bytes] = []
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    listener.on_message = lambda c, u, m: received.append(m.payload)
+    listener.on_message = lambda c, u, m: received.append(bytes(m.payload))
     listener.connect(mosquitto.host, mosquitto.port)
     listener.subscribe(bus.topic("line1", "cycler1"), qos=1)
     listener.loop_start()

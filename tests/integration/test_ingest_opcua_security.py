@@ -1,0 +1,142 @@
+"""OPC UA over Basic256Sha256 SignAndEncrypt with test-made certificates; refusals are clear, no data."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from asyncua.crypto.cert_gen import (
+    dump_private_key_as_pem,
+    generate_private_key,
+    generate_self_signed_app_certificate,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from bench.ingest_sources import OpcUaSource, PasswordUsers
+from connectors.opcua.security import OpcUaRefused
+from connectors.service import IngestService
+from core.localservices import Influxd, Mosquitto, free_port
+from core.settings import Settings
+from tests.integration.ingest_support import count, ingest_settings, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _certificate(directory: Path, name: str, uri: str, usage: x509.ObjectIdentifier) -> tuple[Path, Path]:
+    key = generate_private_key()
+    cert = generate_self_signed_app_certificate(
+        key,
+        name,
+        {"organizationName": "linetwin tests"},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName(socket.gethostname()), x509.DNSName("localhost")],
+        [usage],
+    )
+    cert_path, key_path = directory / f"{name}.der", directory / f"{name}.pem"
+    cert_path.write_bytes(cert.public_bytes(Encoding.DER))
+    key_path.write_bytes(dump_private_key_as_pem(key))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, Path]:
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    server_cert, server_key = _certificate(
+        tmp_path, "server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    client_cert, client_key = _certificate(
+        tmp_path, "client", "urn:linetwin:ingest", ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    (trusted / "client.der").write_bytes(client_cert.read_bytes())
+    rogue_cert, rogue_key = _certificate(
+        tmp_path, "rogue", "urn:linetwin:rogue", ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    return {
+        "trusted": trusted,
+        "server_cert": server_cert,
+        "server_key": server_key,
+        "client_cert": client_cert,
+        "client_key": client_key,
+        "rogue_cert": rogue_cert,
+        "rogue_key": rogue_key,
+    }
+
+
+@pytest.fixture
+async def secure_source(pki: dict[str, Path]) -> AsyncIterator[OpcUaSource]:
+    source = OpcUaSource(
+        free_port(),
+        machines=1,
+        signals=2,
+        certificate=pki["server_cert"],
+        private_key=pki["server_key"],
+        trusted=pki["trusted"],
+        users=PasswordUsers("operator", "s3cret"),
+    )
+    await source.start()
+    yield source
+    await source.stop()
+
+
+def _settings(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    source: OpcUaSource,
+    pki: dict[str, Path],
+    *,
+    cert: str = "client",
+    password: str = "s3cret",
+) -> Settings:
+    return ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={
+            "endpoints": [source.endpoint],
+            "security_policy": "Basic256Sha256",
+            "security_mode": "SignAndEncrypt",
+            "certificate": str(pki[f"{cert}_cert"]),
+            "private_key": str(pki[f"{cert}_key"]),
+            "server_certificate": str(pki["server_cert"]),
+            "username": "operator",
+            "password": password,
+        },
+    )
+
+
+async def test_ingest_over_sign_and_encrypt_with_certificate_and_password(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, secure_source: OpcUaSource, pki: dict[str, Path]
+) -> None:
+    settings = _settings(tmp_path, mosquitto, influxd, secure_source, pki)
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await wait_for(lambda: bool(service.opcua) and service.opcua[0].connected.is_set(), what="secure session")
+    await secure_source.run(10, 0.01)
+    await wait_for(lambda: count(influxd, settings.influx.database) >= 20, what="20 points")
+    stop.set()
+    await task
+
+
+@pytest.mark.parametrize(("cert", "password"), [("client", "wrong"), ("rogue", "s3cret")])
+async def test_a_wrong_password_or_untrusted_certificate_is_refused_with_a_clear_error_and_no_data(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    secure_source: OpcUaSource,
+    pki: dict[str, Path],
+    cert: str,
+    password: str,
+) -> None:
+    settings = _settings(tmp_path, mosquitto, influxd, secure_source, pki, cert=cert, password=password)
+    with pytest.raises(OpcUaRefused, match="refused the connection: Bad"):
+        await asyncio.wait_for(IngestService(settings).run(), 30)
+    await secure_source.run(3, 0.01)
+    assert count(influxd, settings.influx.database) == 0
