@@ -91,15 +91,24 @@ class _Link:
             self.client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
         self.client.will_set(will_topic, will_payload, qos=QOS, retain=retain)
         self.client.max_inflight_messages_set(200)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.keepalive = cfg.keepalive_s
         self.connected = threading.Event()
         self.rebirth = threading.Event()
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
             self.connected.set()
             self.rebirth.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning(
+                "MQTT connection lost; reconnecting, messages are queued", extra={"reason": str(reason)}
+            )
 
     def connect(self, timeout_s: float = 10.0) -> None:
         try:
@@ -114,9 +123,10 @@ class _Link:
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=QOS, retain=retain)
 
-    def close(self, last: mqtt.MQTTMessageInfo | None) -> None:
-        if last is not None and self.client.is_connected():
-            last.wait_for_publish(timeout=5.0)
+    def close(self, last: mqtt.MQTTMessageInfo, timeout_s: float = 5.0) -> None:
+        """Flush what paho still queues (e.g. after an outage) up to ``last``, then disconnect."""
+        if self.connected.wait(timeout_s):
+            last.wait_for_publish(timeout=timeout_s)
         self.client.disconnect()
         self.client.loop_stop()
 

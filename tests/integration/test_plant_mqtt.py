@@ -254,3 +254,34 @@ def test_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot reach MQTT broker" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_sequence_stays_gap_free_across_a_broker_restart(broker: Mosquitto, tmp_path: Path) -> None:
+    settings = _settings(broker.host, broker.port, tmp_path, speed=50, cycler_channels=2)
+    root = f"{settings.site}/formation/{settings.line}/cycler1"
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="restart-check", clean_session=False)
+    subscriber.on_message = lambda c, u, m: received.put((m.topic, m.payload))
+    subscriber.on_connect = lambda c, u, f, r, p: c.subscribe(f"{root}/+/data", qos=1)
+    subscriber.reconnect_delay_set(0.1, 0.5)
+    subscriber.connect(broker.host, broker.port)
+    subscriber.loop_start()
+    try:
+        async with running(settings):
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(broker.stop)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(broker.start)
+            await asyncio.sleep(3.0)
+        await asyncio.sleep(1.0)
+    finally:
+        subscriber.disconnect()
+        subscriber.loop_stop()
+    seqs: dict[str, list[int]] = {}
+    while not received.empty():
+        topic, payload = received.get()
+        seqs.setdefault(topic.split("/")[4], []).append(json.loads(payload)["seq"])
+    assert set(seqs) == {"ch01", "ch02"}
+    for channel, values in seqs.items():
+        assert sorted(set(values)) == list(range(max(values) + 1)), channel
+        assert max(values) > 200, "publishing went on after the restart"
