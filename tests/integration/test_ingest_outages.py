@@ -1,0 +1,153 @@
+"""Outages with real processes: InfluxDB and Mosquitto stopped or killed, the ingest process killed -9.
+
+After recovery InfluxDB holds every sample the source produced, proven by (channel, seq), and the spool
+is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.ingest_sources import CyclerSource
+from connectors.service import IngestService
+from core.localservices import Influxd, Mosquitto, free_port, port_open, start_influxd, start_mosquitto
+from tests.integration.ingest_support import count, ingest_settings, points, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_influxd() -> Iterator[Influxd]:
+    service = start_influxd()
+    yield service
+    service.cleanup()
+
+
+@pytest.fixture
+def own_mosquitto() -> Iterator[Mosquitto]:
+    service = start_mosquitto()
+    yield service
+    service.cleanup()
+
+
+def _seqs(influxd: Influxd, database: str) -> dict[str, list[int]]:
+    seqs: dict[str, list[int]] = {}
+    for row in points(influxd, database):
+        seqs.setdefault(row["channel"], []).append(row["seq"])
+    return {channel: sorted(values) for channel, values in seqs.items()}
+
+
+@pytest.mark.parametrize("outage", ["stop", "kill"])
+async def test_influxdb_outage_spools_and_replays_every_sample(
+    tmp_path: Path, mosquitto: Mosquitto, own_influxd: Influxd, outage: str
+) -> None:
+    settings = ingest_settings(tmp_path, mosquitto, own_influxd)
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await wait_for(lambda: service.mqtt is not None and service.mqtt.subscribed.is_set(), what="subscription")
+    source = CyclerSource(mosquitto.host, mosquitto.port, channels=4, per_message=10, run=outage)
+    for _ in range(5):
+        source.publish_round()
+    database = settings.influx.database
+    await wait_for(lambda: count(own_influxd, database) == 200, what="200 points before the outage")
+    getattr(own_influxd, outage)()
+    for _ in range(5):
+        source.publish_round()
+    source.close()
+    await wait_for(lambda: service.accounting.total("spooled") == 200, what="200 samples spooled")
+    assert service.writer is not None and len(service.writer.spool) > 0
+    own_influxd.start()
+    await wait_for(lambda: service.writer is not None and not len(service.writer.spool), what="spool drained")
+    assert _seqs(own_influxd, database) == {f"ch{c:02d}": list(range(100)) for c in range(1, 5)}
+    assert service.accounting.total("replayed") == 200
+    assert service.accounting.total("seq_gaps") == 0
+    stop.set()
+    await task
+
+
+@pytest.mark.parametrize("outage", ["stop", "kill"])
+async def test_mosquitto_outage_loses_nothing_produced_while_connected(
+    tmp_path: Path, own_mosquitto: Mosquitto, influxd: Influxd, outage: str
+) -> None:
+    settings = ingest_settings(tmp_path, own_mosquitto, influxd)
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    assert_connected = lambda: service.mqtt is not None and service.mqtt.subscribed.is_set()  # noqa: E731
+    await wait_for(assert_connected, what="subscription")
+    source = CyclerSource(own_mosquitto.host, own_mosquitto.port, channels=2, per_message=10, run=outage)
+    for _ in range(5):
+        source.publish_round()
+    database = settings.influx.database
+    await wait_for(lambda: count(influxd, database) == 100, what="100 points before the outage")
+    getattr(own_mosquitto, outage)()
+    await wait_for(lambda: not assert_connected(), what="loss detected")
+    own_mosquitto.start()
+    await wait_for(assert_connected, what="resubscribed", within_s=30)
+    await wait_for(source.client.is_connected, what="publisher back", within_s=30)
+    for _ in range(5):
+        source.publish_round()
+    source.close()
+    await wait_for(lambda: count(influxd, database) == 200, what="200 points after the outage")
+    assert _seqs(influxd, database) == {"ch01": list(range(100)), "ch02": list(range(100))}
+    assert not task.done()
+    stop.set()
+    await task
+
+
+def _config(path: Path, mosquitto: Mosquitto, influxd: Influxd, database: str, metrics_port: int) -> Path:
+    path.write_text(
+        f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\nclient_id_prefix = "kill9"\n'
+        f'[influx]\nurl = "{influxd.url}"\ndatabase = "{database}"\nspool_dir = "{path.parent / "spool"}"\n'
+        "flush_interval_ms = 300\nretry_max_s = 0.5\ntimeout_s = 2.0\n"
+        f"[ingest]\nopcua_enabled = false\nmetrics_port = {metrics_port}\n"
+    )
+    return path
+
+
+async def test_kill_9_of_the_ingest_process_mid_batch_loses_nothing_acknowledged(
+    tmp_path: Path, mosquitto: Mosquitto, own_influxd: Influxd
+) -> None:
+    database = "kill9"
+    own_influxd.create_database(database)
+    metrics_port = free_port()
+    config = _config(tmp_path / "linetwin.toml", mosquitto, own_influxd, database, metrics_port)
+    twin = str(Path(sys.executable).with_name("twin"))
+    log = (tmp_path / "ingest.log").open("ab")
+
+    async def start_ingest() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([twin, "--config", str(config), "ingest"], stderr=log)  # noqa: ASYNC220
+        await wait_for(lambda: port_open("127.0.0.1", metrics_port), what="ingest up", within_s=30)
+        await asyncio.sleep(1.5)
+        return process
+
+    ingest = await start_ingest()
+    try:
+        source = CyclerSource(mosquitto.host, mosquitto.port, channels=4, per_message=25, run="kill9")
+        own_influxd.stop()
+        for _ in range(5):
+            source.publish_round()
+        spool = tmp_path / "spool"
+        await wait_for(lambda: any(spool.glob("*.lp")), what="a spooled batch")
+        for _ in range(5):
+            source.publish_round()
+        source.close()
+        os.kill(ingest.pid, signal.SIGKILL)
+        ingest.wait()
+        own_influxd.start()
+        ingest = await start_ingest()
+        await wait_for(lambda: count(own_influxd, database) == 1000, what="1000 points", within_s=60)
+        await wait_for(lambda: not any(spool.glob("*.lp")), what="empty spool")
+        assert _seqs(own_influxd, database) == {f"ch{c:02d}": list(range(250)) for c in range(1, 5)}
+    finally:
+        ingest.terminate()
+        ingest.wait(10)
