@@ -1,0 +1,81 @@
+"""Line protocol encoding, the disk spool and the writer's at-least-once delivery."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from connectors.accounting import Accounting
+from connectors.influx.lineprotocol import connector_point, process_point
+from connectors.influx.spool import Spool
+from connectors.influx.writer import InfluxWriter
+from core.localservices import free_port
+from core.sample import Quality, Sample
+from core.settings import InfluxSettings
+
+
+def test_a_sample_is_one_process_point_at_its_source_time() -> None:
+    sample = Sample(
+        "line 1",
+        "cycler1",
+        "voltage",
+        3.5,
+        "V",
+        1_700_000_000_000_000_007,
+        0,
+        Quality.UNCERTAIN,
+        "s",
+        42,
+        "ch01",
+        "R,1",
+        'C"2',
+    )
+    assert process_point(sample) == (
+        r"process,channel=ch01,line=line\ 1,machine=cycler1,quality=uncertain,signal=voltage,unit=V "
+        r'value=3.5,seq=42i,roll_id="R,1",cell_id="C\"2" 1700000000000000007'
+    )
+
+
+def test_optional_fields_and_tags_are_left_out_when_unknown() -> None:
+    sample = Sample("line1", "coater1", "pump_flow", 80.0, "mL/min", 5, 0)
+    assert process_point(sample) == (
+        "process,line=line1,machine=coater1,quality=good,signal=pump_flow,unit=mL/min value=80.0 5"
+    )
+
+
+def test_connector_points_carry_integer_counters() -> None:
+    assert connector_point("mqtt", "cycler1/ch01", {"rejected": 3.0}, 9, "wrong_type") == (
+        "connector,connector=mqtt,reason=wrong_type,source=cycler1/ch01 rejected=3i 9"
+    )
+
+
+def test_the_spool_replays_in_order_across_a_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(b"a 1\n", Counter({("mqtt", "s1"): 1}))
+    spool.append(b"b 2\n", Counter({("mqtt", "s2"): 2}))
+    (tmp_path / "000000000009.tmp").write_bytes(b"half-written")
+    reopened = Spool(tmp_path)
+    assert len(reopened) == 2
+    first = reopened.oldest()
+    assert first is not None and first.body == b"a 1\n" and first.counts == {("mqtt", "s1"): 1}
+    reopened.remove(first)
+    second = reopened.oldest()
+    assert second is not None and second.body == b"b 2\n"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+async def test_an_unreachable_database_gets_the_batch_spooled_before_the_source_is_acknowledged(
+    tmp_path: Path,
+) -> None:
+    settings = InfluxSettings(
+        url=f"http://127.0.0.1:{free_port()}", spool_dir=tmp_path, retry_max_s=0.05, timeout_s=0.5
+    )
+    accounting = Accounting()
+    writer = InfluxWriter(settings, accounting)
+    acked: list[int] = []
+    sample = Sample("line1", "cycler1", "voltage", 3.5, "V", 1, 0, source="cycler1/ch01")
+    writer.add([sample, sample], "mqtt", ack=lambda: acked.append(len(writer.spool)))
+    await writer.close()
+    assert acked == [1], "the ack must come after the batch is in the spool"
+    assert accounting.value("spooled", "mqtt", "cycler1/ch01") == 2
+    assert accounting.value("written", "mqtt", "cycler1/ch01") == 0

@@ -1,0 +1,79 @@
+"""The tag map: valid files load, invalid ones name file, line and field; the built-in map fits the plant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.tagmap import builtin, is_node_id, load
+from core.errors import ConfigError
+
+VALID = """
+[[opcua]]
+machine = "coater1"
+scan_counter = "ns=2;s=coater1.scan_counter"
+
+[[opcua.tags]]
+node = "ns=2;s=coater1.pump_flow"
+signal = "pump_flow"
+unit = "mL/min"
+
+[[mqtt]]
+topic = "site1/formation/line1/cycler1/+/data"
+machine = "cycler1"
+channel_level = 4
+units = { voltage = "V" }
+"""
+
+
+def test_a_valid_tag_map_loads(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(VALID)
+    tag_map = load(path)
+    assert tag_map.opcua[0].tags[0].signal == "pump_flow"
+    assert tag_map.mqtt[0].units == {"voltage": "V"}
+
+
+def test_an_invalid_field_is_named_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(VALID.replace('signal = "pump_flow"', 'signal = "Pump Flow"'))
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert f"{path}, line 8, field opcua.0.tags.0.signal" in message
+
+
+def test_an_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(VALID.replace("channel_level = 4", "channel_levle = 4"))
+    with pytest.raises(ConfigError, match=r"line 14, field mqtt.0.channel_levle"):
+        load(path)
+
+
+def test_toml_syntax_errors_carry_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text('[[mqtt]]\ntopic = "a/#\n')
+    with pytest.raises(ConfigError, match=r"tags.toml: .*line 2"):
+        load(path)
+
+
+def test_a_wildcard_must_fill_a_topic_level(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text('[[mqtt]]\ntopic = "a/b#"\nmachine = "m"\n')
+    with pytest.raises(ConfigError, match="wildcards must fill a whole topic level"):
+        load(path)
+
+
+def test_node_ids_and_browse_paths_are_told_apart() -> None:
+    assert is_node_id("ns=2;s=coater1.pump_flow")
+    assert is_node_id("i=2258")
+    assert not is_node_id("PilotLine/Coater1/PumpFlow")
+
+
+def test_builtin_map_reads_the_simulated_cyclers() -> None:
+    json_source, sparkplug_source = builtin().mqtt
+    assert json_source.topic == "+/formation/+/cycler1/+/+"
+    assert json_source.channel_level == 4
+    assert {"voltage", "current", "temperature", "capacity", "ocv", "k_value"} <= set(json_source.units)
+    assert sparkplug_source.format == "sparkplug"
