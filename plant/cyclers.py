@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ QOS = 1
 GROUP_ID = "linetwin"
 EDGE_NODE = "cycler1"
 REBIRTH = "Node Control/Rebirth"
+NDEATH_TOPIC = str(Topic(GROUP_ID, MessageType.NDEATH, EDGE_NODE))
 
 # Sparkplug device metrics: (name, datatype); alias = 100 * channel number + index
 DEVICE_METRICS: tuple[tuple[str, DataType], ...] = (
@@ -95,11 +97,15 @@ class _Link:
         self.keepalive = cfg.keepalive_s
         self.connected = threading.Event()
         self.rebirth = threading.Event()
+        self.subscriptions: list[str] = []
+        self.on_session_lost: Callable[[], None] | None = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
+            for topic in self.subscriptions:
+                client.subscribe(topic, qos=QOS)
             self.connected.set()
             self.rebirth.set()
 
@@ -109,6 +115,8 @@ class _Link:
             log.warning(
                 "MQTT connection lost; reconnecting, messages are queued", extra={"reason": str(reason)}
             )
+            if self.on_session_lost is not None:
+                self.on_session_lost()
 
     def connect(self, timeout_s: float = 10.0) -> None:
         try:
@@ -204,26 +212,35 @@ class JsonCyclers:
 class SparkplugCyclers:
     """Edge node ``cycler1`` of group ``linetwin``, one Sparkplug B device per channel."""
 
-    def __init__(self, settings: Settings, run: str, channels: list[str], bd_seq: int = 0) -> None:
+    def __init__(self, settings: Settings, run: str, channels: list[str]) -> None:
         self.run = run
         self.channels = channels
-        self.bd_seq = bd_seq
+        self.bd_seq = 0
         self._seq = 0
         self._last: dict[str, dict[str, Any]] = {ch: {} for ch in channels}
-        death = Payload()
-        self._add(death, "bdSeq", DataType.UINT64, bd_seq)
         self.link = _Link(
             settings,
             f"{settings.mqtt.client_id_prefix}-sim-cycler1-{run}",
-            str(Topic(GROUP_ID, MessageType.NDEATH, EDGE_NODE)),
-            death.SerializeToString(),
+            NDEATH_TOPIC,
+            self._death(None),
             False,
         )
+        self.link.subscriptions.append(str(Topic(GROUP_ID, MessageType.NCMD, EDGE_NODE)))
+        self.link.on_session_lost = self._next_session
         self.link.client.on_message = self._on_message
 
     def connect(self) -> None:
         self.link.connect()
-        self.link.client.subscribe(str(Topic(GROUP_ID, MessageType.NCMD, EDGE_NODE)), qos=QOS)
+
+    def _death(self, ts_ms: int | None) -> bytes:
+        death = Payload() if ts_ms is None else Payload(timestamp=ts_ms)
+        self._add(death, "bdSeq", DataType.UINT64, self.bd_seq)
+        return death.SerializeToString()
+
+    def _next_session(self) -> None:
+        """The next MQTT session gets the next bdSeq, in its NBIRTH and in its Last Will (paho's thread)."""
+        self.bd_seq = (self.bd_seq + 1) % 256
+        self.link.client.will_set(NDEATH_TOPIC, self._death(None), qos=QOS, retain=False)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = Payload()
@@ -336,7 +353,4 @@ class SparkplugCyclers:
         self._ddata(reading.cell.channel, ts_ms, values)
 
     def close(self, ts_ms: int) -> None:
-        death = Payload(timestamp=ts_ms)
-        self._add(death, "bdSeq", DataType.UINT64, self.bd_seq)
-        topic = str(Topic(GROUP_ID, MessageType.NDEATH, EDGE_NODE))
-        self.link.close(self.link.publish(topic, death.SerializeToString()))
+        self.link.close(self.link.publish(NDEATH_TOPIC, self._death(ts_ms)))

@@ -285,3 +285,34 @@ async def test_sequence_stays_gap_free_across_a_broker_restart(broker: Mosquitto
     for channel, values in seqs.items():
         assert sorted(set(values)) == list(range(max(values) + 1)), channel
         assert max(values) > 200, "publishing went on after the restart"
+
+
+async def test_sparkplug_reconnect_is_a_new_session_with_the_next_bd_seq(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    settings = _settings(broker.host, broker.port, tmp_path, speed=50, cycler_channels=1, payload="sparkplug")
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bdseq-check", clean_session=False)
+    subscriber.on_message = lambda c, u, m: received.put((m.topic, m.payload))
+    subscriber.on_connect = lambda c, u, f, r, p: c.subscribe("spBv1.0/linetwin/+/cycler1", qos=1)
+    subscriber.reconnect_delay_set(0.1, 0.5)
+    subscriber.connect(broker.host, broker.port)
+    subscriber.loop_start()
+    try:
+        async with running(settings):
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(broker.start)
+            await asyncio.sleep(4.0)
+        await asyncio.sleep(1.0)
+    finally:
+        subscriber.disconnect()
+        subscriber.loop_stop()
+    node_messages = []
+    while not received.empty():
+        topic, payload = received.get()
+        bd_seq = next(m.long_value for m in _decode(payload).metrics if m.name == "bdSeq")
+        node_messages.append((topic.split("/")[2], bd_seq))
+    births = [bd for kind, bd in node_messages if kind == "NBIRTH"]
+    assert births[:2] == [0, 1]
+    assert node_messages[-1] == ("NDEATH", births[-1])
