@@ -149,15 +149,17 @@ class OpcUaConnector:
         return tags
 
     async def _monitor(self, subscription: Subscription, node_ids: list[ua.NodeId]) -> None:
-        """Create one monitored item per node through the public low-level API, with the deadband filter."""
+        """Create one monitored item per node through the public low-level API.
+
+        The DataChangeFilter triggers on StatusValueTimestamp, so a tick that repeats a value still
+        arrives (with its new SourceTimestamp and ScanCounter) unless the absolute deadband suppresses it.
+        """
         opcua = self.settings.opcua
-        deadband = None
-        if opcua.deadband_abs > 0:
-            deadband = ua.DataChangeFilter(
-                Trigger=ua.DataChangeTrigger.StatusValueTimestamp,
-                DeadbandType=ua.DeadbandType.Absolute,
-                DeadbandValue=opcua.deadband_abs,
-            )
+        deadband = ua.DataChangeFilter(
+            Trigger=ua.DataChangeTrigger.StatusValueTimestamp,
+            DeadbandType=ua.DeadbandType.Absolute if opcua.deadband_abs > 0 else ua.DeadbandType.None_,
+            DeadbandValue=opcua.deadband_abs,
+        )
         requests = [
             ua.MonitoredItemCreateRequest(
                 ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
