@@ -685,7 +685,7 @@ class LineModel:
             "dryer": self.dryer.state(),
             "calender": self.calender.state(),
             "formation": self.formation.state(),
-            "buffers": self.buffers,
+            "buffers": {m: _pack(rows) for m, rows in self.buffers.items()},
             "calibrated": self.calibrated,
             "detectors": {
                 k: {"kind": type(d).__name__.lower(), **d.state()} for k, d in self.detectors.items()
@@ -718,7 +718,7 @@ class LineModel:
         model.dryer.load(snapshot["dryer"])
         model.calender.load(snapshot["calender"])
         model.formation.load(snapshot["formation"])
-        model.buffers = {k: [(t, dict(d)) for t, d in v] for k, v in snapshot["buffers"].items()}
+        model.buffers = {m: _unpack(packed) for m, packed in snapshot["buffers"].items()}
         model.calibrated = dict(snapshot["calibrated"])
         for key, state in snapshot["detectors"].items():
             state = dict(state)
@@ -747,3 +747,17 @@ class LineModel:
         model.k_share = snapshot["k_share"]
         model.k_batch = [tuple(b) for b in snapshot["k_batch"]]
         return model
+
+
+def _pack(rows: list[tuple[int, dict[str, float]]]) -> dict[str, Any]:
+    """A calibration buffer as a column list and value rows: a third of the JSON of dicts per tick."""
+    columns = sorted({name for _, values in rows for name in values})
+    return {"columns": columns, "rows": [[t, *(v.get(c) for c in columns)] for t, v in rows]}
+
+
+def _unpack(packed: dict[str, Any]) -> list[tuple[int, dict[str, float]]]:
+    columns = packed["columns"]
+    return [
+        (int(row[0]), {c: v for c, v in zip(columns, row[1:], strict=True) if v is not None})
+        for row in packed["rows"]
+    ]
