@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ class WriteFailed(Exception):
 @dataclass
 class Batch:
     lines: list[str] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
     counts: SourceCounts = field(default_factory=Counter)
     acks: list[Ack] = field(default_factory=list)
 
@@ -57,6 +59,8 @@ class InfluxWriter:
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
         self._http = httpx.AsyncClient(timeout=settings.timeout_s)
+        #: Called with (written time, source times) after each direct write: latency measurement hook.
+        self.on_written: Callable[[int, list[int]], None] | None = None
         self._params = {"db": settings.database, "rp": settings.retention_policy, "precision": "ns"}
         if settings.username:
             self._params["u"] = settings.username
@@ -71,6 +75,7 @@ class InfluxWriter:
         batch = self._batch
         for sample in samples:
             batch.lines.append(process_point(sample))
+            batch.times.append(sample.source_time_ns)
             batch.counts[(connector, sample.source)] += 1
         if ack is not None:
             batch.acks.append(ack)
@@ -103,6 +108,8 @@ class InfluxWriter:
             body = ("\n".join(batch.lines) + "\n").encode()
             if not len(self.spool) and await self._deliver(body, batch.counts):
                 self._count("written", batch.counts)
+                if self.on_written is not None:
+                    self.on_written(time.time_ns(), batch.times)
             else:
                 self._to_spool(body, batch.counts)
             self._acknowledge(batch.acks)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CONNECTOR = "mqtt"
 REBIRTH_HOLDOFF_S = 5.0
+ROUTE_CACHE_SIZE = 10_000
 
 
 @dataclass
@@ -82,6 +83,7 @@ class MqttConnector:
             if source.format == "sparkplug"
         }
         self._rebirth_asked: dict[str, float] = {}
+        self._routes: dict[str, MqttSource | None] = {}
 
     def start(self) -> None:
         connect(self.client, self.settings.mqtt, persistent=True)
@@ -123,7 +125,7 @@ class MqttConnector:
         ack = partial(client.ack, message.mid, message.qos)
         receive_time = time.time_ns()
         topic = message.topic
-        source_config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
+        source_config = self._route(topic)
         try:
             if source_config is None:
                 raise RejectedInput("unknown_topic", topic)
@@ -136,6 +138,16 @@ class MqttConnector:
                 CONNECTOR, topic if source_config is None else self._source(source_config, topic), exc
             )
             ack()
+
+    def _route(self, topic: str) -> MqttSource | None:
+        """The tag map entry of a topic; cached, since a plant reuses a few hundred topics all day."""
+        try:
+            return self._routes[topic]
+        except KeyError:
+            config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
+            if len(self._routes) < ROUTE_CACHE_SIZE:
+                self._routes[topic] = config
+            return config
 
     def _source(self, config: MqttSource, topic: str) -> str:
         levels = topic.split("/")

@@ -106,21 +106,24 @@ def _record(
     run = item.get("run")
     source_time = window.check(parse_time(item.get("ts")), receive_time_ns)
     context: dict[str, str | None] = {"cell_id": None, "roll_id": None, "channel": None}
-    for key, name in CONTEXT.items():
-        if item.get(key) is not None:
+    for key in CONTEXT.keys() & item.keys():
+        if item[key] is not None:
             if not isinstance(item[key], str):
                 raise RejectedInput("wrong_type", f"{key} {item[key]!r}")
-            context[name] = item[key]
-    try:
-        quality = Quality(item.get("quality", "good"))
-    except ValueError:
-        raise RejectedInput("wrong_type", f"quality {item.get('quality')!r}") from None
+            context[CONTEXT[key]] = item[key]
+    quality = Quality.GOOD
+    if "quality" in item:
+        try:
+            quality = Quality(item["quality"])
+        except ValueError:
+            raise RejectedInput("wrong_type", f"quality {item['quality']!r}") from None
     values = item.get("values")
     if values is None:
         values = {key: value for key, value in item.items() if key not in RESERVED}
     elif not isinstance(values, dict):
         raise RejectedInput("wrong_type", "values must be an object")
     samples = []
+    channel = context["channel"] or channel
     for signal, raw in values.items():
         if raw is None or signal in ignore:
             continue
@@ -140,7 +143,7 @@ def _record(
                     quality,
                     source,
                     seq,
-                    context["channel"] or channel,
+                    channel,
                     context["roll_id"],
                     context["cell_id"],
                 )

@@ -121,6 +121,7 @@ class OpcUaConnector:
         try:
             machines = self.machines or await discover(client)
             tags = await self._resolve(client, machines)
+            await self._read_current(client, tags)
             subscription = await client.create_subscription(
                 opcua.publishing_interval_ms, queue_maxsize=1_000_000, overflow=OverflowPolicy.DISCONNECT
             )
@@ -128,7 +129,6 @@ class OpcUaConnector:
             self.sessions += 1
             self.connected.set()
             log.info("OPC UA subscribed", extra={"endpoint": self.endpoint, "items": len(tags)})
-            await self._read_current(client, tags)
             await self._stream(subscription, tags, lost)
         finally:
             self.connected.clear()
@@ -180,7 +180,8 @@ class OpcUaConnector:
             log.warning("OPC UA monitored items refused", extra={"nodes": ",".join(failed[:5])})
 
     async def _read_current(self, client: Client, tags: dict[ua.NodeId, Tag]) -> None:
-        """One read of every node after (re)connecting, so the state after a gap is known at once."""
+        """One read of every node on (re)connecting, before the subscription starts, so the state after a
+        gap is known at once and the ScanCounter only moves forward within a session."""
         params = ua.ReadParameters()
         params.NodesToRead = [
             ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value) for node_id in tags

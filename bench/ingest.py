@@ -1,0 +1,292 @@
+"""``twin bench ingest``: connector throughput against a raw no-op client, and ingest latency.
+
+Real Mosquitto and influxd are started here (core.localservices). Each path is measured twice in the same
+run, on the same source, so the ratio is fair:
+
+- MQTT: N cycler messages (several JSON records each) are queued in the broker for a persistent session
+  while the subscriber is away; then the subscriber connects and the clock runs until all are through.
+  Raw = a paho client that only counts messages (QoS 1, automatic acks). Ingest = ``IngestService``
+  until every sample is *written to InfluxDB* (acks after the write).
+- OPC UA: a synthetic server in its own process ticks as fast as it can; for a fixed time the raw
+  asyncua client counts DataChange notifications of every item, then ingest counts samples written.
+- Latency: source timestamp → InfluxDB write acknowledged, p50/p99, at a paced MQTT load and during
+  the OPC UA run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import typer
+from asyncua import Client
+from asyncua.common.subscription import OverflowPolicy
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from rich.console import Console
+from rich.table import Table
+
+from bench.ingest_sources import CyclerSource
+from connectors.opcua.discover import discover
+from connectors.service import IngestService
+from core.localservices import Influxd, Mosquitto, free_port, start_influxd, start_mosquitto
+from core.settings import Settings
+
+TOPICS = "+/formation/+/cycler1/+/+"
+
+
+@dataclass
+class Result:
+    path: str
+    raw: float
+    ingest: float
+    p50_ms: float
+    p99_ms: float
+    samples: int
+
+    @property
+    def ratio(self) -> float:
+        return self.ingest / self.raw if self.raw else 0.0
+
+
+class Latencies:
+    """Collects source-timestamp → written latencies from the writer's hook."""
+
+    def __init__(self) -> None:
+        self.values: list[np.ndarray] = []
+        self.enabled = True
+
+    def __call__(self, written_ns: int, source_ns: list[int]) -> None:
+        if self.enabled and source_ns:
+            self.values.append(written_ns - np.asarray(source_ns, dtype=np.int64))
+
+    def percentiles(self) -> tuple[float, float]:
+        if not self.values:
+            return float("nan"), float("nan")
+        all_ms = np.concatenate(self.values) / 1e6
+        return float(np.percentile(all_ms, 50)), float(np.percentile(all_ms, 99))
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll a counter or flag owned by another thread (no event to wait on)."""
+    while True:
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+def _settings(mosquitto: Mosquitto, influxd: Influxd, spool: Path, **ingest: Any) -> Settings:
+    database = f"bench{free_port()}"
+    influxd.create_database(database)
+    return Settings.model_validate(
+        {
+            "mqtt": {
+                "host": mosquitto.host,
+                "port": mosquitto.port,
+                "client_id_prefix": f"bench{free_port()}",
+            },
+            "influx": {"url": influxd.url, "database": database, "spool_dir": str(spool)},
+            "ingest": {"metrics_port": None, "bus_enabled": False, **ingest},
+        }
+    )
+
+
+def _queue_messages(mosquitto: Mosquitto, messages: int, per_message: int, run: str) -> int:
+    source = CyclerSource(mosquitto.host, mosquitto.port, channels=16, per_message=per_message, run=run)
+    for _ in range(messages // 16):
+        source.publish_round()
+    source.close()
+    return source.published
+
+
+def _raw_mqtt(mosquitto: Mosquitto, messages: int, per_message: int) -> float:
+    """A paho subscriber that does nothing but count: the ceiling for any MQTT connector in Python."""
+    received = 0
+    done = threading.Event()
+    subscribed = threading.Event()
+    expected = messages // 16 * 16
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received == expected:
+            done.set()
+
+    def client() -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+        c.on_message = on_message
+        c.on_subscribe = lambda *args: subscribed.set()
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        c.connect(mosquitto.host, mosquitto.port, clean_start=False, properties=properties)
+        return c
+
+    first = client()
+    first.subscribe(TOPICS, qos=1)
+    first.loop_start()
+    subscribed.wait(10)
+    first.disconnect()
+    first.loop_stop()
+    samples = _queue_messages(mosquitto, messages, per_message, "raw")
+    start = time.perf_counter()
+    second = client()
+    second.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - start
+    second.disconnect()
+    second.loop_stop()
+    return samples / elapsed
+
+
+async def _ingest_mqtt(
+    mosquitto: Mosquitto, influxd: Influxd, spool: Path, messages: int, per_message: int
+) -> tuple[float, Latencies]:
+    settings = _settings(mosquitto, influxd, spool, opcua_enabled=False)
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await _until(lambda: service.mqtt is not None and service.mqtt.subscribed.is_set())
+    stop.set()
+    await task
+    samples = await asyncio.to_thread(_queue_messages, mosquitto, messages, per_message, "ingest")
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    start = time.perf_counter()
+    task = asyncio.create_task(service.run(stop))
+    await _until(lambda: service.accounting.total("written") >= samples)
+    elapsed = time.perf_counter() - start
+    latencies = Latencies()
+    assert service.writer is not None
+    service.writer.on_written = latencies
+    paced = CyclerSource(mosquitto.host, mosquitto.port, channels=16, per_message=5, run="paced")
+    for _ in range(50):
+        paced.publish_round()
+        await asyncio.sleep(0.04)
+    paced.close()
+    target = samples + paced.published
+    await _until(lambda: service.accounting.total("written") >= target)
+    stop.set()
+    await task
+    return samples / elapsed, latencies
+
+
+async def _raw_opcua(endpoint: str, seconds: float) -> float:
+    """An asyncua client whose subscription only counts DataChange notifications."""
+    client = Client(endpoint, timeout=10)
+    await client.connect()
+    try:
+        machines = await discover(client)
+        nodes = [client.get_node(tag.node) for m in machines for tag in m.tags]
+        subscription = await client.create_subscription(
+            100, queue_maxsize=10_000_000, overflow=OverflowPolicy.DISCONNECT
+        )
+        await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=0.0)
+        count = 0
+        await asyncio.sleep(1.0)
+        deadline = time.perf_counter() + seconds
+        while (remaining := deadline - time.perf_counter()) > 0:
+            if await subscription.next_event(timeout=remaining) is not None:
+                count += 1
+        return count / seconds
+    finally:
+        await client.disconnect()
+
+
+async def _ingest_opcua(
+    endpoint: str, mosquitto: Mosquitto, influxd: Influxd, spool: Path, seconds: float
+) -> tuple[float, Latencies]:
+    settings = _settings(mosquitto, influxd, spool, mqtt_enabled=False)
+    settings.opcua.endpoints = [endpoint]
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await _until(lambda: bool(service.opcua) and service.opcua[0].connected.is_set())
+    await asyncio.sleep(1.0)
+    latencies = Latencies()
+    assert service.writer is not None
+    service.writer.on_written = latencies
+    before = service.accounting.total("written")
+    await asyncio.sleep(seconds)
+    rate = (service.accounting.total("written") - before) / seconds
+    stop.set()
+    await task
+    return rate, latencies
+
+
+def _opcua_source(port: int, machines: int, signals: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "bench.ingest_sources", "opcua", "--port", str(port)]
+    command += ["--machines", str(machines), "--signals", str(signals), "--interval", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    json.loads(process.stdout.readline())
+    return process
+
+
+async def run(messages: int = 4000, per_message: int = 10, opcua_seconds: float = 8.0) -> list[Result]:
+    """Run both paths and return one result per path."""
+    mosquitto, influxd = start_mosquitto(), start_influxd()
+    workdir = Path(tempfile.mkdtemp(prefix="lt-bench-"))
+    try:
+        raw_mqtt = await asyncio.to_thread(_raw_mqtt, mosquitto, messages, per_message)
+        ingest_mqtt, mqtt_latency = await _ingest_mqtt(
+            mosquitto, influxd, workdir / "s1", messages, per_message
+        )
+        port = free_port()
+        source = _opcua_source(port, machines=2, signals=25)
+        try:
+            endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
+            raw_opcua = await _raw_opcua(endpoint, opcua_seconds)
+            ingest_opcua, opcua_latency = await _ingest_opcua(
+                endpoint, mosquitto, influxd, workdir / "s2", opcua_seconds
+            )
+        finally:
+            source.kill()
+            source.wait()
+        samples = messages // 16 * 16 * per_message
+        return [
+            Result("MQTT (JSON) → InfluxDB", raw_mqtt, ingest_mqtt, *mqtt_latency.percentiles(), samples),
+            Result(
+                "OPC UA → InfluxDB",
+                raw_opcua,
+                ingest_opcua,
+                *opcua_latency.percentiles(),
+                int(ingest_opcua * opcua_seconds),
+            ),
+        ]
+    finally:
+        mosquitto.cleanup()
+        influxd.cleanup()
+
+
+def ingest_command(
+    messages: Annotated[int, typer.Option(help="MQTT messages queued per measurement")] = 4000,
+    per_message: Annotated[int, typer.Option(help="JSON records (samples) per MQTT message")] = 10,
+    seconds: Annotated[float, typer.Option(help="OPC UA measurement time per client")] = 8.0,
+) -> None:
+    """Connector throughput per process against raw no-op clients, and ingest latency."""
+    results = asyncio.run(run(messages, per_message, seconds))
+    table = Table(title="twin bench ingest (one process each; real Mosquitto and influxd on this machine)")
+    for column in ("path", "raw client samples/s", "ingest samples/s", "ratio", "latency p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for r in results:
+        table.add_row(
+            r.path,
+            f"{r.raw:,.0f}",
+            f"{r.ingest:,.0f}",
+            f"{r.ratio:.2f}",
+            f"{r.p50_ms:.0f}",
+            f"{r.p99_ms:.0f}",
+        )
+    Console().print(table)
