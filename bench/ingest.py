@@ -30,7 +30,7 @@ from typing import Annotated, Any
 import numpy as np
 import paho.mqtt.client as mqtt
 import typer
-from asyncua import Client
+from asyncua import Client, ua
 from asyncua.common.subscription import OverflowPolicy
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -192,7 +192,7 @@ async def _raw_opcua(endpoint: str, seconds: float) -> float:
         subscription = await client.create_subscription(
             100, queue_maxsize=10_000_000, overflow=OverflowPolicy.DISCONNECT
         )
-        await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=0.0)
+        await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=ua.Duration(0.0))
         count = 0
         await asyncio.sleep(1.0)
         deadline = time.perf_counter() + seconds
