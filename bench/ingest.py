@@ -289,4 +289,4 @@ def ingest_command(
             f"{r.p50_ms:.0f}",
             f"{r.p99_ms:.0f}",
         )
-    Console().print(table)
+    Console(width=120).print(table)
