@@ -43,7 +43,7 @@ def read_table(path: Path) -> pd.DataFrame:
         frame.columns.name = None
     elif time_column is not None:
         frame = frame.set_index(time_column)
-    else:
+    elif not isinstance(frame.index, pd.DatetimeIndex):
         frame.index = pd.date_range("1970-01-01", periods=len(frame), freq="s", tz="UTC")
     if not isinstance(frame.index, pd.DatetimeIndex):
         try:

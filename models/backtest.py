@@ -134,7 +134,12 @@ def _line_model(
     """The physics line model, calibrated on the training rows then run over the history."""
     span = (training.index[-1] - training.index[0]).total_seconds() if len(training) > 1 else 0.0
     model = LineModel(arl0=arl0, detector=detector, calibration_s=max(span, 1.0))
-    combined = history if training.index[0] >= history.index[0] else pd.concat([training, history])
+    if (
+        len(training) and training.index[-1] >= history.index[0]
+    ):  # a separate training file: replay it just before
+        gap = history.index[1] - history.index[0] if len(history) > 1 else pd.Timedelta(seconds=1)
+        training = training.set_axis(training.index - (training.index[-1] - history.index[0] + gap))
+    combined = pd.concat([training, history])
     findings = replay(model, combined, cells)
     start = history.index[0].value
     return [

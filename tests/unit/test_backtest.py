@@ -111,3 +111,13 @@ def test_cli_reports_a_missing_file_as_a_message(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no such file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_wide_parquet_keeps_its_time_index(tmp_path: Path) -> None:
+    from cli.backtest import read_table
+
+    frame = _history(rows=100)
+    frame.to_parquet(tmp_path / "h.parquet")
+    table = read_table(tmp_path / "h.parquet")
+    assert table.index[0] == START
+    assert "press.force" in table.columns
