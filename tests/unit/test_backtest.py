@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
+from cli.backtest import read_table
 from cli.main import app
 from models import backtest
 
@@ -114,8 +115,6 @@ def test_cli_reports_a_missing_file_as_a_message(tmp_path: Path) -> None:
 
 
 def test_wide_parquet_keeps_its_time_index(tmp_path: Path) -> None:
-    from cli.backtest import read_table
-
     frame = _history(rows=100)
     frame.to_parquet(tmp_path / "h.parquet")
     table = read_table(tmp_path / "h.parquet")
