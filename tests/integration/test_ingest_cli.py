@@ -1,0 +1,122 @@
+"""``twin ingest --discover`` prints a loadable tag map; ``--stats`` shows a running ingest's counters;
+partitions split the sources so that together they write everything once."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bench.ingest_sources import CyclerSource, OpcUaSource
+from connectors.service import IngestService
+from connectors.tagmap import load
+from core.localservices import Influxd, Mosquitto, free_port
+from tests.integration.ingest_support import count, ingest_settings, points, wait_for
+
+pytestmark = pytest.mark.integration
+
+TWIN = str(Path(sys.executable).with_name("twin"))
+
+
+@pytest.fixture
+async def source() -> AsyncIterator[OpcUaSource]:
+    server = OpcUaSource(free_port(), machines=2, signals=3)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_discover_prints_a_tag_map_of_the_analog_items(source: OpcUaSource, tmp_path: Path) -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [TWIN, "ingest", "--discover", source.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "tags.toml"
+    path.write_text(result.stdout)
+    tag_map = load(path)
+    assert [m.machine for m in tag_map.opcua] == ["machine1", "machine2"]
+    assert [(t.signal, t.unit) for t in tag_map.opcua[0].tags] == [
+        ("pump_flow", "mL/min"),
+        ("web_speed", "m/min"),
+        ("dry_loading", "mg/cm2"),
+    ]
+    assert all(m.scan_counter for m in tag_map.opcua)
+
+
+async def test_discover_of_an_unreachable_endpoint_is_a_clear_error() -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/none"
+    result = await asyncio.to_thread(
+        subprocess.run, [TWIN, "ingest", "--discover", endpoint], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "cannot connect to" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_stats_prints_the_counters_of_a_running_ingest(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    port = free_port()
+    settings = ingest_settings(tmp_path, mosquitto, influxd, ingest={"metrics_port": port})
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await wait_for(lambda: service.mqtt is not None and service.mqtt.subscribed.is_set(), what="subscription")
+    source = CyclerSource(mosquitto.host, mosquitto.port, channels=2, per_message=5, run="stats")
+    source.publish_round()
+    source.close()
+    await wait_for(lambda: service.accounting.total("written") == 10, what="10 written")
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [TWIN, "ingest", "--stats", "--metrics-port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
+    stop.set()
+    await task
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if "cycler1/ch01" in x)
+    cells = [cell.strip() for cell in line.split("│")]
+    assert cells[1:8] == ["mqtt", "cycler1/ch01", "5", "5", "0", "0", "0"]
+
+
+async def test_two_partitions_split_the_sources_and_together_write_each_sample_once(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    base = ingest_settings(tmp_path, mosquitto, influxd, ingest={"partitions": 2})
+    services = []
+    for partition in (0, 1):
+        settings = base.model_copy(
+            update={
+                "ingest": base.ingest.model_copy(update={"partition": partition}),
+                "influx": base.influx.model_copy(update={"spool_dir": tmp_path / f"spool{partition}"}),
+            }
+        )
+        services.append(IngestService(settings))
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(s.run(stop)) for s in services]
+    for service in services:
+        await wait_for(
+            lambda s=service: s.mqtt is not None and s.mqtt.subscribed.is_set(), what="subscriptions"
+        )
+    source = CyclerSource(mosquitto.host, mosquitto.port, channels=8, per_message=5, run="split")
+    for _ in range(4):
+        source.publish_round()
+    source.close()
+    database = base.influx.database
+    await wait_for(lambda: count(influxd, database) == 160, what="160 points")
+    await wait_for(lambda: sum(s.accounting.total("written") for s in services) == 160, what="160 written")
+    stop.set()
+    await asyncio.gather(*tasks)
+    owned = [{c.source for c in s.accounting.values() if c.name == "written"} for s in services]
+    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert len({(r["channel"], r["seq"]) for r in points(influxd, database)}) == 160
