@@ -45,7 +45,8 @@ from core.settings import Settings
 console = Console()
 
 DEMO_SCENARIO = "pump-wear"
-DEMO_SPEED = 600.0
+DEMO_SPEED = 300.0
+DEMO_TICK_S = 2.0
 DEMO_CYCLER_CHANNELS = 4
 
 
@@ -137,6 +138,7 @@ async def demo_stack(base: Settings, scenario: str, speed: float, port: int | No
             "opcua_endpoint": opcua,
             "scenario": scenario,
             "speed": speed,
+            "tick_s": DEMO_TICK_S,
             "cycler_channels": DEMO_CYCLER_CHANNELS,
             "ground_truth_file": str(workdir / "ground_truth.jsonl"),
         }

@@ -92,6 +92,7 @@ class LineWorker:
             except Exception:
                 log.exception("line worker failed on a batch", extra={"line": self.line})
             self.engine.metrics.batch_seconds.labels(self.line).observe(time.perf_counter() - started)
+            await asyncio.sleep(0)  # a backlog must not starve the API: get() on a full queue never yields
 
     def process(self, samples: list[Sample]) -> None:
         engine = self.engine

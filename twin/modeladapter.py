@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 
-from core.sample import Sample
+from core.sample import Quality, Sample
 from core.settings import Settings
 from models.line import LineModel, ModelValue
 from models.rootcause import Finding
@@ -48,26 +49,53 @@ def _output(value: ModelValue) -> ModelOutput:
 
 
 class LineModelAnalyser:
-    """One line's ``LineModel``, fed sample by sample so no tick's outputs are missed."""
+    """One line's ``LineModel``, fed sample by sample so no tick's outputs are missed.
+
+    OPC UA reports by exception: a value that does not change (a setpoint, the coating width) arrives
+    once and then never again. The model wants every signal of a machine in every tick, so each tick is
+    completed with the last value of the signals it lacks (sample-and-hold, the OPC UA reading of an
+    unreported value); the held values are part of the snapshot, since after a restart nobody resends them.
+    """
 
     def __init__(self, line: str, model: LineModel | None = None) -> None:
         self.line = line
         self.model = model if model is not None else LineModel(line)
         self.last_found_ns: dict[str, int] = {}
         self.now_ns = 0
+        self.held: dict[str, dict[str, Sample]] = {}
+        self.tick: dict[str, tuple[int, set[str]]] = {}
+
+    def _completed(self, sample: Sample) -> list[Sample]:
+        """``sample`` preceded, when it opens a new tick, by the held values the previous tick lacked."""
+        if sample.channel is not None:
+            return [sample]
+        fill: list[Sample] = []
+        current = self.tick.get(sample.machine)
+        if current is not None and current[0] != sample.source_time_ns:
+            time_ns, seen = current
+            held = self.held.get(sample.machine, {})
+            fill = [replace(h, source_time_ns=time_ns) for name, h in held.items() if name not in seen]
+            current = None
+        if current is None:
+            current = (sample.source_time_ns, set())
+            self.tick[sample.machine] = current
+        current[1].add(sample.signal)
+        self.held.setdefault(sample.machine, {})[sample.signal] = sample
+        return [*fill, sample]
 
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
         model = self.model
-        for sample in samples:
-            before = model.outputs
-            findings = model.observe([sample])
-            if model.outputs is not before:
-                verdict.outputs += [_output(v) for v in model.outputs if math.isfinite(v.value)]
-            for finding in findings:
-                verdict.occurrences.append(occurrence(finding))
-                self.last_found_ns[finding.key] = max(finding.time_ns, sample.source_time_ns)
-            self.now_ns = max(self.now_ns, sample.source_time_ns)
+        for incoming in samples:
+            for sample in self._completed(incoming):
+                before = model.outputs
+                findings = model.observe([sample])
+                if model.outputs is not before:
+                    verdict.outputs += [_output(v) for v in model.outputs if math.isfinite(v.value)]
+                for finding in findings:
+                    verdict.occurrences.append(occurrence(finding))
+                    self.last_found_ns[finding.key] = max(finding.time_ns, sample.source_time_ns)
+            self.now_ns = max(self.now_ns, incoming.source_time_ns)
         quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
         for key, found in list(self.last_found_ns.items()):
             if self.now_ns - found > quiet_ns:
@@ -83,7 +111,13 @@ class LineModelAnalyser:
         ]
 
     def snapshot(self) -> bytes:
-        state = {"model": self.model.snapshot(), "last_found_ns": self.last_found_ns, "now_ns": self.now_ns}
+        held = {m: {name: asdict(h) for name, h in signals.items()} for m, signals in self.held.items()}
+        state = {
+            "model": self.model.snapshot(),
+            "last_found_ns": self.last_found_ns,
+            "now_ns": self.now_ns,
+            "held": held,
+        }
         return json.dumps(state).encode()
 
     def restore(self, blob: bytes) -> None:
@@ -91,6 +125,10 @@ class LineModelAnalyser:
         self.model = LineModel.restore(state["model"])
         self.last_found_ns = {k: int(v) for k, v in state["last_found_ns"].items()}
         self.now_ns = int(state["now_ns"])
+        self.held = {
+            m: {name: Sample(**{**h, "quality": Quality(h["quality"])}) for name, h in signals.items()}
+            for m, signals in state["held"].items()
+        }
 
 
 def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
