@@ -256,6 +256,16 @@ def test_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+async def _until_quiet(received: queue.Queue[tuple[str, bytes]], limit_s: float = 20.0) -> None:
+    """Wait until the broker has delivered everything: no new message for a second."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        count = received.qsize()
+        await asyncio.sleep(1.0)
+        if received.qsize() == count:
+            return
+
+
 async def test_sequence_stays_gap_free_across_a_broker_restart(broker: Mosquitto, tmp_path: Path) -> None:
     settings = _settings(broker.host, broker.port, tmp_path, speed=50, cycler_channels=2)
     root = f"{settings.site}/formation/{settings.line}/cycler1"
@@ -273,7 +283,7 @@ async def test_sequence_stays_gap_free_across_a_broker_restart(broker: Mosquitto
             await asyncio.sleep(1.0)
             await asyncio.to_thread(broker.start)
             await asyncio.sleep(3.0)
-        await asyncio.sleep(1.0)
+        await _until_quiet(received)
     finally:
         subscriber.disconnect()
         subscriber.loop_stop()
@@ -304,7 +314,7 @@ async def test_sparkplug_reconnect_is_a_new_session_with_the_next_bd_seq(
             await asyncio.to_thread(broker.stop)
             await asyncio.to_thread(broker.start)
             await asyncio.sleep(4.0)
-        await asyncio.sleep(1.0)
+        await _until_quiet(received)
     finally:
         subscriber.disconnect()
         subscriber.loop_stop()
