@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from core.errors import RejectedInput
+from core.errors import LinetwinError, RejectedInput
 
 log = logging.getLogger(__name__)
 
@@ -109,4 +109,9 @@ class Accounting:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose the counters on ``http://host:port/metrics`` (prometheus-client's own server thread)."""
-        start_http_server(port, addr=host, registry=self.registry)
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise LinetwinError(
+                f"cannot serve metrics on {host}:{port} ({exc.strerror}); set ingest.metrics_port"
+            ) from None

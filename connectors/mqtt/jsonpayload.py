@@ -83,7 +83,15 @@ def parse(
             )
         except RejectedInput as exc:
             reject(exc)
+            if _valid_seq(item):
+                records.append(Record(item["seq"], None if item.get("run") is None else str(item["run"]), []))
     return records
+
+
+def _valid_seq(item: Any) -> bool:
+    """A rejected record still took its sequence number: it is a reject, not a gap."""
+    seq = item.get("seq") if isinstance(item, dict) else None
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0
 
 
 def _record(

@@ -67,6 +67,9 @@ async def test_each_bad_input_is_rejected_with_its_reason_and_good_data_still_ar
     await wait_for(lambda: count(influxd, database) >= 1, what="the good sample")
     await wait_for(lambda: service.accounting.total("rejected") >= 11, what="all rejects")
     assert not task.done(), "the ingest process must survive bad input"
+    assert service.accounting.total("seq_gaps") == 1, (
+        "records rejected after parsing keep their seq; only the unread oversized one is a gap"
+    )
     reasons: Counter[str] = Counter()
     for counter in service.accounting.values():
         if counter.name == "rejected":
