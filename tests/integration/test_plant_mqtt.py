@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -75,7 +76,7 @@ async def test_json_cyclers_publish_gap_free_data_results_and_ocv(
     try:
         async with running(settings) as plant:
             await plant.finished.wait()
-        await asyncio.sleep(0.5)
+        await _until_quiet(listener.messages)
         messages = listener.drain()
     finally:
         listener.close()
@@ -204,7 +205,7 @@ async def test_sparkplug_births_data_rebirth_and_death(broker: Mosquitto, tmp_pa
             metric.name, metric.datatype, metric.boolean_value = "Node Control/Rebirth", 11, True
             listener.client.publish("spBv1.0/linetwin/NCMD/cycler1", rebirth.SerializeToString(), qos=1)
             await asyncio.sleep(1.5)
-        await asyncio.sleep(0.5)
+        await _until_quiet(listener.messages)
         messages = [(t, _decode(p)) for t, p, _ in listener.drain() if "/NCMD/" not in t]
     finally:
         listener.close()
@@ -256,7 +257,7 @@ def test_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-async def _until_quiet(received: queue.Queue[tuple[str, bytes]], limit_s: float = 20.0) -> None:
+async def _until_quiet(received: queue.Queue[Any], limit_s: float = 20.0) -> None:
     """Wait until the broker has delivered everything: no new message for a second."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
