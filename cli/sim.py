@@ -26,7 +26,9 @@ def sim(
     seed: Annotated[int | None, typer.Option(help="random seed: same seed + scenario, same data")] = None,
     speed: Annotated[float | None, typer.Option(help="plant seconds per wall-clock second")] = None,
     payload: Annotated[str | None, typer.Option(help="cycler payloads: json or sparkplug")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after this many plant seconds")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many plant seconds (--record: default 8 h)")
+    ] = None,
     list_scenarios: Annotated[bool, typer.Option("--list-scenarios", help="print the scenarios")] = False,
     record_to: Annotated[
         Path | None, typer.Option("--record", help="write a run offline to FILE.csv or FILE.parquet")
