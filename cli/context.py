@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from core.errors import LinetwinError
 from core.logging import setup_logging
@@ -55,7 +56,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except LinetwinError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except Exception as exc:  # pydantic validation of overrides
         if exc.__class__.__name__ == "ValidationError":
