@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CONNECTOR = "mqtt"
 REBIRTH_HOLDOFF_S = 5.0
 ROUTE_CACHE_SIZE = 10_000
+#: Source label of messages on topics outside the tag map: one label, so stray topics cannot blow up the
+#: metrics' cardinality; the topic itself is in the (rate-limited) log line.
+UNMATCHED = "unmatched"
 
 
 @dataclass
@@ -135,7 +138,7 @@ class MqttConnector:
                 self._json(source_config, topic, bytes(message.payload), receive_time, ack)
         except RejectedInput as exc:
             self.accounting.reject(
-                CONNECTOR, topic if source_config is None else self._source(source_config, topic), exc
+                CONNECTOR, UNMATCHED if source_config is None else self._source(source_config, topic), exc
             )
             ack()
 
