@@ -165,5 +165,7 @@ async def query(settings: InfluxSettings, influxql: str, bind: dict[str, Any]) -
         raise InfluxUnavailable(f"InfluxDB refused the query: {response.text[:200]}")
     result = response.json().get("results", [{}])[0]
     if "error" in result:
+        if str(result["error"]).startswith("database not found"):
+            return []  # nothing has been written yet: an empty history, not a failure
         raise InfluxUnavailable(f"InfluxDB query failed: {result['error']}")
     return list(result.get("series", []))

@@ -48,6 +48,10 @@ def _output(value: ModelValue) -> ModelOutput:
     return ModelOutput(value.machine, value.signal, value.kind, value.value, value.time_ns, sigma)
 
 
+def _source_time(sample: Sample) -> int:
+    return sample.source_time_ns
+
+
 class LineModelAnalyser:
     """One line's ``LineModel``, fed sample by sample so no tick's outputs are missed.
 
@@ -55,6 +59,8 @@ class LineModelAnalyser:
     once and then never again. The model wants every signal of a machine in every tick, so each tick is
     completed with the last value of the signals it lacks (sample-and-hold, the OPC UA reading of an
     unreported value); the held values are part of the snapshot, since after a restart nobody resends them.
+    A bus message keeps the order of an OPC UA publish response, which is per monitored item (A@t1, A@t2,
+    B@t1, B@t2); it is put in source-time order (stable) so that ticks arrive whole.
     """
 
     def __init__(self, line: str, model: LineModel | None = None) -> None:
@@ -86,7 +92,7 @@ class LineModelAnalyser:
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
         model = self.model
-        for incoming in samples:
+        for incoming in sorted(samples, key=_source_time):
             for sample in self._completed(incoming):
                 before = model.outputs
                 findings = model.observe([sample])

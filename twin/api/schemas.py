@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from twin.alerts import AlertState
 
@@ -203,19 +204,26 @@ class WhatIfResponse(Strict):
 class Targets(Strict):
     """Quality to reach; at least one."""
 
-    dry_loading: float | None = Field(None, gt=0, le=50, description="mg/cm2")
-    residual_solvent: float | None = Field(None, ge=0, le=50, description="%")
-    porosity: float | None = Field(None, gt=0, lt=100, description="%")
-    thickness: float | None = Field(None, gt=0, le=300, description="um")
-    cell_capacity: float | None = Field(None, gt=0, le=100, description="Ah")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    dry_loading: Annotated[float, Field(gt=0, le=50, description="mg/cm2")] | SkipJsonSchema[None] = None
+    residual_solvent: Annotated[float, Field(ge=0, le=50, description="%")] | SkipJsonSchema[None] = None
+    porosity: Annotated[float, Field(gt=0, lt=100, description="%")] | SkipJsonSchema[None] = None
+    thickness: Annotated[float, Field(gt=0, le=300, description="um")] | SkipJsonSchema[None] = None
+    cell_capacity: Annotated[float, Field(gt=0, le=100, description="Ah")] | SkipJsonSchema[None] = None
 
     def given(self) -> dict[str, float]:
         return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 class Bounds(Strict):
+    """An interval for a setpoint; the two ends may come in either order."""
+
     low: float = Field(allow_inf_nan=False)
     high: float = Field(allow_inf_nan=False)
+
+    def interval(self) -> tuple[float, float]:
+        return (min(self.low, self.high), max(self.low, self.high))
 
 
 class InverseRequest(Strict):

@@ -21,7 +21,12 @@ router = APIRouter(
     prefix="/whatif",
     tags=["whatif"],
     dependencies=[Depends(require_reader)],
-    responses={401: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+    responses={
+        401: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+        422: {"model": Problem},
+    },
 )
 
 
@@ -32,7 +37,11 @@ def _models(twin: Twin) -> WhatIf:
 
 
 def _line(twin: Twin, line: str | None) -> str:
-    return line if line is not None else twin.engine.lines[0]
+    if line is None:
+        return twin.engine.lines[0]
+    if line not in twin.engine.workers:
+        raise HTTPException(404, f"this twin does not serve line {line!r}; it serves {twin.engine.lines}")
+    return line
 
 
 def _out(p: Prediction) -> PredictionOut:
@@ -76,12 +85,9 @@ async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
     targets = body.targets.given()
     if not targets:
         raise HTTPException(422, "give at least one target")
-    for name, bound in body.bounds.items():
-        if bound.low > bound.high:
-            raise HTTPException(422, f"bounds of {name}: low {bound.low} is above high {bound.high}")
     line = _line(twin, body.line)
     models = _models(twin)
-    setpoints = models.inverse(line, targets, {k: (b.low, b.high) for k, b in body.bounds.items()})
+    setpoints = models.inverse(line, targets, {name: b.interval() for name, b in body.bounds.items()})
     return InverseResponse(
         line=line, setpoints=setpoints, predictions=[_out(p) for p in models.predict(line, setpoints)]
     )
