@@ -28,7 +28,7 @@ from core.errors import RejectedInput
 from core.sample import Sample
 from core.settings import Settings
 from twin.alerts import Alert, AlertStore, Occurrence
-from twin.influx import InfluxWriter, alert_point, model_point
+from twin.influx import InfluxUnavailable, InfluxWriter, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
 from twin.ports import Analyser
 from twin.store import StateStore
@@ -101,7 +101,7 @@ class LineWorker:
         verdict = self.analyser.observe(samples)
         engine.writer.add([model_point(self.line, output) for output in verdict.outputs])
         for occurrence in verdict.occurrences:
-            engine.raise_alert(self._with_material(occurrence))
+            engine.raise_alert(occurrence)
         for key in verdict.cleared:
             engine.clear_alert(key)
         self.processed += len(samples)
@@ -112,14 +112,6 @@ class LineWorker:
             max(0.0, (time.time_ns() - max(s.receive_time_ns for s in samples)) / 1e9)
         )
         engine.note_changes(self.line, changed)
-
-    def _with_material(self, occurrence: Occurrence) -> Occurrence:
-        """Name the rolls the machine worked on since onset and the cells built from them."""
-        state = self.engine.state
-        since_onset = state.rolls_since(occurrence.line, occurrence.machine, occurrence.onset_ns)
-        occurrence.rolls = sorted(set(occurrence.rolls) | set(since_onset))
-        occurrence.cells = sorted(set(occurrence.cells) | set(state.cells_of_rolls(occurrence.rolls)))
-        return occurrence
 
     def save(self) -> None:
         self.engine.state.save_snapshot(
@@ -168,6 +160,8 @@ class TwinEngine:
         for worker in self.workers.values():
             if worker.restore():
                 log.info("line state restored from snapshot", extra={"line": worker.line})
+            elif self.writer.enabled:
+                await self._seed(worker)
         self._tasks = [asyncio.create_task(w.run(), name=f"line-{w.line}") for w in self.workers.values()]
         self._tasks += [
             asyncio.create_task(self.writer.run(), name="influx-writer"),
@@ -175,6 +169,21 @@ class TwinEngine:
             asyncio.create_task(self._state_events(), name="state-events"),
         ]
         self._mqtt = self._connect()
+
+    async def _seed(self, worker: LineWorker) -> None:
+        """First start while the line already runs: take each machine signal's last value from InfluxDB.
+
+        OPC UA reports by exception, so a setpoint that does not change is never sent again; without this
+        a twin started after the connectors would not know it until someone changes it.
+        """
+        try:
+            samples = await last_values(self.settings.influx, worker.line)
+        except InfluxUnavailable as exc:
+            log.warning("no last values from InfluxDB", extra={"line": worker.line, "error": str(exc)})
+            return
+        self.live.update(samples)
+        worker.analyser.hold(samples)
+        log.info("line seeded from InfluxDB", extra={"line": worker.line, "signals": len(samples)})
 
     async def stop(self) -> None:
         if self._mqtt is not None:
@@ -248,6 +257,11 @@ class TwinEngine:
 
     # alerts
     def raise_alert(self, occurrence: Occurrence) -> None:
+        """Raise (or keep up) an alert, naming the rolls the machine worked on since onset and the cells
+        built from them."""
+        since_onset = self.state.rolls_since(occurrence.line, occurrence.machine, occurrence.onset_ns)
+        occurrence.rolls = sorted(set(occurrence.rolls) | set(since_onset))
+        occurrence.cells = sorted(set(occurrence.cells) | set(self.state.cells_of_rolls(occurrence.rolls)))
         alert, changed = self.alerts.raise_condition(occurrence)
         if changed:
             self.metrics.alerts.labels(alert.line).inc()

@@ -19,6 +19,7 @@ import httpx
 from influxdb_client import Point, WritePrecision
 
 from core.errors import LinetwinError
+from core.sample import Sample
 from core.settings import InfluxSettings
 from twin.alerts import Alert
 from twin.ports import ModelOutput
@@ -169,3 +170,22 @@ async def query(settings: InfluxSettings, influxql: str, bind: dict[str, Any]) -
             return []  # nothing has been written yet: an empty history, not a failure
         raise InfluxUnavailable(f"InfluxDB query failed: {result['error']}")
     return list(result.get("series", []))
+
+
+async def last_values(settings: InfluxSettings, line: str) -> list[Sample]:
+    """The last measured value of every machine signal of ``line`` (cycler channels left out)."""
+    series = await query(
+        settings,
+        'SELECT last("value") FROM "process" WHERE "line" = $line AND "channel" = \'\''
+        ' GROUP BY "machine", "signal", "unit"',
+        {"line": line},
+    )
+    samples = []
+    for serie in series:
+        tags = serie["tags"]
+        time_ns, value = serie["values"][0][:2]
+        if value is not None:
+            samples.append(
+                Sample(line, tags["machine"], tags["signal"], float(value), tags["unit"], time_ns, time_ns)
+            )
+    return samples

@@ -89,6 +89,11 @@ class LineModelAnalyser:
         self.held.setdefault(sample.machine, {})[sample.signal] = sample
         return [*fill, sample]
 
+    def hold(self, samples: Sequence[Sample]) -> None:
+        for sample in samples:
+            if sample.channel is None:
+                self.held.setdefault(sample.machine, {})[sample.signal] = sample
+
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
         model = self.model

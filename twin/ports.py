@@ -51,6 +51,9 @@ class Analyser(Protocol):
 
     def observe(self, samples: Sequence[Sample]) -> Verdict: ...
 
+    def hold(self, samples: Sequence[Sample]) -> None:
+        """Know these last values (from the database) without judging them: a first start mid-run."""
+
     def parameters(self) -> list[Parameter]: ...
 
     def snapshot(self) -> bytes: ...

@@ -8,6 +8,7 @@ line's calibrated model are still there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -42,14 +43,15 @@ async def test_pump_wear_reaches_the_api_and_influx_and_survives_a_restart(
         influxd.url,
         workdir(),
         scenario="pump-wear",
-        speed=600.0,
+        speed=150.0,
         tick_s=2.0,
         api_token=TOKEN,
     )
     url = f"http://127.0.0.1:{settings.twin.port}"
     line = settings.line
-    with upstream(settings):
+    with contextlib.ExitStack() as plant_side:
         async with running_twin(settings), httpx.AsyncClient(base_url=url, timeout=10) as client:
+            plant_side.enter_context(upstream(settings))  # after the twin: it hears the first reports
             alert = await _wait_for(
                 client,
                 "/alerts",

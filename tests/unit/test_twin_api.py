@@ -55,6 +55,9 @@ class FakeAnalyser:
                 verdict.cleared.append(occ.key)
         return verdict
 
+    def hold(self, samples: Sequence[Sample]) -> None:
+        self.seen += 0 * len(samples)
+
     def parameters(self) -> list[Parameter]:
         return [Parameter("coater1", "solids_fraction", 0.7, 0.01, "1")]
 
