@@ -233,6 +233,32 @@ async def _listen(url: str, seen: list[tuple[float, dict[str, Any]]], ready: asy
                 seen.append((time.time(), json.loads(line.removeprefix("data:"))))
 
 
+async def _fresh_model_per_step(
+    twin: Twin, line: str, plant_start: float, first_s: float, steps: int, speed: float
+) -> None:
+    """Between steps, close the alert and put the line model back to its just-calibrated state.
+
+    The line model learns (its RLS tracks the pump) and suppresses repeats within its memory, so without
+    this only the first step would raise an alert; each step is timed against the same fresh model.
+    """
+    engine = twin.engine
+    worker = engine.workers[line]
+    while True:  # calibration ends with the model's first parameters
+        if worker.analyser.parameters():
+            break
+        await asyncio.sleep(0.05)
+    calibrated = worker.analyser.snapshot()
+    for k in range(steps):
+        reset_at = plant_start + (first_s + k * STEP_PERIOD_S + STEP_PERIOD_S / 2) / speed
+        await asyncio.sleep(max(0.0, reset_at - time.time()))
+        for alert in engine.alerts.find(line=line, limit=50):
+            if alert.condition_active:
+                engine.clear_alert(alert.key)
+            if not alert.acknowledged:
+                engine.acknowledge(alert.id, "bench")
+        worker.analyser.restore(calibrated)
+
+
 async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: float) -> LatencyResult:
     from models.line import LineModel
     from twin.modeladapter import LineModelAnalyser
@@ -250,13 +276,17 @@ async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: fl
 
     seen: list[tuple[float, dict[str, Any]]] = []
     url = f"http://127.0.0.1:{settings.twin.port}"
-    async with running_twin(settings, analyser):
+    async with running_twin(settings, analyser) as twin:
         ready = asyncio.Event()
         listener = asyncio.create_task(_listen(url, seen, ready))
         await asyncio.wait_for(ready.wait(), 10)
         with upstream(settings, scenario) as parts:
+            resets = asyncio.create_task(
+                _fresh_model_per_step(twin, settings.line, parts.plant_start, first_s, steps, speed)
+            )
             end_wall = parts.plant_start + (first_s + steps * STEP_PERIOD_S) / speed
             await asyncio.sleep(max(0.0, end_wall - time.time()) + 2.0)
+            resets.cancel()
         listener.cancel()
     raised = sorted(
         t for t, alert in seen if alert["cause"] == "pump_wear" and alert["state"] == "active_unacknowledged"
@@ -264,7 +294,7 @@ async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: fl
     latencies = []
     for k in range(steps):
         judged = parts.plant_start + (first_s + k * STEP_PERIOD_S + tick_s) / speed
-        after = [t for t in raised if judged - 1.0 < t < judged + STEP_PERIOD_S / speed]
+        after = [t for t in raised if judged - 1.0 < t < judged + STEP_PERIOD_S / 2 / speed]
         if after:
             latencies.append((after[0] - judged) * 1000)
     return LatencyResult(latencies, steps, tick_s / speed * 1000)
