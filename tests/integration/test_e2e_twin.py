@@ -93,3 +93,32 @@ async def test_pump_wear_reaches_the_api_and_influx_and_survives_a_restart(
             assert {p["name"] for p in restored} == {p["name"] for p in params_before}
             state = (await client.get(f"/lines/{line}/state")).json()
             assert state["machines"]["coater1"]["pump_flow"]["unit"] == "mL/min"
+
+
+async def test_an_approved_setpoint_reaches_the_simulated_plant_only_when_allowed(
+    mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    settings = pipeline_settings(mosquitto.port, influxd.url, workdir(), speed=20.0, api_token=TOKEN)
+    url = f"http://127.0.0.1:{settings.twin.port}"
+    body = {"by": "ana", "setpoints": {"pump_flow": 85.0}}
+    with contextlib.ExitStack() as plant_side:
+        async with running_twin(settings), httpx.AsyncClient(base_url=url, timeout=10) as client:
+            plant_side.enter_context(upstream(settings))
+            off = await client.post("/whatif/push", json=body, headers=AUTH)
+            assert off.status_code == 403 and "allow_setpoint_push" in off.json()["detail"]
+        allowed = settings.model_copy(
+            update={"twin": settings.twin.model_copy(update={"allow_setpoint_push": True})}
+        )
+        async with running_twin(allowed), httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assert (await client.post("/whatif/push", json=body)).status_code == 401
+            pushed = await client.post("/whatif/push", json=body, headers=AUTH)
+            assert pushed.status_code == 200, pushed.text
+            await _wait_for(
+                client,
+                "/machines/coater1",
+                lambda m: m.get("signals", {}).get("pump_flow_setpoint", {}).get("value") == 85.0,
+                30,
+            )
+            width = {"by": "ana", "setpoints": {"coating_width": 290.0}}
+            refused = await client.post("/whatif/push", json=width, headers=AUTH)
+            assert refused.status_code == 422 and "not a plant setpoint" in refused.json()["detail"]

@@ -19,6 +19,7 @@ from twin.api.deps import Twin
 from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
 from twin.ports import WhatIfUnavailable
+from twin.setpoints import SetpointRefused
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(WhatIfUnavailable)
     async def whatif_unavailable(_r: Request, exc: WhatIfUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(SetpointRefused)
+    async def setpoint_refused(_r: Request, exc: SetpointRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=502)
 
     @app.exception_handler(InfluxUnavailable)
     async def influx_down(_r: Request, exc: InfluxUnavailable) -> JSONResponse:

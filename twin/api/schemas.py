@@ -201,6 +201,19 @@ class WhatIfResponse(Strict):
     saved_id: int | None = None
 
 
+class SetpointPush(Strict):
+    """Approved setpoints to write to the simulated plant (needs ``twin.allow_setpoint_push``)."""
+
+    by: Operator = Field(description="who approved the change")
+    setpoints: Setpoints
+
+
+class PushResult(Strict):
+    pushed: dict[str, float]
+    by: str
+    endpoint: str
+
+
 class Targets(Strict):
     """Quality to reach; at least one."""
 

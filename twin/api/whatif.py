@@ -6,16 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from twin.api.deps import Twin, TwinDep, authenticated, require_reader
+from twin.api.deps import Twin, TwinDep, authenticated, require_reader, require_writer
 from twin.api.schemas import (
     InverseRequest,
     InverseResponse,
     PredictionOut,
     Problem,
+    PushResult,
+    SetpointPush,
     WhatIfRequest,
     WhatIfResponse,
 )
 from twin.ports import Prediction, WhatIf, WhatIfUnavailable
+from twin.setpoints import SETPOINT_NODES, push_setpoints
 
 router = APIRouter(
     prefix="/whatif",
@@ -91,3 +94,24 @@ async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
     return InverseResponse(
         line=line, setpoints=setpoints, predictions=[_out(p) for p in models.predict(line, setpoints)]
     )
+
+
+@router.post(
+    "/push",
+    response_model=PushResult,
+    dependencies=[Depends(require_writer)],
+    responses={403: {"model": Problem}, 502: {"model": Problem, "description": "the plant refused"}},
+)
+async def push(twin: TwinDep, body: SetpointPush) -> PushResult:
+    """Write approved setpoints to the simulated plant over OPC UA (off unless configured)."""
+    if not twin.settings.twin.allow_setpoint_push:
+        raise HTTPException(403, "setpoint push is off: set twin.allow_setpoint_push to allow it")
+    setpoints = body.setpoints.given()
+    if not setpoints:
+        raise HTTPException(422, "give at least one setpoint")
+    unknown = sorted(set(setpoints) - set(SETPOINT_NODES))
+    if unknown:
+        raise HTTPException(422, f"not a plant setpoint: {', '.join(unknown)}")
+    endpoint = twin.settings.plant.opcua_endpoint
+    await push_setpoints(endpoint, setpoints, body.by)
+    return PushResult(pushed=setpoints, by=body.by, endpoint=endpoint)
