@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -74,12 +74,14 @@ async def test_pump_wear_reaches_the_api_and_influx_and_survives_a_restart(
         annotations = influxd.query(
             f'SELECT "cause", "title" FROM "alert" WHERE "line" = \'{line}\'', settings.influx.database
         )
-        assert annotations and {row[1] for row in annotations[0]["values"]} >= {"pump_wear"}
+        rows = cast(list[list[Any]], annotations[0]["values"]) if annotations else []
+        assert {row[1] for row in rows} >= {"pump_wear"}
         outputs = influxd.query(
             f'SELECT count("value") FROM "model" WHERE "line" = \'{line}\' GROUP BY "kind"',
             settings.influx.database,
         )
-        assert {serie["tags"]["kind"] for serie in outputs} >= {"predicted", "residual", "statistic"}
+        kinds = {cast(dict[str, str], serie["tags"])["kind"] for serie in outputs}
+        assert kinds >= {"predicted", "residual", "statistic"}
 
         async with running_twin(settings), httpx.AsyncClient(base_url=url, timeout=10) as client:
             again = (await client.get(f"/alerts/{alert['id']}")).json()
