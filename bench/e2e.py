@@ -171,6 +171,7 @@ async def running_twin(
 
 
 def workdir() -> Path:
+    """A fresh directory for one pipeline's files (callers remove it)."""
     return Path(tempfile.mkdtemp(prefix="lt-pipeline-"))
 
 
@@ -264,8 +265,9 @@ async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: fl
     from twin.modeladapter import LineModelAnalyser
 
     tick_s = 1.0
+    files = tempfile.TemporaryDirectory(prefix="lt-bench-e2e-")
     settings = pipeline_settings(
-        mqtt_port, influx_url, workdir(), scenario="bench-e2e-steps", speed=speed, tick_s=tick_s
+        mqtt_port, influx_url, Path(files.name), scenario="bench-e2e-steps", speed=speed, tick_s=tick_s
     )
     first_s = BENCH_CALIBRATION_S + 120.0
     scenario = step_scenario(steps, first_s)
@@ -288,6 +290,7 @@ async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: fl
             await asyncio.sleep(max(0.0, end_wall - time.time()) + 2.0)
             resets.cancel()
         listener.cancel()
+    files.cleanup()
     raised = sorted(
         t for t, alert in seen if alert["cause"] == "pump_wear" and alert["state"] == "active_unacknowledged"
     )

@@ -7,9 +7,6 @@ must match the schema, and a change without the token must be refused.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -32,12 +29,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def app(influxd: Influxd) -> FastAPI:
+def app(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     config = Settings.model_validate(
         {
             "line": "fuzz",
             "influx": {"url": influxd.url},
-            "twin": {"api_token": TOKEN, "state_file": str(Path(tempfile.mkdtemp()) / "twin.sqlite")},
+            "twin": {"api_token": TOKEN, "state_file": str(tmp_path_factory.mktemp("fuzz") / "twin.sqlite")},
         }
     )
     twin = build_twin(config, analyser_factory(config), whatif_models(config), influx_enabled=False)

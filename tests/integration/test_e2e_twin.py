@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
 
-from bench.e2e import pipeline_settings, running_twin, upstream, workdir
+from bench.e2e import pipeline_settings, running_twin, upstream
 from core.localservices import Influxd, Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -36,12 +37,12 @@ async def _wait_for(client: httpx.AsyncClient, path: str, check: Any, within_s: 
 
 
 async def test_pump_wear_reaches_the_api_and_influx_and_survives_a_restart(
-    mosquitto: Mosquitto, influxd: Influxd
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
     settings = pipeline_settings(
         mosquitto.port,
         influxd.url,
-        workdir(),
+        tmp_path,
         scenario="pump-wear",
         speed=150.0,
         tick_s=2.0,
@@ -98,9 +99,9 @@ async def test_pump_wear_reaches_the_api_and_influx_and_survives_a_restart(
 
 
 async def test_an_approved_setpoint_reaches_the_simulated_plant_only_when_allowed(
-    mosquitto: Mosquitto, influxd: Influxd
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
-    settings = pipeline_settings(mosquitto.port, influxd.url, workdir(), speed=20.0, api_token=TOKEN)
+    settings = pipeline_settings(mosquitto.port, influxd.url, tmp_path, speed=20.0, api_token=TOKEN)
     url = f"http://127.0.0.1:{settings.twin.port}"
     body = {"by": "ana", "setpoints": {"pump_flow": 85.0}}
     with contextlib.ExitStack() as plant_side:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,13 +23,13 @@ from twin.modeladapter import LineModelAnalyser
 pytestmark = pytest.mark.integration
 
 
-def _settings(mosquitto: Mosquitto, influxd: Influxd, line: str) -> Settings:
+def _settings(mosquitto: Mosquitto, influxd: Influxd, line: str, files: Path) -> Settings:
     return Settings.model_validate(
         {
             "line": line,
             "mqtt": {"port": mosquitto.port, "client_id_prefix": f"t{uuid.uuid4().hex[:6]}"},
             "influx": {"url": influxd.url, "flush_interval_ms": 50},
-            "twin": {"state_file": str(Path(tempfile.mkdtemp()) / "twin.sqlite")},
+            "twin": {"state_file": str(files / "twin.sqlite")},
         }
     )
 
@@ -43,10 +42,10 @@ async def _until(condition: object, within_s: float = 10.0) -> None:
 
 
 async def test_engine_seeds_from_influx_takes_the_bus_and_publishes_alerts(
-    mosquitto: Mosquitto, influxd: Influxd
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
     line = f"eng{uuid.uuid4().hex[:6]}"
-    settings = _settings(mosquitto, influxd, line)
+    settings = _settings(mosquitto, influxd, line, tmp_path)
     influxd.create_database(settings.influx.database)
     written = await httpx.AsyncClient().post(
         f"{influxd.url}/write",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from bench.e2e import pipeline_settings, running_twin, upstream, workdir
+from bench.e2e import pipeline_settings, running_twin, upstream
 from core.localservices import Influxd, Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -30,10 +30,10 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "ui.png"
 
 
 async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
-    mosquitto: Mosquitto, influxd: Influxd
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
     settings = pipeline_settings(
-        mosquitto.port, influxd.url, workdir(), scenario="pump-wear", speed=150.0, tick_s=2.0
+        mosquitto.port, influxd.url, tmp_path, scenario="pump-wear", speed=150.0, tick_s=2.0
     )
     with contextlib.ExitStack() as plant_side:
         async with running_twin(settings), async_playwright() as playwright:
