@@ -27,10 +27,10 @@ from core import bus
 from core.errors import RejectedInput
 from core.sample import Sample
 from core.settings import Settings
-from twin.alerts import Alert, AlertStore, Occurrence
+from twin.alerts import Alert, AlertState, AlertStore, Occurrence
 from twin.influx import InfluxUnavailable, InfluxWriter, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
-from twin.ports import Analyser
+from twin.ports import Analyser, ModelOutput
 from twin.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,9 @@ class TwinEngine:
         """Publish a changed alert: MQTT, the InfluxDB annotation, and the live stream."""
         now = time.time_ns()
         document = alert_document(alert, now)
-        self.writer.add([alert_point(alert, document["state"], now)])
+        # A raise is charted where the drift began (plant time, the data's clock); later changes when made.
+        raised = document["state"] == AlertState.ACTIVE_UNACKNOWLEDGED
+        self.writer.add([alert_point(alert, document["state"], alert.onset_ns if raised else now)])
         if self._mqtt is not None:
             self._mqtt.publish(alert_topic(alert.line), json.dumps(document), qos=1)
         self.events.publish({"event": "alert", "data": document})
@@ -321,11 +323,26 @@ class TwinEngine:
             for line, machines in pending.items():
                 self.events.publish({"event": "state", "data": {"line": line, "machines": machines}})
 
+    def _open_alerts(self, line: str, time_ns: int) -> ModelOutput:
+        """How many of the line's alerts need an operator (active or unacknowledged, not shelved)."""
+        open_states = (
+            AlertState.ACTIVE_UNACKNOWLEDGED,
+            AlertState.ACKNOWLEDGED,
+            AlertState.RETURNED_UNACKNOWLEDGED,
+        )
+        count = len(self.alerts.find(line=line, states=open_states, limit=10_000))
+        return ModelOutput("line", "open_alerts", "count", float(count), time_ns)
+
     async def _snapshots(self) -> None:
+        """Every few seconds: save each line's state and chart its status (parameters, specs, scrap risk)."""
         while True:
             await asyncio.sleep(SNAPSHOT_INTERVAL_S)
             for worker in self.workers.values():
                 try:
                     worker.save()
+                    if worker.last_sample_ns is not None:
+                        status = worker.analyser.status(worker.last_sample_ns)
+                        status.append(self._open_alerts(worker.line, worker.last_sample_ns))
+                        self.writer.add([model_point(worker.line, output) for output in status])
                 except Exception:
                     log.exception("snapshot failed", extra={"line": worker.line})

@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
+from statistics import median
 
 from core.sample import Quality, Sample
 from core.settings import Settings
 from models.line import LineModel, ModelValue
 from models.rootcause import Finding
+from models.scraprisk import ScrapRisk
 from models.whatif import WhatIf, WhatIfError
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
 from twin.ports import Analyser, ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
 
 QUIET_MEMORIES = 2.0
+# What-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to.
+QUALITY = {
+    "dry_loading": ("coater1", "dry_loading"),
+    "thickness": ("calender1", "thickness"),
+    "porosity": ("calender1", "porosity"),
+    "cell_capacity": ("cycler1", "discharge_capacity"),
+}
+RISK_WINDOW = 300
+CHANNEL_CELLS = 16
 
 
 def occurrence(finding: Finding) -> Occurrence:
@@ -70,6 +82,8 @@ class LineModelAnalyser:
         self.now_ns = 0
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
+        self.risk = {measured: ScrapRisk(RISK_WINDOW) for measured in QUALITY.values()}
+        self.channel_capacity: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=CHANNEL_CELLS))
 
     def _completed(self, sample: Sample) -> list[Sample]:
         """``sample`` preceded, when it opens a new tick, by the held values the previous tick lacked."""
@@ -98,6 +112,7 @@ class LineModelAnalyser:
         verdict = Verdict()
         model = self.model
         for incoming in sorted(samples, key=_source_time):
+            self._track_quality(incoming)
             for sample in self._completed(incoming):
                 before = model.outputs
                 findings = model.observe([sample])
@@ -114,12 +129,52 @@ class LineModelAnalyser:
                 del self.last_found_ns[key]
         return verdict
 
+    def _track_quality(self, sample: Sample) -> None:
+        tracker = self.risk.get((sample.machine, sample.signal))
+        if tracker is not None and sample.quality is Quality.GOOD:
+            tracker.update(sample.value)
+        if sample.signal == "discharge_capacity" and sample.channel is not None:
+            self.channel_capacity[sample.channel].append(sample.value)
+
     def parameters(self) -> list[Parameter]:
         return [
             Parameter(e.machine, e.name, e.value, e.sigma if math.isfinite(e.sigma) else None, e.unit)
             for e in self.model.parameters()
             if math.isfinite(e.value)
         ]
+
+    def status(self, time_ns: int) -> list[ModelOutput]:
+        """Calibrated parameters, spec limits around the current recipe, scrap risk per machine and each
+        cycler channel's capacity offset against the other channels (a calibration error shows there).
+
+        The risk windows and channel histories are not in the snapshot: they refill within minutes."""
+        outputs = [
+            ModelOutput(p.machine, p.name, "parameter", p.value, time_ns, p.sigma) for p in self.parameters()
+        ]
+        try:
+            specs = WhatIf(self.model).specs
+        except WhatIfError:
+            specs = {}
+        risk: dict[str, float] = {}
+        for quantity, (low, high) in specs.items():
+            machine, signal = QUALITY[quantity]
+            outputs += [
+                ModelOutput(machine, signal, "target", (low + high) / 2, time_ns),
+                ModelOutput(machine, signal, "spec_low", low, time_ns),
+                ModelOutput(machine, signal, "spec_high", high, time_ns),
+            ]
+            share = self.risk[(machine, signal)].risk(low, high)
+            if share is not None:
+                risk[machine] = max(share, risk.get(machine, 0.0))
+        outputs += [ModelOutput(m, "scrap_risk", "risk", share, time_ns) for m, share in risk.items()]
+        filled = {ch: sum(v) / len(v) for ch, v in self.channel_capacity.items() if len(v) >= 3}
+        if len(filled) >= 2:
+            reference = median(filled.values())
+            outputs += [
+                ModelOutput("cycler1", f"{ch}_offset", "parameter", mean / reference - 1, time_ns)
+                for ch, mean in sorted(filled.items())
+            ]
+        return outputs
 
     def snapshot(self) -> bytes:
         held = {m: {name: asdict(h) for name, h in signals.items()} for m, signals in self.held.items()}

@@ -56,6 +56,9 @@ class Analyser(Protocol):
 
     def parameters(self) -> list[Parameter]: ...
 
+    def status(self, time_ns: int) -> list[ModelOutput]:
+        """What operators chart between ticks: parameters, spec limits and scrap risk at ``time_ns``."""
+
     def snapshot(self) -> bytes: ...
 
     def restore(self, blob: bytes) -> None: ...

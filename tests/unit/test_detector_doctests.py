@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["models.detectors", "models.pca", "models.calibration", "models.ml"]
+MODULES = ["models.detectors", "models.pca", "models.calibration", "models.ml", "models.scraprisk"]
 
 
 @pytest.mark.parametrize("name", MODULES)

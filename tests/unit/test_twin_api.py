@@ -61,6 +61,9 @@ class FakeAnalyser:
     def parameters(self) -> list[Parameter]:
         return [Parameter("coater1", "solids_fraction", 0.7, 0.01, "1")]
 
+    def status(self, time_ns: int) -> list[ModelOutput]:
+        return [ModelOutput("coater1", "solids_fraction", "parameter", 0.7, time_ns, 0.01)]
+
     def snapshot(self) -> bytes:
         return json.dumps({"seen": self.seen}).encode()
 

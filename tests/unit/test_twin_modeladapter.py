@@ -43,3 +43,21 @@ def test_pump_wear_is_found_with_held_setpoints_across_a_snapshot_restore() -> N
     assert causes[0][0] > 3600, "nothing before the scenario's onset"
     assert outputs > 0
     assert {p.name for p in analyser.parameters()}
+
+
+def test_status_charts_parameters_spec_limits_and_a_rising_scrap_risk_under_pump_wear() -> None:
+    plant = PilotLine(get_scenario("pump-wear"), 1, 4)
+    analyser = LineModelAnalyser("l1")
+    last: dict[str, float] = {}
+    risks: list[float] = []
+    for tick in range(1, 9001):
+        analyser.observe(reported_by_exception(plant, last))
+        if tick in (1500, 9000):  # one plant hour after calibration (before onset), and late in the wear
+            status = {(o.machine, o.signal, o.kind): o.value for o in analyser.status(T0 + tick * 10**9)}
+            risks.append(status[("coater1", "scrap_risk", "risk")])
+    low = status[("coater1", "dry_loading", "spec_low")]
+    high = status[("coater1", "dry_loading", "spec_high")]
+    assert low < status[("coater1", "dry_loading", "target")] < high
+    assert ("calender1", "compaction_resistance", "parameter") in status
+    assert risks[0] < 0.01, "in control, the loading sits well inside its spec"
+    assert risks[1] > 0.5, "five percent less pump flow pushes most coated product below the spec"
