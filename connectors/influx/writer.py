@@ -173,9 +173,19 @@ class InfluxWriter:
             raise WriteFailed(f"{self.settings.url}: {exc!r}") from None
         if response.status_code == 204:
             return
+        if response.status_code == 404 and "database not found" in response.text:
+            await self._create_database()
+            raise WriteFailed(f"{self.settings.url}: created database {self.settings.database!r}; retrying")
         if response.status_code == 400:
             raise RejectedInput("database_rejected", response.text[:200])
         raise WriteFailed(f"{self.settings.url}: HTTP {response.status_code} {response.text[:200]}")
+
+    async def _create_database(self) -> None:
+        """InfluxDB 1.x on first use: create the database (idempotent). 2.x/3.x buckets are provisioned."""
+        params = {k: v for k, v in self._params.items() if k in ("u", "p")}
+        params["q"] = f'CREATE DATABASE "{self.settings.database}"'
+        with contextlib.suppress(httpx.HTTPError):
+            await self._http.post(f"{self.settings.url}/query", params=params, headers=self._headers)
 
     def _to_spool(self, body: bytes, counts: SourceCounts) -> None:
         self.spool.append(body, counts)
