@@ -68,16 +68,22 @@ def quality_panel(title: str, signal: str, unit: str, description: str, extra: s
     )
 
 
-def detector_panel(signal: str, unit_label: str) -> timeseries.Panel:
+def detector_panel(features: list[str], what: str) -> timeseries.Panel:
+    """The CUSUM statistic of each structured residual and its alarm limit (same signal tag)."""
+    signals = '"signal" =~ /^(' + "|".join(features) + ")$/"
+
+    def query(kind: str) -> str:
+        return (
+            f'SELECT mean("value") FROM "model" WHERE {LINE} AND {MACHINE} AND {signals} '
+            f'AND "kind" = \'{kind}\' AND $timeFilter GROUP BY time($__interval), "signal" fill(none)'
+        )
+
     return time_series(
-        f"Drift statistic: {unit_label}",
-        [
-            (model(signal, "statistic", by='"detector"'), "$tag_detector"),
-            (model(signal, "threshold", by='"detector"'), "$tag_detector threshold"),
-        ],
+        f"Drift statistic: {what}",
+        [(query("statistic"), "$tag_signal"), (query("threshold"), "$tag_signal limit")],
         "none",
-        "CUSUM/EWMA statistic on the physics residual; an alert is raised where it crosses its threshold "
-        "(set from the target false-alarm rate).",
+        "CUSUM statistic of each physics residual; an alert is raised where it crosses its limit "
+        "(set from the target in-control average run length, not tuned per fault).",
     )
 
 
@@ -111,13 +117,13 @@ def overview() -> db.Dashboard:
                 "Open alerts",
                 [
                     (
-                        f'SELECT count("title") FROM "alert" WHERE {LINE} AND "state" = \'active_unack\' '
+                        f'SELECT last("value") FROM "model" WHERE {LINE} AND "signal" = \'open_alerts\' '
                         "AND $timeFilter",
                         "open",
                     )
                 ],
                 "short",
-                "Alerts raised and not yet acknowledged in the time range.",
+                "Alerts that need an operator: active, or returned but unacknowledged (shelved excluded).",
                 [(None, "green"), (1, "red")],
                 width=8,
             )
@@ -151,8 +157,8 @@ def overview() -> db.Dashboard:
         .with_panel(
             stat_panel(
                 "Porosity",
-                [(model("porosity", "measured", machine="\"machine\" = 'calender1'"), "calender1")],
-                "percentunit",
+                [(process("porosity", machine="\"machine\" = 'calender1'"), "calender1")],
+                "percent",
                 "Porosity from thickness and loading after calendering.",
             )
         )
@@ -205,13 +211,13 @@ def coater() -> db.Dashboard:
         .with_panel(
             time_series(
                 "Loading residual (measured − predicted)",
-                [(model("dry_loading", "residual"), "residual")],
+                [(model("dry_loading_residual", "residual"), "residual")],
                 "mg/cm²",
                 "What the mass balance does not explain; drift here with flat inputs points at the gauge or "
                 "the slurry solids.",
             )
         )
-        .with_panel(detector_panel("dry_loading", "loading"))
+        .with_panel(detector_panel(["dry_loading_residual", "pump_flow_deviation"], "loading and flow"))
         .with_panel(
             heatmap_panel(
                 "Cross-web profile",
@@ -274,11 +280,11 @@ def calender() -> db.Dashboard:
             time_series(
                 "Porosity: measured vs compaction model",
                 [
-                    (model("porosity", "measured"), "measured"),
+                    (process("porosity"), "measured"),
                     (model("porosity", "predicted"), "compaction model"),
                     (model("porosity", "target"), "target"),
                 ],
-                "percentunit",
+                "percent",
                 "Porosity from thickness and incoming loading against the calibrated compaction law.",
             )
         )
@@ -298,7 +304,7 @@ def calender() -> db.Dashboard:
                 "Warm rolls expand and soften the binder: more compaction at the same load.",
             )
         )
-        .with_panel(detector_panel("thickness", "thickness"))
+        .with_panel(detector_panel(["thickness_residual", "porosity_residual"], "thickness and porosity"))
         .with_panel(
             time_series(
                 "Compaction resistance γc (calibrated)",
@@ -372,7 +378,7 @@ def formation() -> db.Dashboard:
                         "$tag_channel",
                     )
                 ],
-                "percentunit",
+                "percent",
                 "Discharge over charge capacity of the first cycle (SEI formation losses).",
             )
         )
@@ -401,9 +407,17 @@ def formation() -> db.Dashboard:
         .with_panel(
             time_series(
                 "Channel offsets (calibrated)",
-                [(model("channel_offset", "parameter", machine=cycler, by='"channel"'), "$tag_channel")],
-                "Ah",
-                "Each channel's capacity offset against the line's expectation, learnt by the twin.",
+                [
+                    (
+                        f'SELECT mean("value") FROM "model" WHERE {LINE} AND {cycler} '
+                        'AND "signal" =~ /^ch[0-9]+_offset$/ AND "kind" = \'parameter\' AND $timeFilter '
+                        'GROUP BY time($__interval), "signal" fill(none)',
+                        "$tag_signal",
+                    )
+                ],
+                "percentunit",
+                "Each channel's mean capacity of its last cells against the median channel: a current "
+                "calibration error shows as one channel apart.",
             )
         )
     )

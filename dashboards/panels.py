@@ -151,8 +151,8 @@ def alert_annotation() -> Annotation:
     """Twin alerts on every time-series panel: when each drift began, with its cause in the text."""
     return Annotation(
         "Alerts",
-        f'SELECT "title", "text", "cause" FROM "alert" WHERE {LINE} AND "state" = \'active_unack\' '
-        "AND $timeFilter",
+        f'SELECT "title", "text", "cause" FROM "alert" WHERE {LINE} '
+        "AND \"state\" = 'active_unacknowledged' AND $timeFilter",
         color="red",
         tags_column="cause",
     )
