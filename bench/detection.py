@@ -138,20 +138,7 @@ def run_scenario(
     process = rec.process
     train_end = process.index[0] + pd.Timedelta(seconds=TRAIN_S)
     model = LineModel(calibration_s=TRAIN_S)
-    linetwin = [
-        Detection(
-            pd.Timestamp(f.time_ns, tz="UTC"),
-            f.machine,
-            f.signal,
-            f.detector,
-            pd.Timestamp(f.onset_ns, tz="UTC"),
-            f.magnitude,
-            f.unit,
-            f.cause,
-            f.channel,
-        )
-        for f in replay(model, process, rec.cells)
-    ]
+    linetwin = [Detection.of(f) for f in replay(model, process, rec.cells)]
     streams = {c: process[c] for c in KEY_SIGNALS}
     streams |= {f"cycler1.{k}": s for k, s in _cell_streams(rec.cells).items()}
     results = {"linetwin": linetwin}

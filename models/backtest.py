@@ -21,6 +21,7 @@ from models.detectors import make_detector, robust_location_scale
 from models.line import CALENDER, COATER, LineModel
 from models.pca import PCAMonitor
 from models.replay import replay
+from models.rootcause import Finding
 
 SHIFT_S = 8 * 3600.0
 LINE_MACHINES = (COATER, CALENDER)
@@ -39,6 +40,21 @@ class Detection:
     unit: str = ""
     cause: str = ""
     channel: str | None = None
+
+    @classmethod
+    def of(cls, finding: Finding) -> Detection:
+        """The detection a line model's finding amounts to."""
+        return cls(
+            pd.Timestamp(finding.time_ns, tz="UTC"),
+            finding.machine,
+            finding.signal,
+            finding.detector,
+            pd.Timestamp(finding.onset_ns, tz="UTC"),
+            finding.magnitude,
+            finding.unit,
+            finding.cause,
+            finding.channel,
+        )
 
     def row(self) -> dict[str, Any]:
         return {
@@ -142,21 +158,7 @@ def _line_model(
     combined = pd.concat([training, history])
     findings = replay(model, combined, cells)
     start = history.index[0].value
-    return [
-        Detection(
-            pd.Timestamp(f.time_ns, tz="UTC"),
-            f.machine,
-            f.signal,
-            f.detector,
-            pd.Timestamp(f.onset_ns, tz="UTC"),
-            f.magnitude,
-            f.unit,
-            f.cause,
-            f.channel,
-        )
-        for f in findings
-        if f.time_ns >= start
-    ]
+    return [Detection.of(f) for f in findings if f.time_ns >= start]
 
 
 @dataclass
