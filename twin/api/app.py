@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -92,25 +92,20 @@ def _document_errors(app: FastAPI, *, optional_read_auth: bool) -> None:
 def _errors(app: FastAPI) -> None:
     """Every failure a client can cause is a 4xx with ``{"detail": message}``; never a traceback."""
 
-    @app.exception_handler(AlertNotFound)
-    async def not_found(_r: Request, exc: AlertNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    def detail(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(_r: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    @app.exception_handler(AlertConflict)
-    async def conflict(_r: Request, exc: AlertConflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+        return handler
 
-    @app.exception_handler(WhatIfUnavailable)
-    async def whatif_unavailable(_r: Request, exc: WhatIfUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(SetpointRefused)
-    async def setpoint_refused(_r: Request, exc: SetpointRefused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=502)
-
-    @app.exception_handler(InfluxUnavailable)
-    async def influx_down(_r: Request, exc: InfluxUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    for error, status in (
+        (AlertNotFound, 404),
+        (AlertConflict, 409),
+        (WhatIfUnavailable, 409),
+        (SetpointRefused, 502),
+        (InfluxUnavailable, 503),
+    ):
+        app.add_exception_handler(error, detail(status))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
