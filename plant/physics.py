@@ -54,8 +54,12 @@ def compaction_resistance(gamma_ref: float, roll_temperature: float, t_ref: floa
 
 
 def porosity(line_load: float, eps_0: float, eps_min: float, gamma_c: float) -> float:
-    """Meyer et al. (2017): eps(q_L) = eps_min + (eps_0 - eps_min) · exp(-q_L / gamma_c), fractions."""
-    return eps_min + (eps_0 - eps_min) * math.exp(-max(line_load, 0.0) / gamma_c)
+    """Meyer et al. (2017): eps(q_L) = eps_min + (eps_0 - eps_min) · exp(-q_L / gamma_c), fractions.
+
+    The law lies in [eps_min, eps_0]; the sum can round one ulp past eps_0 at q_L = 0, so it is held there.
+    """
+    eps = eps_min + (eps_0 - eps_min) * math.exp(-max(line_load, 0.0) / gamma_c)
+    return min(max(eps, eps_min), eps_0)
 
 
 def coating_thickness_um(loading_mg_cm2: float, porosity_fraction: float, rho_true: float) -> float:
