@@ -91,12 +91,15 @@ def backtest_command(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write detections to .csv or .json")] = None,
     arl0: Annotated[
-        float, typer.Option(min=10, help="in-control average run length per detector, samples")
-    ] = 1e6,
-    detector: Annotated[str, typer.Option(help="cusum | ewma | shewhart")] = "cusum",
+        float | None,
+        typer.Option(min=10, help="in-control average run length per detector, samples [models.arl0]"),
+    ] = None,
+    detector: Annotated[str | None, typer.Option(help="cusum | ewma | shewhart [models.detector]")] = None,
 ) -> None:
     """Run the live models and detectors over recorded history; print (and save) the detections."""
-    settings_from(ctx)
+    models = settings_from(ctx).models
+    arl0 = models.arl0 if arl0 is None else arl0
+    detector = models.detector if detector is None else detector
 
     def job() -> None:
         if detector not in ("cusum", "ewma", "shewhart"):

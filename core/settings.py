@@ -111,6 +111,26 @@ class IngestSettings(Section):
     bus_enabled: bool = Field(True, description="republish samples on the plant bus")
 
 
+class ModelSettings(Section):
+    """The line model the twin runs (and ``twin backtest`` replays): calibration and alarm limits.
+
+    Limits come from a target in-control average run length (ARL₀), never from per-scenario tuning.
+    """
+
+    detector: Literal["cusum", "ewma", "shewhart"] = "cusum"
+    arl0: float = Field(1e6, ge=10, description="in-control average run length per process detector, samples")
+    cell_arl0: float = Field(1e4, ge=10, description="in-control average run length per cell detector, cells")
+    calibration_s: float = Field(2700.0, gt=0, description="plant seconds each machine calibrates on")
+    calibration_cells: int = Field(48, ge=8, description="formed cells the cell models calibrate on")
+    memory_s: float = Field(3600.0, gt=0, description="feature history kept for root cause, plant seconds")
+    confirm_s: float = Field(
+        120.0, ge=0, description="a cause found only by elimination waits this long for a specific one"
+    )
+    realarm_s: float = Field(8 * 3600.0, gt=0, description="one finding per signal and cause in this window")
+    k_mad: float = Field(5.0, gt=0, description="K-value batch threshold: median + k·MAD")
+    pca_findings: bool = Field(False, description="PCA T²/SPE alarms become findings, not only a status")
+
+
 class TwinSettings(Section):
     """``twin serve``: the twin service and its HTTP API."""
 
@@ -140,6 +160,7 @@ class Settings(BaseSettings):
     opcua: OpcUaSettings = OpcUaSettings()
     ingest: IngestSettings = IngestSettings()
     twin: TwinSettings = TwinSettings()
+    models: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(

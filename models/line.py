@@ -664,23 +664,27 @@ class LineModel:
         return table
 
     # -------------------------------------------------------------- snapshot
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments: ``LineModel(**model.config())`` is a fresh model configured alike."""
+        return {
+            "line": self.line,
+            "arl0": self.arl0,
+            "cell_arl0": self.cell_arl0,
+            "calibration_s": self.calibration_s,
+            "calibration_cells": self.calibration_cells,
+            "detector": self.detector_kind,
+            "memory_s": self.memory_s,
+            "confirm_s": self.confirm_s,
+            "realarm_s": self.realarm_s,
+            "k_mad": self.k_mad,
+            "pca_findings": self.pca_findings,
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """All state as JSON-able data; ``LineModel.restore`` resumes from it."""
         return {
             "version": 1,
-            "config": {
-                "line": self.line,
-                "arl0": self.arl0,
-                "cell_arl0": self.cell_arl0,
-                "calibration_s": self.calibration_s,
-                "calibration_cells": self.calibration_cells,
-                "detector": self.detector_kind,
-                "memory_s": self.memory_s,
-                "confirm_s": self.confirm_s,
-                "realarm_s": self.realarm_s,
-                "k_mad": self.k_mad,
-                "pca_findings": self.pca_findings,
-            },
+            "config": self.config(),
             "coater": self.coater.state(),
             "dryer": self.dryer.state(),
             "calender": self.calender.state(),

@@ -9,6 +9,7 @@ rule holds at any simulator speed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ from models.whatif import WhatIf, WhatIfError
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
 from twin.ports import Analyser, ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
+
+log = logging.getLogger(__name__)
 
 QUIET_MEMORIES = 2.0
 # What-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to.
@@ -187,8 +190,22 @@ class LineModelAnalyser:
         return json.dumps(state).encode()
 
     def restore(self, blob: bytes) -> None:
+        """Resume from a snapshot; a model calibrated under other model settings is calibrated afresh.
+
+        The snapshot's limits were derived from its settings (ARL₀, calibration period, detector), so
+        keeping them would silently ignore what the operator just configured.
+        """
         state = json.loads(blob)
-        self.model = LineModel.restore(state["model"])
+        saved, wanted = state["model"]["config"], self.model.config()
+        if saved == wanted:
+            self.model = LineModel.restore(state["model"])
+        else:
+            changed = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in wanted.items() if saved.get(k) != v)
+            log.warning(
+                "model settings changed since the snapshot (%s): the line model calibrates afresh",
+                changed,
+                extra={"line": self.line},
+            )
         self.last_found_ns = {k: int(v) for k, v in state["last_found_ns"].items()}
         self.now_ns = int(state["now_ns"])
         self.held = {
@@ -198,9 +215,13 @@ class LineModelAnalyser:
 
 
 def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
-    """A fresh analyser per line (restored from its snapshot by the engine when there is one)."""
-    del settings
-    return LineModelAnalyser
+    """A fresh analyser per line, configured by ``settings.models`` (restored from its snapshot by the
+    engine when there is one)."""
+
+    def make(line: str) -> Analyser:
+        return LineModelAnalyser(line, LineModel(line, **settings.models.model_dump()))
+
+    return make
 
 
 class LiveWhatIf:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from core.sample import Sample
+from core.settings import load_settings
+from models.line import LineModel
 from plant.line import PilotLine
 from plant.scenarios import get_scenario
-from twin.modeladapter import LineModelAnalyser
+from twin.modeladapter import LineModelAnalyser, analyser_factory
 
 T0 = 1_700_000_000 * 10**9
 TICK_S = 2.0
@@ -61,3 +67,34 @@ def test_status_charts_parameters_spec_limits_and_a_rising_scrap_risk_under_pump
     assert ("calender1", "compaction_resistance", "parameter") in status
     assert risks[0] < 0.01, "in control, the loading sits well inside its spec"
     assert risks[1] > 0.5, "five percent less pump flow pushes most coated product below the spec"
+
+
+def _calibrated(analyser: LineModelAnalyser, ticks: int) -> LineModelAnalyser:
+    plant = PilotLine(get_scenario("nominal"), 1, 4)
+    last: dict[str, float] = {}
+    for _ in range(ticks):
+        analyser.observe(reported_by_exception(plant, last))
+    return analyser
+
+
+def test_the_models_settings_configure_each_lines_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINETWIN_MODELS__CALIBRATION_S", "600")
+    monkeypatch.setenv("LINETWIN_MODELS__DETECTOR", "ewma")
+    analyser = analyser_factory(load_settings())("l1")
+    assert isinstance(analyser, LineModelAnalyser)
+    assert analyser.model.calibration_s == 600 and analyser.model.detector_kind == "ewma"
+    _calibrated(analyser, 400)  # 800 plant seconds: past the configured 600 s
+    assert analyser.model.calibrated.get("coater1")
+
+
+def test_a_snapshot_under_other_model_settings_calibrates_afresh(caplog: pytest.LogCaptureFixture) -> None:
+    blob = _calibrated(LineModelAnalyser("l1", LineModel("l1", calibration_s=600)), 400).snapshot()
+    same = LineModelAnalyser("l1", LineModel("l1", calibration_s=600))
+    same.restore(blob)
+    assert same.model.calibrated.get("coater1"), "same settings: the calibration is kept"
+    other = LineModelAnalyser("l1", LineModel("l1", calibration_s=600, arl0=1e4))
+    with caplog.at_level(logging.WARNING):
+        other.restore(blob)
+    assert not other.model.calibrated.get("coater1") and other.model.arl0 == 1e4
+    assert "arl0 1000000.0 -> 10000.0" in caplog.text
+    assert other.held == same.held, "held values are not calibration: they survive"
