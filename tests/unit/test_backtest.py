@@ -110,7 +110,7 @@ def test_cli_long_format_parquet_and_separate_training_file(tmp_path: Path) -> N
 def test_cli_reports_a_missing_file_as_a_message(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["backtest", str(tmp_path / "none.csv")])
     assert result.exit_code == 2
-    assert "no such file" in result.output
+    assert "no such file" in " ".join(result.output.split()), "the message, however the console wraps it"
     assert "Traceback" not in result.output
 
 
