@@ -2,12 +2,14 @@
 
 ``record("pump-wear", seed=3, duration_s=8 * 3600)`` returns the same data a live ``twin sim`` run with
 that seed and scenario would publish (untouched setpoints), as pandas DataFrames; an 8-hour shift at 1 s
-ticks takes a few seconds. Column names are described in docs/address-space.md.
+ticks takes a few seconds. ``setpoints`` replays planned setpoint writes (``plant.trials``, e.g. a
+calender trial) as an operator would make them. Column names are described in docs/address-space.md.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from plant.formation import AGING_DAY_S, Cell, OcvReading
 from plant.line import PilotLine
 from plant.scenarios import get_scenario
 from plant.signals import SIGNALS
+from plant.trials import SetpointWrite
 
 DEFAULT_START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday early shift: fixed, so runs repeat
 
@@ -80,8 +83,13 @@ def record(
     *,
     cycler_channels: int = 16,
     start: datetime = DEFAULT_START,
+    setpoints: Sequence[SetpointWrite] = (),
 ) -> Recording:
-    """Run ``scenario`` with ``seed`` for ``duration_s`` plant seconds at ``tick_s`` and collect tables."""
+    """Run ``scenario`` with ``seed`` for ``duration_s`` plant seconds at ``tick_s`` and collect tables.
+
+    Each of ``setpoints`` is written (range-checked, ``SetpointError`` if refused) before the first tick
+    that ends after its time.
+    """
     if duration_s <= 0 or tick_s <= 0:
         raise ConfigError("duration_s and tick_s must be positive")
     line = PilotLine(get_scenario(scenario), seed, cycler_channels)
@@ -92,7 +100,11 @@ def record(
     cells: list[Cell] = []
     ocv: list[OcvReading] = []
     truth: list[dict[str, object]] = []
+    writes = sorted(setpoints, key=lambda w: w.at_s)
     for i in range(n):
+        while writes and writes[0].at_s <= line.t:
+            write = writes.pop(0)
+            line.write_setpoint(write.column, write.value)
         tick = line.step(tick_s)
         if not columns:
             columns = {name: np.empty(n) for name in tick.values}
