@@ -294,6 +294,8 @@ class LineModel:
                 self.dryer.calibrate(data)
             else:
                 self.calender.calibrate(data)
+        if machine == CALENDER:
+            self.calender.identify()
         rows = []
         for time_ns, data in buffer:
             self.last_ns[machine] = time_ns

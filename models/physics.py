@@ -9,25 +9,30 @@ the line's units (mL/min, m/min, mm, %, g/cm3, mg/cm2, N/mm, Cel, um, Ah).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from models.calibration import RecursiveLeastSquares
+from models.compaction import CompactionFit, identify
 
 Values = dict[str, float]
+Source = Literal["data", "prior"]
+SWEEP_SAMPLES = 20_000  # (q_L, T, ε) kept for identifying the compaction law: 5.5 h of 1 s ticks
 
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """A calibrated parameter with its standard uncertainty."""
+    """A calibrated parameter with its standard uncertainty; ``source`` "prior" where data could not tell."""
 
     machine: str
     name: str
     value: float
     sigma: float
     unit: str
+    source: Source = "data"
 
 
 def mass_balance_loading(flow: float, density: float, solids_pct: float, width: float, speed: float) -> float:
@@ -146,13 +151,17 @@ class CalenderModel:
     """Porosity and thickness after the nip from line load, roll temperature and incoming loading.
 
     Meyer et al. (2017): ε = ε_min + (ε₀ − ε_min)·exp(−q_L/γ_c), with γ_c(T) = γ_ref·exp(−β(T − T_ref)).
-    ε₀ and ε_min are domain priors (as coated ≈ 50 %, dense limit ≈ 15 %: DOMAIN.md ranges), because a
-    line running at one line load cannot identify them; each tick gives ln γ_c = ln(q_L / ln((ε₀ − ε_min)
-    /(ε − ε_min))), and RLS learns ln γ_ref and β (weak prior β ≈ 0 until the roll temperature moves).
+    At one line load only γ_c is identifiable, so ε₀ and ε_min start as domain priors (as coated ≈ 50 %,
+    dense limit ≈ 15 %: DOMAIN.md ranges); each tick gives ln γ_c = ln(q_L / ln((ε₀ − ε_min)/(ε − ε_min))),
+    and RLS learns ln γ_ref and β (weak prior β ≈ 0 until the roll temperature moves). When the calibration
+    data span a range of line loads (a calender trial), ``identify`` fits ε₀, ε_min and γ_ref (and β if the
+    roll temperature moved) by nonlinear least squares instead (``models.compaction``), and
+    ``compaction_status`` says which of the two the law rests on.
     The skeletal density comes from the calender's own gauges: 10·m_A/h = ρ_true·(1 − ε).
     """
 
     machine = "calender1"
+    prior_sigma = 0.025  # of ε₀ and ε_min as priors: DOMAIN.md's 45–55 % as-coated range as ±2σ
 
     def __init__(self, eps_0: float = 0.50, eps_min: float = 0.15) -> None:
         self.eps_0 = eps_0
@@ -161,6 +170,9 @@ class CalenderModel:
         self.gamma.p = np.diag([1e4, 1.0])  # relative to the noise variance of ln γ (~1e-3)
         self.density = RecursiveLeastSquares(1, prior=[4.0])
         self.t_ref = math.nan
+        self.samples: deque[tuple[float, float, float]] = deque(maxlen=SWEEP_SAMPLES)
+        self.fit: CompactionFit | None = None
+        self.compaction_status = "prior: not calibrated yet"
 
     def calibrate(self, values: Values) -> None:
         if not _finite(values, "line_load", "roll_temperature", "incoming_loading", "porosity", "thickness"):
@@ -169,33 +181,59 @@ class CalenderModel:
         if math.isnan(self.t_ref):
             self.t_ref = values["roll_temperature"]
         self.density.update([1 - eps], 10 * values["incoming_loading"] / values["thickness"])
+        self.samples.append((values["line_load"], values["roll_temperature"], eps))
         if self.eps_min < eps < self.eps_0 and values["line_load"] > 0:
             gamma = values["line_load"] / math.log((self.eps_0 - self.eps_min) / (eps - self.eps_min))
             self.gamma.update([1.0, -(values["roll_temperature"] - self.t_ref)], math.log(gamma))
+
+    def identify(self) -> None:
+        """At the end of calibration: fit the whole law if the calibration data identify it, else keep
+        the priors; either way ``compaction_status`` says so."""
+        load, temperature, eps = np.array(self.samples, dtype=float).reshape(-1, 3).T
+        beta, beta_sigma = float(self.gamma.theta[1]), float(self.gamma.sigmas[1])
+        self.fit, self.compaction_status = identify(load, temperature, eps, self.t_ref, beta, beta_sigma)
+        self.samples.clear()
+
+    def _law(self) -> tuple[float, float, float, float, np.ndarray]:
+        """(ε₀, ε_min, ln γ_ref, β) and their covariance: identified, or priors with the RLS's γ and β."""
+        if self.fit is not None:
+            f = self.fit
+            return f.eps_0, f.eps_min, f.log_gamma_ref, f.beta, f.covariance
+        covariance = np.zeros((4, 4))
+        covariance[2:, 2:] = self.gamma.covariance
+        log_gamma, beta = (float(v) for v in self.gamma.theta)
+        return self.eps_0, self.eps_min, log_gamma, beta, covariance
 
     def predict(self, values: Values) -> dict[str, tuple[float, float]]:
         """Predicted porosity (%) and thickness (um) with parameter uncertainty."""
         if not _finite(values, "line_load", "roll_temperature", "incoming_loading") or math.isnan(self.t_ref):
             return {"porosity": (math.nan, math.nan), "thickness": (math.nan, math.nan)}
-        phi = [1.0, -(values["roll_temperature"] - self.t_ref)]
-        gamma = math.exp(self.gamma.predict(phi))
-        ratio = max(values["line_load"], 0.0) / gamma
-        eps = self.eps_min + (self.eps_0 - self.eps_min) * math.exp(-ratio)
-        eps_sigma = (eps - self.eps_min) * ratio * self.gamma.prediction_sigma(phi)
+        eps_0, eps_min, log_gamma, beta, covariance = self._law()
+        dt = values["roll_temperature"] - self.t_ref
+        ratio = max(values["line_load"], 0.0) / math.exp(log_gamma - beta * dt)
+        decay = math.exp(-ratio)
+        eps = eps_min + (eps_0 - eps_min) * decay
+        slope = (eps - eps_min) * ratio  # dε/d ln γ_c
+        gradient = np.array([decay, 1 - decay, slope, -slope * dt])
+        eps_sigma = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
         rho, rho_sigma = float(self.density.theta[0]), float(self.density.sigmas[0])
         thickness = 10 * values["incoming_loading"] / (rho * (1 - eps))
         rel = math.hypot(rho_sigma / rho, eps_sigma / (1 - eps))
         return {"porosity": (100 * eps, 100 * eps_sigma), "thickness": (thickness, thickness * rel)}
 
     def parameters(self) -> list[Estimate]:
-        (log_gamma, beta), (s_log_gamma, s_beta) = self.gamma.theta, self.gamma.sigmas
-        gamma = math.exp(float(log_gamma))
+        eps_0, eps_min, log_gamma, beta, covariance = self._law()
+        sigmas = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        gamma = math.exp(log_gamma)
+        source: Source = "data" if self.fit is not None else "prior"
+        eps_sigmas = sigmas[:2] if self.fit is not None else (self.prior_sigma, self.prior_sigma)
+        m = self.machine
         return [
-            Estimate(
-                self.machine, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"
-            ),
-            Estimate(self.machine, "compaction_resistance", gamma, gamma * float(s_log_gamma), "N/mm"),
-            Estimate(self.machine, "compaction_temperature_coefficient", float(beta), float(s_beta), "1/Cel"),
+            Estimate(m, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"),
+            Estimate(m, "compaction_resistance", gamma, gamma * float(sigmas[2]), "N/mm"),
+            Estimate(m, "compaction_temperature_coefficient", beta, float(sigmas[3]), "1/Cel"),
+            Estimate(m, "porosity_as_coated", 100 * eps_0, 100 * float(eps_sigmas[0]), "%", source),
+            Estimate(m, "porosity_limit", 100 * eps_min, 100 * float(eps_sigmas[1]), "%", source),
         ]
 
     def state(self) -> dict[str, Any]:
@@ -205,12 +243,20 @@ class CalenderModel:
             "gamma": self.gamma.state(),
             "density": self.density.state(),
             "t_ref": self.t_ref,
+            "samples": list(self.samples),
+            "fit": self.fit.state() if self.fit is not None else None,
+            "compaction_status": self.compaction_status,
         }
 
     def load(self, state: dict[str, Any]) -> None:
         self.eps_0, self.eps_min, self.t_ref = state["eps_0"], state["eps_min"], state["t_ref"]
         self.gamma = RecursiveLeastSquares.from_state(state["gamma"])
         self.density = RecursiveLeastSquares.from_state(state["density"])
+        # snapshots saved before the law could be identified have none of the three: they rest on priors
+        self.samples = deque((tuple(s) for s in state.get("samples", [])), maxlen=SWEEP_SAMPLES)
+        fit = state.get("fit")
+        self.fit = CompactionFit.from_state(fit) if fit is not None else None
+        self.compaction_status = state.get("compaction_status", "prior: calibrated before identification")
 
 
 class FormationModel:
