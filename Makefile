@@ -1,5 +1,5 @@
 # Two commands on a fresh Debian machine: `make demo` runs the whole loop, `make test` passes the tests.
-.PHONY: demo test setup lint typecheck unit integration test-longrun
+.PHONY: demo test setup lint typecheck unit integration
 
 VENV := .venv/bin
 
@@ -28,6 +28,3 @@ unit: setup
 
 integration: setup
 	$(VENV)/pytest -q tests/integration
-
-test-longrun: setup
-	$(VENV)/pytest -m longrun tests

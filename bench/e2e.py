@@ -122,6 +122,17 @@ class Upstream:
     plant_start: float
 
 
+def _stop(*children: BaseProcess) -> None:
+    """SIGTERM (graceful), then SIGKILL for a child still alive after 15 s: stopping never hangs."""
+    for child in children:
+        if child.is_alive():
+            child.terminate()
+        child.join(15)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
 @contextlib.contextmanager
 def upstream(settings: Settings, scenario: Scenario | None = None) -> Iterator[Upstream]:
     """Start connectors, then the simulator (so no early sample is missed); stop both on exit."""
@@ -133,13 +144,46 @@ def upstream(settings: Settings, scenario: Scenario | None = None) -> Iterator[U
     try:
         yield Upstream(plant, ingest, started.get(timeout=60))
     finally:
-        for child in (plant, ingest):
-            if child.is_alive():
-                child.terminate()
-            child.join(15)
-            if child.is_alive():
-                child.kill()
-                child.join()
+        _stop(plant, ingest)
+
+
+def _run_twin(settings: Settings) -> None:
+    from twin.modeladapter import analyser_factory, whatif_models
+
+    async def main() -> None:
+        http = server(build_twin(settings, analyser_factory(settings), whatif_models(settings)))
+        stop = asyncio.Event()
+        _stop_with_parent(stop)
+        task = asyncio.create_task(http.serve())  # uvicorn itself stops on SIGTERM
+        await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        http.should_exit = True
+        await task
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def twin_process(settings: Settings, ready_s: float = 60.0) -> Iterator[BaseProcess]:
+    """The twin service with its real models in a child process, as ``twin serve`` runs it: answering
+    ``/health`` before this yields, stopped on exit without ever hanging the caller."""
+    child = _SPAWN.Process(target=_run_twin, args=(settings,), daemon=True)
+    child.start()
+    try:
+        deadline = time.monotonic() + ready_s
+        while not _healthy(f"http://127.0.0.1:{settings.twin.port}/health"):
+            if not child.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the twin did not come up (exit code {child.exitcode})")
+            time.sleep(0.1)
+        yield child
+    finally:
+        _stop(child)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @contextlib.asynccontextmanager
