@@ -6,6 +6,8 @@ template variables), so a dashboard definition reads as a list of what the opera
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import heatmap, histogram, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
@@ -37,22 +39,34 @@ def _thresholds(steps: list[tuple[float | None, str]]) -> db.ThresholdsConfig:
     )
 
 
+Panel = TypeVar("Panel", timeseries.Panel, stat.Panel, table.Panel, heatmap.Panel, histogram.Panel)
+
+
+def _panel(
+    panel: Panel,
+    title: str,
+    queries: list[Query],
+    description: str,
+    width: int,
+    height: int,
+    table_format: bool = False,
+) -> Panel:
+    """What every panel has: title, description, the InfluxDB datasource, its queries, its place."""
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries, table_format))
+        .span(width)
+        .height(height)
+    )
+
+
 def time_series(
     title: str, queries: list[Query], unit: str, description: str, width: int = 12, height: int = 8
 ) -> timeseries.Panel:
-    return (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries))
-        .unit(unit)
-        .span(width)
-        .height(height)
-        .span_nulls(True)
-        .line_width(1)
-        .fill_opacity(5)
-    )
+    panel = _panel(timeseries.Panel(), title, queries, description, width, height)
+    return panel.unit(unit).span_nulls(True).line_width(1).fill_opacity(5)
 
 
 def stat_panel(
@@ -63,60 +77,22 @@ def stat_panel(
     steps: list[tuple[float | None, str]] | None = None,
     width: int = 6,
 ) -> stat.Panel:
-    panel = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries))
-        .unit(unit)
-        .span(width)
-        .height(4)
-    )
-    if steps:
-        panel = panel.thresholds(_thresholds(steps))
-    return panel
+    panel = _panel(stat.Panel(), title, queries, description, width, 4).unit(unit)
+    return panel.thresholds(_thresholds(steps)) if steps else panel
 
 
 def table_panel(
     title: str, queries: list[Query], description: str, width: int = 24, height: int = 8
 ) -> table.Panel:
-    return (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries, table_format=True))
-        .span(width)
-        .height(height)
-    )
+    return _panel(table.Panel(), title, queries, description, width, height, table_format=True)
 
 
 def heatmap_panel(title: str, queries: list[Query], unit: str, description: str) -> heatmap.Panel:
-    return (
-        heatmap.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries))
-        .unit(unit)
-        .span(12)
-        .height(8)
-        .calculate(False)
-    )
+    return _panel(heatmap.Panel(), title, queries, description, 12, 8).unit(unit).calculate(False)
 
 
 def histogram_panel(title: str, queries: list[Query], unit: str, description: str) -> histogram.Panel:
-    return (
-        histogram.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries, table_format=True))
-        .unit(unit)
-        .span(12)
-        .height(8)
-    )
+    return _panel(histogram.Panel(), title, queries, description, 12, 8, table_format=True).unit(unit)
 
 
 def tag_variable(name: str, label: str, measurement: str, key: str, where: str = "") -> db.QueryVariable:
