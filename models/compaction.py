@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-MIN_LOAD_SPAN = 300.0  # N/mm between the 5th and 95th percentile of the line load, or no fit is tried
-MIN_TEMPERATURE_SPAN = 5.0  # Cel between the 5th and 95th percentile of the roll temperature, to fit β
+MIN_LOAD_SPAN = 300.0  # N/mm the line load must span, or no fit is tried
+MIN_TEMPERATURE_SPAN = 5.0  # Cel the roll temperature must span for β to be fitted
+SPAN_TRIM = 30  # samples left out at each end of a span: a spike is no sweep, a trial step is longer
 MAX_POROSITY_SIGMA = 0.01  # porosity fraction: the precision at which ε₀ and ε_min count as identified
 # (ε_min, ε₀ − ε_min, ln γ_ref, β): physically plausible ranges, wider than DOMAIN.md's
 LOWER = (0.0, 0.01, math.log(10.0), -0.1)
@@ -61,8 +62,9 @@ class CompactionFit:
 
 
 def _span(values: np.ndarray) -> float:
-    low, high = np.percentile(values, [5, 95])
-    return float(high - low)
+    """Range of ``values`` without the ``SPAN_TRIM`` most extreme at each end."""
+    ordered = np.sort(values)
+    return float(ordered[-SPAN_TRIM - 1] - ordered[SPAN_TRIM]) if ordered.size > 2 * SPAN_TRIM else 0.0
 
 
 def identify(

@@ -9,7 +9,6 @@ the line's units (mL/min, m/min, mm, %, g/cm3, mg/cm2, N/mm, Cel, um, Ah).
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from models.compaction import CompactionFit, identify
 
 Values = dict[str, float]
 Source = Literal["data", "prior"]
-SWEEP_SAMPLES = 20_000  # (q_L, T, ε) kept for identifying the compaction law: 5.5 h of 1 s ticks
+SWEEP_SAMPLES = 20_000  # (q_L, T, ε) kept for identifying the compaction law, thinned 2:1 when full
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +169,9 @@ class CalenderModel:
         self.gamma.p = np.diag([1e4, 1.0])  # relative to the noise variance of ln γ (~1e-3)
         self.density = RecursiveLeastSquares(1, prior=[4.0])
         self.t_ref = math.nan
-        self.samples: deque[tuple[float, float, float]] = deque(maxlen=SWEEP_SAMPLES)
+        self.samples: list[tuple[float, float, float]] = []
+        self.sample_stride = 1
+        self.samples_seen = 0
         self.fit: CompactionFit | None = None
         self.compaction_status = "prior: not calibrated yet"
 
@@ -181,10 +182,20 @@ class CalenderModel:
         if math.isnan(self.t_ref):
             self.t_ref = values["roll_temperature"]
         self.density.update([1 - eps], 10 * values["incoming_loading"] / values["thickness"])
-        self.samples.append((values["line_load"], values["roll_temperature"], eps))
+        self._remember((values["line_load"], values["roll_temperature"], eps))
         if self.eps_min < eps < self.eps_0 and values["line_load"] > 0:
             gamma = values["line_load"] / math.log((self.eps_0 - self.eps_min) / (eps - self.eps_min))
             self.gamma.update([1.0, -(values["roll_temperature"] - self.t_ref)], math.log(gamma))
+
+    def _remember(self, sample: tuple[float, float, float]) -> None:
+        """Keep every ``sample_stride``-th sample; when full, drop every other one and double the stride,
+        so that a long calibration stays covered back to its start, where a trial usually runs."""
+        if self.samples_seen % self.sample_stride == 0:
+            self.samples.append(sample)
+            if len(self.samples) >= SWEEP_SAMPLES:
+                self.samples = self.samples[::2]
+                self.sample_stride *= 2
+        self.samples_seen += 1
 
     def identify(self) -> None:
         """At the end of calibration: fit the whole law if the calibration data identify it, else keep
@@ -192,7 +203,7 @@ class CalenderModel:
         load, temperature, eps = np.array(self.samples, dtype=float).reshape(-1, 3).T
         beta, beta_sigma = float(self.gamma.theta[1]), float(self.gamma.sigmas[1])
         self.fit, self.compaction_status = identify(load, temperature, eps, self.t_ref, beta, beta_sigma)
-        self.samples.clear()
+        self.samples, self.sample_stride, self.samples_seen = [], 1, 0
 
     def _law(self) -> tuple[float, float, float, float, np.ndarray]:
         """(ε₀, ε_min, ln γ_ref, β) and their covariance: identified, or priors with the RLS's γ and β."""
@@ -243,7 +254,9 @@ class CalenderModel:
             "gamma": self.gamma.state(),
             "density": self.density.state(),
             "t_ref": self.t_ref,
-            "samples": list(self.samples),
+            "samples": self.samples,
+            "sample_stride": self.sample_stride,
+            "samples_seen": self.samples_seen,
             "fit": self.fit.state() if self.fit is not None else None,
             "compaction_status": self.compaction_status,
         }
@@ -252,8 +265,10 @@ class CalenderModel:
         self.eps_0, self.eps_min, self.t_ref = state["eps_0"], state["eps_min"], state["t_ref"]
         self.gamma = RecursiveLeastSquares.from_state(state["gamma"])
         self.density = RecursiveLeastSquares.from_state(state["density"])
-        # snapshots saved before the law could be identified have none of the three: they rest on priors
-        self.samples = deque((tuple(s) for s in state.get("samples", [])), maxlen=SWEEP_SAMPLES)
+        # snapshots saved before the law could be identified have none of these: they rest on priors
+        self.samples = [(q, t, eps) for q, t, eps in state.get("samples", [])]
+        self.sample_stride = state.get("sample_stride", 1)
+        self.samples_seen = state.get("samples_seen", 0)
         fit = state.get("fit")
         self.fit = CompactionFit.from_state(fit) if fit is not None else None
         self.compaction_status = state.get("compaction_status", "prior: calibrated before identification")

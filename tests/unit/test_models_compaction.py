@@ -14,7 +14,7 @@ import pytest
 
 from models.compaction import identify
 from models.line import LineModel
-from models.physics import CalenderModel, Estimate
+from models.physics import SWEEP_SAMPLES, CalenderModel, Estimate
 from models.replay import replay
 from models.rootcause import Finding
 from plant.line import EPS_MIN, PilotLine
@@ -91,6 +91,24 @@ def test_a_sweep_too_light_to_reach_the_dense_limit_keeps_the_priors() -> None:
     eps = 0.20 + 0.28 * np.exp(-load / 5000.0) + rng.normal(0, 0.002, load.size)
     fit, status = identify(load, np.full(load.size, 50.0), eps, 50.0, 0.0, 0.03)
     assert fit is None and status.startswith("prior: line loads")
+
+
+def test_a_trial_at_the_start_of_a_long_calibration_stays_in_the_bounded_buffer() -> None:
+    rng = np.random.default_rng(2)
+    trial = np.repeat([150.0, 500.0, 1000.0, 2000.0], 300)
+    loads = np.concatenate([trial, np.full(3 * SWEEP_SAMPLES, 800.0)]) + rng.normal(0, 2, trial.size + 60_000)
+    model = CalenderModel()
+    for load in loads:
+        eps = 0.20 + 0.28 * math.exp(-load / 780.0) + rng.normal(0, 0.002)
+        thickness = 10 * 20.0 / (4.4 * (1 - eps))
+        model.calibrate(
+            {"line_load": load, "roll_temperature": 50.0, "incoming_loading": 20.0, "porosity": 100 * eps}
+            | {"thickness": thickness}
+        )
+    assert len(model.samples) <= SWEEP_SAMPLES
+    model.identify()
+    assert model.compaction_status.startswith("identified"), model.compaction_status
+    assert model.fit is not None and model.fit.eps_min == pytest.approx(0.20, abs=0.005)
 
 
 def test_an_identified_calender_survives_a_json_snapshot() -> None:
