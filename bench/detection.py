@@ -160,7 +160,7 @@ def calibration_runs(count: int, duration_s: float) -> list[InControl]:
     for seed in range(CALIBRATION_SEED, CALIBRATION_SEED + count):
         rec = record("nominal", seed, duration_s)
         train_end = rec.process.index[0] + pd.Timedelta(seconds=TRAIN_S)
-        runs.append(InControl(key_streams(rec), train_end, rec.process.index[-1]))
+        runs.append(InControl.of(key_streams(rec), train_end, rec.process.index[-1]))
     return runs
 
 
