@@ -93,11 +93,15 @@ def _print_stats(settings: Settings) -> None:
     except httpx.HTTPError as exc:
         raise StatsUnavailable(f"no ingest process answers on {url}: {exc}") from None
     rows: dict[tuple[str, str], dict[str, float]] = {}
+    latency: dict[str, dict[str, float]] = {}
     depth = 0.0
     for family in text_string_to_metric_families(text):
         name = family.name.removeprefix("linetwin_ingest_")
         for sample in family.samples:
-            if name == "spool_depth":
+            if name == "latency_seconds":
+                bucket = sample.labels.get("le", sample.name.rsplit("_", 1)[1])
+                latency.setdefault(sample.labels["connector"], {})[bucket] = sample.value
+            elif name == "spool_depth":
                 depth = sample.value
             elif sample.name.endswith("_total"):
                 key = (sample.labels["connector"], sample.labels["source"])
@@ -115,3 +119,23 @@ def _print_stats(settings: Settings) -> None:
         )
         table.add_row(connector, source, *(f"{values.get(c, 0):.0f}" for c in columns), rejects)
     console.print(table)
+    if latency:
+        console.print(_latency_table(latency))
+
+
+def _latency_table(latency: dict[str, dict[str, float]]) -> Table:
+    """Source timestamp → InfluxDB write acknowledged, from the histogram's cumulative buckets."""
+    table = Table(title="ingest latency (source timestamp → InfluxDB write acknowledged)")
+    for column in ("connector", "hand-overs", "mean ms", "p50 ≤ ms", "p99 ≤ ms"):
+        table.add_column(column, justify="left" if column == "connector" else "right")
+    for connector, values in sorted(latency.items()):
+        count = values.get("count", 0.0)
+        buckets = sorted((float(le), n) for le, n in values.items() if le not in ("count", "sum"))
+
+        def bound(quantile: float, buckets: list[tuple[float, float]] = buckets, count: float = count) -> str:
+            upper = next((le for le, n in buckets if n >= quantile * count), float("inf"))
+            return "∞" if upper == float("inf") else f"{upper * 1000:.0f}"
+
+        mean = values.get("sum", 0.0) / count * 1000 if count else float("nan")
+        table.add_row(connector, f"{count:.0f}", f"{mean:.0f}", bound(0.5), bound(0.99))
+    return table

@@ -17,13 +17,13 @@ from typing import Any
 
 from connectors.accounting import Accounting
 from connectors.busout import BusPublisher
-from connectors.influx.lineprotocol import connector_point
-from connectors.influx.writer import InfluxWriter
 from connectors.mqtt.connector import MqttConnector
 from connectors.opcua.connector import OpcUaConnector
 from connectors.pipeline import Pipeline
 from connectors.tagmap import TagMap
 from connectors.tagmap import load as load_tag_map
+from core.influx.lineprotocol import connector_point
+from core.influx.writer import InfluxWriter
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,4 +104,4 @@ class IngestService:
                 fields[(counter.connector, counter.source)][counter.name] = counter.value
         lines += [connector_point(c, s, f, now) for (c, s), f in fields.items()]
         lines.append(connector_point("influx", "spool", {"spool_depth": len(self.writer.spool)}, now))
-        self.writer.add_lines(lines)
+        self.writer.add(lines)

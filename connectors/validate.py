@@ -19,6 +19,8 @@ NS = 1_000_000_000
 
 def number(value: Any) -> float:
     """A finite float from an int or float (bools and strings are the wrong type, not numbers)."""
+    if type(value) is float and math.isfinite(value):  # the common case, checked first: hot path
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RejectedInput("wrong_type", f"value {value!r} is not a number")
     result = float(value)

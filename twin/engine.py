@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,10 +26,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core import bus
 from core.errors import RejectedInput
+from core.influx.writer import InfluxWriter
 from core.sample import Sample
-from core.settings import Settings
+from core.settings import Settings, TwinSettings
 from twin.alerts import Alert, AlertState, AlertStore, Occurrence
-from twin.influx import InfluxUnavailable, InfluxWriter, alert_point, last_values, model_point
+from twin.influx import InfluxUnavailable, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
 from twin.ports import Analyser, ModelOutput
 from twin.store import StateStore
@@ -42,6 +44,11 @@ STATE_EVENT_INTERVAL_S = 0.25
 
 def alert_topic(line: str) -> str:
     return f"{ALERT_TOPIC_ROOT}/{line}"
+
+
+def spool_dir(settings: TwinSettings) -> Path:
+    """The twin's InfluxDB spool, beside its state file (``var/twin.sqlite`` → ``var/twin.spool``)."""
+    return settings.state_file.with_suffix(".spool")
 
 
 def alert_document(alert: Alert, now_ns: int | None = None) -> dict[str, Any]:
@@ -99,7 +106,7 @@ class LineWorker:
         changed = engine.live.update(samples)
         engine.state.record_genealogy(samples)
         verdict = self.analyser.observe(samples)
-        engine.writer.add([model_point(self.line, output) for output in verdict.outputs])
+        engine.write([model_point(self.line, output) for output in verdict.outputs])
         for occurrence in verdict.occurrences:
             engine.raise_alert(occurrence)
         for key in verdict.cleared:
@@ -145,7 +152,10 @@ class TwinEngine:
         self.live = LiveState()
         self.events = Broadcaster()
         self.metrics = EngineMetrics()
-        self.writer = InfluxWriter(settings.influx, enabled=influx_enabled)
+        #: None without InfluxDB (tests, the demo's fallback); else the one writer, spooled beside the state.
+        self.writer = (
+            InfluxWriter(settings.influx, spool_dir=spool_dir(settings.twin)) if influx_enabled else None
+        )
         self.workers = {line: LineWorker(self, line, analyser_factory(line)) for line in self.lines}
         self.connected = False
         self.started_ns = time.time_ns()
@@ -160,14 +170,15 @@ class TwinEngine:
         for worker in self.workers.values():
             if worker.restore():
                 log.info("line state restored from snapshot", extra={"line": worker.line})
-            elif self.writer.enabled:
+            elif self.writer is not None:
                 await self._seed(worker)
         self._tasks = [asyncio.create_task(w.run(), name=f"line-{w.line}") for w in self.workers.values()]
         self._tasks += [
-            asyncio.create_task(self.writer.run(), name="influx-writer"),
             asyncio.create_task(self._snapshots(), name="snapshots"),
             asyncio.create_task(self._state_events(), name="state-events"),
         ]
+        if self.writer is not None:
+            self._tasks.append(asyncio.create_task(self.writer.run(), name="influx-writer"))
         self._mqtt = self._connect()
 
     async def _seed(self, worker: LineWorker) -> None:
@@ -200,6 +211,13 @@ class TwinEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.writer is not None:
+            await self.writer.close()
+
+    def write(self, lines: list[str]) -> None:
+        """Queue model or alert points for InfluxDB (dropped when the twin runs without it)."""
+        if self.writer is not None:
+            self.writer.add(lines)
 
     # MQTT
     def _connect(self) -> mqtt.Client:
@@ -278,7 +296,7 @@ class TwinEngine:
         document = alert_document(alert, now)
         # A raise is charted where the drift began (plant time, the data's clock); later changes when made.
         raised = document["state"] == AlertState.ACTIVE_UNACKNOWLEDGED
-        self.writer.add([alert_point(alert, document["state"], alert.onset_ns if raised else now)])
+        self.write([alert_point(alert, document["state"], alert.onset_ns if raised else now)])
         if self._mqtt is not None:
             self._mqtt.publish(alert_topic(alert.line), json.dumps(document), qos=1)
         self.events.publish({"event": "alert", "data": document})
@@ -343,6 +361,6 @@ class TwinEngine:
                     if worker.last_sample_ns is not None:
                         status = worker.analyser.status(worker.last_sample_ns)
                         status.append(self._open_alerts(worker.line, worker.last_sample_ns))
-                        self.writer.add([model_point(worker.line, output) for output in status])
+                        self.write([model_point(worker.line, output) for output in status])
                 except Exception:
                     log.exception("snapshot failed", extra={"line": worker.line})

@@ -1,18 +1,14 @@
-"""Write the twin's points (``model``, ``alert``) to InfluxDB and proxy read-only InfluxQL queries.
+"""The twin's InfluxDB points (``model``, ``alert``) and its read-only InfluxQL queries.
 
-Line protocol escaping comes from influxdb-client's ``Point``; the transport is httpx against the v1
-``/write`` and ``/query`` endpoints, which InfluxDB 1.x serves and 2.x/3.x serve for compatibility.
-A failed write keeps its points (bounded) and retries on the next flush: a database restart costs the
-dashboards a gap of seconds, not the data.
+Line protocol escaping comes from influxdb-client's ``Point`` (a few points a second, so its cost does
+not matter); the points are written by the one writer, ``core.influx.writer``, with its disk spool, so
+an InfluxDB outage costs the dashboards a gap, not the data. Queries go to the v1 ``/query`` endpoint,
+which InfluxDB 1.x serves and 2.x/3.x serve for compatibility.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-from collections import deque
 from typing import Any
 
 import httpx
@@ -23,10 +19,6 @@ from core.sample import Sample
 from core.settings import InfluxSettings
 from twin.alerts import Alert
 from twin.ports import ModelOutput
-
-log = logging.getLogger(__name__)
-
-MAX_PENDING = 200_000
 
 
 class InfluxUnavailable(LinetwinError):
@@ -76,81 +68,6 @@ def _auth(settings: InfluxSettings) -> tuple[dict[str, str], dict[str, str]]:
     elif settings.username and settings.password is not None:
         params |= {"u": settings.username, "p": settings.password.get_secret_value()}
     return headers, params
-
-
-class InfluxWriter:
-    """Batches line-protocol points and posts them every ``flush_interval_ms`` or ``batch_size`` points."""
-
-    def __init__(self, settings: InfluxSettings, enabled: bool = True) -> None:
-        self._settings = settings
-        self.enabled = enabled
-        self._pending: deque[str] = deque(maxlen=MAX_PENDING)
-        self._wake = asyncio.Event()
-        self._client: httpx.AsyncClient | None = None
-        self.written = 0
-        self.failed_flushes = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def add(self, lines: list[str]) -> None:
-        if not self.enabled:
-            return
-        self._pending.extend(lines)
-        if len(self._pending) >= self._settings.batch_size:
-            self._wake.set()
-
-    async def run(self) -> None:
-        if not self.enabled:
-            return
-        self._client = httpx.AsyncClient(timeout=self._settings.timeout_s)
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.flush_interval_ms / 1000)
-                self._wake.clear()
-                await self.flush()
-        finally:
-            await self.flush()
-            await self._client.aclose()
-
-    async def flush(self) -> None:
-        while self._pending and self._client is not None:
-            batch = [
-                self._pending.popleft() for _ in range(min(len(self._pending), self._settings.batch_size))
-            ]
-            headers, params = _auth(self._settings)
-            params |= {"rp": self._settings.retention_policy, "precision": "ns"}
-            try:
-                response = await self._client.post(
-                    f"{self._settings.url}/write", params=params, headers=headers, content="\n".join(batch)
-                )
-                if response.status_code == 404:  # database missing (fresh influxd): create it once
-                    await self._create_database(headers)
-                    response = await self._client.post(
-                        f"{self._settings.url}/write",
-                        params=params,
-                        headers=headers,
-                        content="\n".join(batch),
-                    )
-                response.raise_for_status()
-                self.written += len(batch)
-            except httpx.HTTPError as exc:
-                self.failed_flushes += 1
-                self._pending.extendleft(reversed(batch))
-                log.warning(
-                    "influx write failed, will retry", extra={"error": str(exc), "points": len(batch)}
-                )
-                return
-
-    async def _create_database(self, headers: dict[str, str]) -> None:
-        assert self._client is not None
-        await self._client.post(
-            f"{self._settings.url}/query",
-            params={"q": f'CREATE DATABASE "{self._settings.database}"'},
-            headers=headers,
-        )
 
 
 async def query(settings: InfluxSettings, influxql: str, bind: dict[str, Any]) -> list[dict[str, Any]]:

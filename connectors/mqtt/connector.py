@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,14 +24,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from connectors.accounting import Accounting
-from connectors.influx.writer import Ack
 from connectors.mqtt import jsonpayload
 from connectors.mqtt.client import connect, make_client
 from connectors.mqtt.sparkplug import SparkplugHost, needs_rebirth, rebirth_request
-from connectors.pipeline import Pipeline
+from connectors.pipeline import Handover, Pipeline
 from connectors.tagmap import MqttSource, TagMap
 from connectors.validate import TimeWindow
 from core.errors import RejectedInput
+from core.influx.lineprotocol import process_fields, process_series
+from core.influx.writer import Ack
 from core.sample import Sample
 from core.settings import Settings
 from core.sparkplug import Topic
@@ -43,6 +45,18 @@ ROUTE_CACHE_SIZE = 10_000
 #: Source label of messages on topics outside the tag map: one label, so stray topics cannot blow up the
 #: metrics' cardinality; the topic itself is in the (rate-limited) log line.
 UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A topic's tag map entry and what follows from it, worked out once per topic."""
+
+    config: MqttSource
+    source: str
+    channel: str | None
+    mine: bool
+    ignore: frozenset[str]
+    reject: Callable[[RejectedInput], None]
 
 
 @dataclass
@@ -86,7 +100,7 @@ class MqttConnector:
             if source.format == "sparkplug"
         }
         self._rebirth_asked: dict[str, float] = {}
-        self._routes: dict[str, MqttSource | None] = {}
+        self._routes: dict[str, Route | None] = {}
 
     def start(self) -> None:
         connect(self.client, self.settings.mqtt, persistent=True)
@@ -128,40 +142,50 @@ class MqttConnector:
         ack = partial(client.ack, message.mid, message.qos)
         receive_time = time.time_ns()
         topic = message.topic
-        source_config = self._route(topic)
+        route = self._route(topic)
         try:
-            if source_config is None:
+            if route is None:
                 raise RejectedInput("unknown_topic", topic)
-            if source_config.format == "sparkplug":
-                self._sparkplug(source_config, topic, bytes(message.payload), receive_time, ack)
+            if route.config.format == "sparkplug":
+                self._sparkplug(route.config, topic, bytes(message.payload), receive_time, ack)
             else:
-                self._json(source_config, topic, bytes(message.payload), receive_time, ack)
+                self._json(route, bytes(message.payload), receive_time, ack)
         except RejectedInput as exc:
-            self.accounting.reject(
-                CONNECTOR, UNMATCHED if source_config is None else self._source(source_config, topic), exc
-            )
+            self.accounting.reject(CONNECTOR, UNMATCHED if route is None else route.source, exc)
             ack()
 
-    def _route(self, topic: str) -> MqttSource | None:
-        """The tag map entry of a topic; cached, since a plant reuses a few hundred topics all day."""
+    def _route(self, topic: str) -> Route | None:
+        """What a topic maps to; cached, since a plant reuses a few hundred topics all day."""
         try:
             return self._routes[topic]
         except KeyError:
             config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
+            route = None if config is None else self._new_route(config, topic)
             if len(self._routes) < ROUTE_CACHE_SIZE:
-                self._routes[topic] = config
-            return config
+                self._routes[topic] = route
+            return route
 
-    def _source(self, config: MqttSource, topic: str) -> str:
+    def _new_route(self, config: MqttSource, topic: str) -> Route:
         levels = topic.split("/")
-        if config.format == "sparkplug":
-            return "/".join(levels[1:2] + levels[3:4])
         channel = (
             levels[config.channel_level]
-            if config.channel_level is not None and config.channel_level < len(levels)
+            if config.format == "json"
+            and config.channel_level is not None
+            and config.channel_level < len(levels)
             else None
         )
-        return f"{config.machine}/{channel}" if channel else config.machine
+        if config.format == "sparkplug":
+            source = "/".join(levels[1:2] + levels[3:4])
+        else:
+            source = f"{config.machine}/{channel}" if channel else config.machine
+        return Route(
+            config,
+            source,
+            channel,
+            self._mine(source),
+            frozenset(config.ignore),
+            partial(self.accounting.reject, CONNECTOR, source),
+        )
 
     def _mine(self, source: str) -> bool:
         ingest = self.settings.ingest
@@ -171,35 +195,43 @@ class MqttConnector:
         if len(payload) > self.settings.ingest.max_payload_bytes:
             raise RejectedInput("oversized_payload", f"{len(payload)} bytes")
 
-    def _json(self, config: MqttSource, topic: str, payload: bytes, receive_time: int, ack: Ack) -> None:
-        source = self._source(config, topic)
-        if not self._mine(source):
+    def _json(self, route: Route, payload: bytes, receive_time: int, ack: Ack) -> None:
+        """Line protocol straight from the records: no Sample per value unless the bus wants them."""
+        if not route.mine:
             ack()
             return
         self._check_size(payload)
-        levels = topic.split("/")
-        channel = (
-            levels[config.channel_level]
-            if config.channel_level is not None and config.channel_level < len(levels)
-            else None
-        )
+        config, source = route.config, route.source
         records = jsonpayload.parse(
             payload,
-            line=self.settings.line,
             machine=config.machine,
-            channel=channel,
-            source=source,
+            channel=route.channel,
             units=config.units,
             window=self.window,
             receive_time_ns=receive_time,
-            reject=partial(self.accounting.reject, CONNECTOR, source),
-            ignore=frozenset(config.ignore),
+            reject=route.reject,
+            ignore=route.ignore,
         )
-        samples = []
+        line, machine, bus = self.settings.line, config.machine, self.pipeline.bus is not None
+        lines: list[str] = []
+        times: list[int] = []
+        samples: list[Sample] = []
         for record in records:
             self._check_sequence(source, record.run, record.seq)
-            samples.extend(record.samples)
-        self._hand_over(samples, ack)
+            values = record.values
+            if not values:
+                continue
+            fields = process_fields(record.seq, record.roll_id, record.cell_id, record.time_ns)
+            for signal, value, unit in values:
+                series = process_series(line, machine, record.channel, signal, unit, record.quality)
+                lines.append(f"{series}{value!r}{fields}")
+            times += [record.time_ns] * len(values)
+            if bus:
+                samples += record.samples(line, machine, source, receive_time)
+        if lines:
+            self.pipeline.hand_over_threadsafe(Handover(CONNECTOR, source, lines, times, samples, ack))
+        else:
+            ack()
 
     def _check_sequence(self, source: str, run: str | None, seq: int | None) -> None:
         """Count missing sequence numbers; a new ``run`` starts afresh, a repeat (redelivery) is no gap."""

@@ -6,43 +6,97 @@ trips down). A record: ``seq`` (int, per channel, gap-free from 0 per plant run)
 ``cell_id``/``roll_id`` (or ``cathode_roll_id``)/``channel``/``quality``, and the signal values either
 under ``values`` or as the remaining keys (a ``null`` value is no measurement and is skipped). A bad
 value rejects that value only; a bad record rejects that record only.
+
+A record stays one record (its values under one context) rather than one ``Sample`` per value: the
+connector writes line protocol straight from it and makes Samples only for the plant bus. orjson decodes;
+what it refuses (``NaN``/``Infinity`` literals, which Python's json writes) goes to the standard library's
+json, so every message is judged exactly as ``json.loads`` would.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import orjson
 
 from connectors.validate import NS, TimeWindow, number
 from core.errors import RejectedInput
 from core.sample import Quality, Sample
 
-CONTEXT = {"cell_id": "cell_id", "roll_id": "roll_id", "cathode_roll_id": "roll_id", "channel": "channel"}
+CONTEXT = ("cell_id", "roll_id", "cathode_roll_id", "channel")
 RESERVED = frozenset({"seq", "run", "ts", "quality", "values", *CONTEXT})
+GOOD = Quality.GOOD
+#: Epoch numbers from here up are in ns (1e17 ns is 1973; 1e17 us would be the year 5138).
+NS_EPOCH_FLOOR = 10**17
 
 Reject = Callable[[RejectedInput], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """The per-record context, kept so the connector can check sequences before emitting samples."""
+class Record(NamedTuple):
+    """One record's context and its accepted values as (signal, value, unit); a rejected record keeps
+    only its ``seq`` and ``run``, so the connector can still check the sequence. A NamedTuple: made per
+    record, it costs a quarter of a frozen dataclass."""
 
     seq: int | None
     run: str | None
-    samples: list[Sample]
+    time_ns: int = 0
+    quality: Quality = Quality.GOOD
+    channel: str | None = None
+    roll_id: str | None = None
+    cell_id: str | None = None
+    values: tuple[tuple[str, float, str], ...] = ()
+
+    def samples(self, line: str, machine: str, source: str, receive_time_ns: int) -> list[Sample]:
+        return [
+            Sample(
+                line,
+                machine,
+                signal,
+                value,
+                unit,
+                self.time_ns,
+                receive_time_ns,
+                self.quality,
+                source,
+                self.seq,
+                self.channel,
+                self.roll_id,
+                self.cell_id,
+            )
+            for signal, value, unit in self.values
+        ]
+
+
+def loads(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RejectedInput("malformed_json", str(exc)) from None
 
 
 def parse_time(value: Any) -> int:
     """Epoch number (unit by magnitude) or ISO 8601 string to ns."""
+    if type(value) is int and value >= NS_EPOCH_FLOOR:  # already ns: the common case, checked first
+        return value
     if isinstance(value, bool):
         raise RejectedInput("wrong_type", f"timestamp {value!r}")
     if isinstance(value, int | float):
         magnitude = abs(value)
         scale = (
-            1 if magnitude >= 1e17 else 1_000 if magnitude >= 1e14 else 1_000_000 if magnitude >= 1e11 else NS
+            1
+            if magnitude >= NS_EPOCH_FLOOR
+            else 1_000
+            if magnitude >= 1e14
+            else 1_000_000
+            if magnitude >= 1e11
+            else NS
         )
         return int(value * scale)
     if isinstance(value, str):
@@ -59,10 +113,8 @@ def parse_time(value: Any) -> int:
 def parse(
     payload: bytes,
     *,
-    line: str,
     machine: str,
     channel: str | None,
-    source: str,
     units: dict[str, str],
     window: TimeWindow,
     receive_time_ns: int,
@@ -70,21 +122,16 @@ def parse(
     ignore: frozenset[str] = frozenset(),
 ) -> list[Record]:
     """Parse one message; whole-message problems raise, per-record and per-value problems go to ``reject``."""
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RejectedInput("malformed_json", str(exc)) from None
+    document = loads(payload)
     items = document if isinstance(document, list) else [document]
     records = []
     for item in items:
         try:
-            records.append(
-                _record(item, line, machine, channel, source, units, ignore, window, receive_time_ns, reject)
-            )
+            records.append(_record(item, machine, channel, units, ignore, window, receive_time_ns, reject))
         except RejectedInput as exc:
             reject(exc)
             if _valid_seq(item):
-                records.append(Record(item["seq"], None if item.get("run") is None else str(item["run"]), []))
+                records.append(Record(item["seq"], None if item.get("run") is None else str(item["run"])))
     return records
 
 
@@ -96,10 +143,8 @@ def _valid_seq(item: Any) -> bool:
 
 def _record(
     item: Any,
-    line: str,
     machine: str,
     channel: str | None,
-    source: str,
     units: dict[str, str],
     ignore: frozenset[str],
     window: TimeWindow,
@@ -108,54 +153,58 @@ def _record(
 ) -> Record:
     if not isinstance(item, dict):
         raise RejectedInput("wrong_type", "a record must be a JSON object")
-    seq = item.get("seq")
+    get = item.get
+    seq = get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         raise RejectedInput("wrong_type", f"seq {seq!r}")
-    run = item.get("run")
-    source_time = window.check(parse_time(item.get("ts")), receive_time_ns)
-    context: dict[str, str | None] = {"cell_id": None, "roll_id": None, "channel": None}
-    for key in CONTEXT.keys() & item.keys():
-        if item[key] is not None:
-            if not isinstance(item[key], str):
-                raise RejectedInput("wrong_type", f"{key} {item[key]!r}")
-            context[CONTEXT[key]] = item[key]
-    quality = Quality.GOOD
+    run = get("run")
+    source_time = window.check(parse_time(get("ts")), receive_time_ns)
+    cell_id = _text(item, "cell_id")
+    cathode_roll_id, roll_id = _text(item, "cathode_roll_id"), _text(item, "roll_id")
+    own_channel = _text(item, "channel")
+    quality = GOOD
     if "quality" in item:
         try:
             quality = Quality(item["quality"])
         except ValueError:
             raise RejectedInput("wrong_type", f"quality {item['quality']!r}") from None
-    values = item.get("values")
+    values = get("values")
+    skip = ignore
     if values is None:
-        values = {key: value for key, value in item.items() if key not in RESERVED}
+        values, skip = item, _skipped(ignore)
     elif not isinstance(values, dict):
         raise RejectedInput("wrong_type", "values must be an object")
-    samples = []
-    channel = context["channel"] or channel
+    accepted = []
     for signal, raw in values.items():
-        if raw is None or signal in ignore:
+        if raw is None or signal in skip:
             continue
+        unit = units.get(signal)
         try:
-            unit = units.get(signal)
             if unit is None:
                 raise RejectedInput("unknown_signal", f"{machine} has no signal {signal!r} in the tag map")
-            samples.append(
-                Sample(
-                    line,
-                    machine,
-                    signal,
-                    number(raw),
-                    unit,
-                    source_time,
-                    receive_time_ns,
-                    quality,
-                    source,
-                    seq,
-                    channel,
-                    context["roll_id"],
-                    context["cell_id"],
-                )
-            )
+            accepted.append((signal, number(raw), unit))
         except RejectedInput as exc:
             reject(exc)
-    return Record(seq, None if run is None else str(run), samples)
+    return Record(
+        seq,
+        None if run is None else str(run),
+        source_time,
+        quality,
+        own_channel or channel,
+        cathode_roll_id or roll_id,
+        cell_id,
+        tuple(accepted),
+    )
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise RejectedInput("wrong_type", f"{key} {value!r}")
+
+
+@lru_cache(maxsize=256)
+def _skipped(ignore: frozenset[str]) -> frozenset[str]:
+    """Keys of a record without ``values`` that are not signals."""
+    return RESERVED | ignore

@@ -1,14 +1,19 @@
-"""Counters per connector and source; rejects logged at most once per interval; partitions are stable."""
+"""Counters per connector and source; rejects logged at most once per interval; partitions are stable;
+the ingest latency histogram."""
 
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 
 import pytest
 
 from connectors.accounting import Accounting
 from connectors.mqtt.connector import partition_of
 from core.errors import RejectedInput
+from core.influx.writer import InfluxWriter
+from core.settings import InfluxSettings
 
 
 def test_rejects_are_counted_every_time_but_logged_once_per_interval(
@@ -37,3 +42,44 @@ def test_every_source_has_exactly_one_stable_partition() -> None:
     assignment = {source: partition_of(source, 3) for source in sources}
     assert assignment == {source: partition_of(source, 3) for source in sources}
     assert set(assignment.values()) == {0, 1, 2}
+
+
+def _bucket(accounting: Accounting, connector: str, le: str) -> float:
+    value = accounting.registry.get_sample_value(
+        "linetwin_ingest_latency_seconds_bucket", {"connector": connector, "le": le}
+    )
+    return value or 0.0
+
+
+def test_latencies_land_in_their_buckets_per_connector() -> None:
+    accounting = Accounting()
+    accounting.latencies("mqtt", [0.003, 0.2, 0.3, 7.0])
+    accounting.latencies("opcua", [0.04])
+    assert [_bucket(accounting, "mqtt", le) for le in ("0.005", "0.25", "0.5", "5.0", "10.0", "+Inf")] == [
+        1,
+        2,
+        3,
+        3,
+        4,
+        4,
+    ]
+    assert _bucket(accounting, "opcua", "0.025") == 0
+    assert _bucket(accounting, "opcua", "0.05") == 1
+
+
+async def test_the_writer_observes_source_to_write_latency_once_per_hand_over(tmp_path: Path) -> None:
+    accounting = Accounting()
+    writer = InfluxWriter(InfluxSettings(spool_dir=tmp_path), accounting)
+
+    async def accepted(body: bytes) -> None:
+        return None
+
+    writer._post = accepted  # type: ignore[method-assign]
+    now = time.time_ns()
+    writer.add(["a 1", "a 2"], ("mqtt", "cycler1/ch01"), [now - 2 * 10**9, now - 10**9])
+    writer.add(["b 1"], ("opcua", "coater1"), [now])
+    await writer.close()
+    assert _bucket(accounting, "mqtt", "1.0") == 0, "the oldest point of a hand-over counts"
+    assert _bucket(accounting, "mqtt", "2.5") == 1
+    assert _bucket(accounting, "opcua", "0.25") == 1
+    assert accounting.value("written", "mqtt", "cycler1/ch01") == 2

@@ -24,10 +24,8 @@ def _parse(payload: bytes) -> tuple[list[jsonpayload.Record], list[str]]:
     rejects: list[str] = []
     records = jsonpayload.parse(
         payload,
-        line="line1",
         machine="cycler1",
         channel="ch03",
-        source="cycler1/ch03",
         units=UNITS,
         window=WINDOW,
         receive_time_ns=NOW,
@@ -51,13 +49,13 @@ def test_a_cycler_record_becomes_one_sample_per_signal_with_context() -> None:
     (record,), rejects = _parse(json.dumps(payload).encode())
     assert rejects == []
     assert (record.seq, record.run) == (7, "r1")
-    assert {(s.signal, s.value, s.unit) for s in record.samples} == {
+    samples = record.samples("line1", "cycler1", "cycler1/ch03", NOW)
+    assert {(s.signal, s.value, s.unit) for s in samples} == {
         ("voltage", 3.7, "V"),
         ("current", 1.5, "A"),
     }
     assert all(
-        s.source_time_ns == ms * 1_000_000 and s.cell_id == "C-1" and s.channel == "ch03"
-        for s in record.samples
+        s.source_time_ns == ms * 1_000_000 and s.cell_id == "C-1" and s.channel == "ch03" for s in samples
     )
 
 
@@ -85,7 +83,7 @@ def test_an_array_of_records_is_several_samples_and_ignored_keys_are_skipped() -
 def test_bad_records_and_values_are_rejected_with_their_reason(item: dict[str, object], reason: str) -> None:
     records, rejects = _parse(json.dumps(item).encode())
     assert rejects == [reason]
-    assert not any(r.samples for r in records)
+    assert not any(r.values for r in records)
 
 
 def test_non_finite_values_are_rejected() -> None:

@@ -20,7 +20,7 @@ async def health(twin: TwinDep) -> Health:
         status="ok" if engine.connected else "degraded",
         mqtt_connected=engine.connected,
         lines=engine.lines,
-        influx_pending_points=engine.writer.pending,
+        influx_pending_points=engine.writer.pending if engine.writer is not None else 0,
         uptime_s=(time.time_ns() - engine.started_ns) / 1e9,
     )
 

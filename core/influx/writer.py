@@ -1,14 +1,16 @@
-"""The InfluxDB writer: batches by size and time, retries with backoff, spools when the database is down.
+"""The one InfluxDB writer: batches by size and time, retries with backoff, spools when the database is down.
 
-Speaks the one write API every InfluxDB generation serves: ``POST /write?db=&rp=&precision=ns`` with line
-protocol (1.x natively; 2.x and 3.x through their v1 compatibility endpoint, authenticated with
-``Authorization: Token ...``). influxdb-client's WriteApi is not used: it targets the 2.x ``/api/v2/write``
-endpoint, which 1.x does not serve, and its retry buffer lives in memory, where a kill -9 loses it.
+The connectors write samples with it and the twin its model and alert points, so neither loses data while
+InfluxDB is down. It speaks the one write API every InfluxDB generation serves: ``POST
+/write?db=&rp=&precision=ns`` with line protocol (1.x natively; 2.x and 3.x through their v1 compatibility
+endpoint, authenticated with ``Authorization: Token ...``). influxdb-client's WriteApi is not used: it
+targets the 2.x ``/api/v2/write`` endpoint, which 1.x does not serve, and its retry buffer lives in
+memory, where a kill -9 loses it.
 
 Delivery is at least once: a batch's ``acks`` (e.g. MQTT PUBACKs) run only once the batch is in the
 database or fsynced in the spool. Points are idempotent (same measurement, tags and time overwrite), so
-a replayed batch never doubles a sample. While the spool holds anything, new batches go behind it, so the
-database receives every source's samples in order.
+a replayed batch never doubles a point. While the spool holds anything, new batches go behind it, so the
+database receives every source's points in order.
 """
 
 from __future__ import annotations
@@ -18,21 +20,50 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import httpx
 
-from connectors.accounting import Accounting
-from connectors.influx.lineprotocol import process_point
-from connectors.influx.spool import SourceCounts, Spool
 from core.errors import RejectedInput
-from core.sample import Sample
+from core.influx.spool import SourceCounts, Spool
 from core.settings import InfluxSettings
 
 log = logging.getLogger(__name__)
 
 Ack = Callable[[], object]
+
+
+class Delivery(Protocol):
+    """Told what became of the points; ``connectors.accounting.Accounting`` counts it for Prometheus."""
+
+    def counted(self, name: str, counts: SourceCounts) -> None:
+        """``name`` is ``written``, ``spooled`` or ``replayed``."""
+
+    def rejected(self, counts: SourceCounts, error: RejectedInput) -> None: ...
+
+    def spool_changed(self, depth: int) -> None: ...
+
+    def latencies(self, connector: str, seconds: Sequence[float]) -> None:
+        """Source timestamp to write acknowledged, one value per hand-over (its oldest point)."""
+
+
+class Uncounted:
+    """The delivery of a writer nobody accounts for (the twin): rejects are logged, the rest ignored."""
+
+    def counted(self, name: str, counts: SourceCounts) -> None:
+        pass
+
+    def rejected(self, counts: SourceCounts, error: RejectedInput) -> None:
+        log.warning("InfluxDB rejected a batch: %s", error, extra={"reason": error.reason})
+
+    def spool_changed(self, depth: int) -> None:
+        pass
+
+    def latencies(self, connector: str, seconds: Sequence[float]) -> None:
+        pass
 
 
 class WriteFailed(Exception):
@@ -43,17 +74,24 @@ class WriteFailed(Exception):
 class Batch:
     lines: list[str] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
+    oldest: list[tuple[str, int]] = field(default_factory=list)
     counts: SourceCounts = field(default_factory=Counter)
     acks: list[Ack] = field(default_factory=list)
 
 
 class InfluxWriter:
-    """Collect samples into batches and deliver them; run ``run()`` as a task, ``close()`` at the end."""
+    """Collect points into batches and deliver them; run ``run()`` as a task, ``close()`` at the end."""
 
-    def __init__(self, settings: InfluxSettings, accounting: Accounting, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        delivery: Delivery | None = None,
+        spool_dir: Path | None = None,
+        attempts: int = 3,
+    ) -> None:
         self.settings = settings
-        self.accounting = accounting
-        self.spool = Spool(settings.spool_dir)
+        self.delivery: Delivery = delivery or Uncounted()
+        self.spool = Spool(spool_dir or settings.spool_dir)
         self._attempts = attempts
         self._batch = Batch()
         self._full = asyncio.Event()
@@ -61,6 +99,8 @@ class InfluxWriter:
         self._http = httpx.AsyncClient(timeout=settings.timeout_s)
         #: Called with (written time, source times) after each direct write: latency measurement hook.
         self.on_written: Callable[[int, list[int]], None] | None = None
+        #: Called before each flush to add points that other threads queued (see connectors.pipeline).
+        self.collect: Callable[[], None] | None = None
         self._params = {"db": settings.database, "rp": settings.retention_policy, "precision": "ns"}
         if settings.username:
             self._params["u"] = settings.username
@@ -68,23 +108,33 @@ class InfluxWriter:
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
         if settings.token:
             self._headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
-        accounting.spool_depth.set(len(self.spool))
+        self.delivery.spool_changed(len(self.spool))
 
-    def add(self, samples: Iterable[Sample], connector: str, ack: Ack | None = None) -> None:
-        """Queue samples of one connector; ``ack`` runs once they are durable."""
+    @property
+    def pending(self) -> int:
+        """Points waiting for the next flush (the spool's segments are on disk, see ``spool``)."""
+        return len(self._batch.lines)
+
+    def add(
+        self,
+        lines: Sequence[str],
+        source: tuple[str, str] | None = None,
+        times: Sequence[int] = (),
+        ack: Ack | None = None,
+    ) -> None:
+        """Queue points; ``source`` (connector, source) accounts for them, ``times`` are their source
+        timestamps (ns) for the latency, ``ack`` runs once they are durable."""
         batch = self._batch
-        for sample in samples:
-            batch.lines.append(process_point(sample))
-            batch.times.append(sample.source_time_ns)
-            batch.counts[(connector, sample.source)] += 1
+        batch.lines.extend(lines)
+        if source is not None and lines:
+            batch.counts[source] += len(lines)
+        if times:
+            batch.times.extend(times)
+            batch.oldest.append((source[0] if source else "", min(times)))
         if ack is not None:
             batch.acks.append(ack)
         if len(batch.lines) >= self.settings.batch_size:
             self._full.set()
-
-    def add_lines(self, lines: Iterable[str]) -> None:
-        """Queue ready line-protocol points that are not samples (the ``connector`` measurement)."""
-        self._batch.lines.extend(lines)
 
     async def run(self) -> None:
         """Flush on size or interval, and drain the spool whenever the database answers again."""
@@ -100,6 +150,8 @@ class InfluxWriter:
     async def flush(self) -> None:
         """Deliver the current batch: to the database, else (after retries) to the spool."""
         async with self._lock:
+            if self.collect is not None:
+                self.collect()
             batch, self._batch = self._batch, Batch()
             self._full.clear()
             if not batch.lines:
@@ -107,9 +159,7 @@ class InfluxWriter:
                 return
             body = ("\n".join(batch.lines) + "\n").encode()
             if not len(self.spool) and await self._deliver(body, batch.counts):
-                self._count("written", batch.counts)
-                if self.on_written is not None:
-                    self.on_written(time.time_ns(), batch.times)
+                self._written(batch)
             else:
                 self._to_spool(body, batch.counts)
             self._acknowledge(batch.acks)
@@ -128,12 +178,12 @@ class InfluxWriter:
                 except WriteFailed:
                     return False
                 except RejectedInput as exc:
-                    self._reject_batch(segment.counts, exc)
+                    self.delivery.rejected(segment.counts, exc)
                 else:
-                    self._count("replayed", segment.counts)
-                    self._count("written", segment.counts)
+                    self.delivery.counted("replayed", segment.counts)
+                    self.delivery.counted("written", segment.counts)
                 self.spool.remove(segment)
-                self.accounting.spool_depth.set(len(self.spool))
+                self.delivery.spool_changed(len(self.spool))
             return True
 
     async def _replay_forever(self) -> None:
@@ -144,6 +194,17 @@ class InfluxWriter:
                 delay = 0.2
                 continue
             delay = 0.2 if await self.replay() else min(delay * 2, self.settings.retry_max_s)
+
+    def _written(self, batch: Batch) -> None:
+        now = time.time_ns()
+        self.delivery.counted("written", batch.counts)
+        by_connector: dict[str, list[float]] = {}
+        for connector, oldest in batch.oldest:
+            by_connector.setdefault(connector, []).append((now - oldest) / 1e9)
+        for connector, seconds in by_connector.items():
+            self.delivery.latencies(connector, seconds)
+        if self.on_written is not None:
+            self.on_written(now, batch.times)
 
     async def _deliver(self, body: bytes, counts: SourceCounts) -> bool:
         delay = 0.1
@@ -160,7 +221,7 @@ class InfluxWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
             except RejectedInput as exc:
-                self._reject_batch(counts, exc)
+                self.delivery.rejected(counts, exc)
                 return True
         return False
 
@@ -189,18 +250,8 @@ class InfluxWriter:
 
     def _to_spool(self, body: bytes, counts: SourceCounts) -> None:
         self.spool.append(body, counts)
-        self.accounting.spool_depth.set(len(self.spool))
-        self._count("spooled", counts)
-
-    def _reject_batch(self, counts: SourceCounts, error: RejectedInput) -> None:
-        """A 400 means points the database will never take; retrying would block the spool forever."""
-        for (connector, source), n in counts.items():
-            for _ in range(n):
-                self.accounting.reject(connector, source, error)
-
-    def _count(self, name: str, counts: SourceCounts) -> None:
-        for (connector, source), n in counts.items():
-            self.accounting.count(name, connector, source, n)
+        self.delivery.spool_changed(len(self.spool))
+        self.delivery.counted("spooled", counts)
 
     @staticmethod
     def _acknowledge(acks: list[Ack]) -> None:

@@ -1,4 +1,4 @@
-"""Line protocol encoding, the disk spool and the writer's at-least-once delivery."""
+"""Line protocol encoding, the disk spool and the one InfluxDB writer's at-least-once delivery."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 from connectors.accounting import Accounting
-from connectors.influx.lineprotocol import connector_point, process_point
-from connectors.influx.spool import Spool
-from connectors.influx.writer import InfluxWriter
+from core.influx.lineprotocol import connector_point, process_point, process_points
+from core.influx.spool import Spool
+from core.influx.writer import InfluxWriter
 from core.localservices import free_port
 from core.sample import Quality, Sample
-from core.settings import InfluxSettings
+from core.settings import InfluxSettings, TwinSettings
+from twin.engine import spool_dir
 
 
 def test_a_sample_is_one_process_point_at_its_source_time() -> None:
@@ -73,9 +74,24 @@ async def test_an_unreachable_database_gets_the_batch_spooled_before_the_source_
     accounting = Accounting()
     writer = InfluxWriter(settings, accounting)
     acked: list[int] = []
-    sample = Sample("line1", "cycler1", "voltage", 3.5, "V", 1, 0, source="cycler1/ch01")
-    writer.add([sample, sample], "mqtt", ack=lambda: acked.append(len(writer.spool)))
+    lines = process_points([Sample("line1", "cycler1", "voltage", 3.5, "V", t, 0) for t in (1, 2)])
+    writer.add(lines, ("mqtt", "cycler1/ch01"), ack=lambda: acked.append(len(writer.spool)))
     await writer.close()
     assert acked == [1], "the ack must come after the batch is in the spool"
     assert accounting.value("spooled", "mqtt", "cycler1/ch01") == 2
     assert accounting.value("written", "mqtt", "cycler1/ch01") == 0
+
+
+async def test_the_twin_s_points_go_to_its_own_spool_while_the_database_is_down(tmp_path: Path) -> None:
+    settings = InfluxSettings(
+        url=f"http://127.0.0.1:{free_port()}", spool_dir=tmp_path / "ingest", retry_max_s=0.05, timeout_s=0.5
+    )
+    writer = InfluxWriter(settings, spool_dir=tmp_path / "twin")
+    writer.add(["model,line=line1 value=1.0 1"])
+    await writer.close()
+    assert len(Spool(tmp_path / "twin")) == 1
+    assert not list((tmp_path / "ingest").glob("*"))
+
+
+def test_the_twin_spools_beside_its_state_file(tmp_path: Path) -> None:
+    assert spool_dir(TwinSettings(state_file=tmp_path / "twin.sqlite")) == tmp_path / "twin.spool"

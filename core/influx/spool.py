@@ -3,7 +3,8 @@
 One append-only segment file per batch, written to a temporary name, fsynced, renamed and the directory
 fsynced: a batch is either wholly in the spool or not at all, even across kill -9 or power loss, and
 the writer acknowledges its sources only after that. Segments are numbered, so replay is in order. The
-first line of a segment is a ``#`` comment holding the per-source sample counts for the accounting.
+first line of a segment is a ``#`` comment holding the points' counts per (connector, source) for the
+accounting.
 """
 
 from __future__ import annotations
