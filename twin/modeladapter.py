@@ -141,7 +141,9 @@ class LineModelAnalyser:
 
     def parameters(self) -> list[Parameter]:
         return [
-            Parameter(e.machine, e.name, e.value, e.sigma if math.isfinite(e.sigma) else None, e.unit)
+            Parameter(
+                e.machine, e.name, e.value, e.sigma if math.isfinite(e.sigma) else None, e.unit, e.source
+            )
             for e in self.model.parameters()
             if math.isfinite(e.value)
         ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from core.errors import LinetwinError
 from core.sample import Sample
@@ -28,13 +28,15 @@ class ModelOutput:
 
 @dataclass(slots=True, frozen=True)
 class Parameter:
-    """A calibrated model parameter with its standard uncertainty."""
+    """A calibrated model parameter with its standard uncertainty; ``source`` is "prior" where the line's
+    data could not identify it (a domain value, not a measurement)."""
 
     machine: str
     name: str
     value: float
     sigma: float | None
     unit: str = ""
+    source: Literal["data", "prior"] = "data"
 
 
 @dataclass(slots=True)

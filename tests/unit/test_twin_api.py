@@ -59,7 +59,10 @@ class FakeAnalyser:
         self.seen += 0 * len(samples)
 
     def parameters(self) -> list[Parameter]:
-        return [Parameter("coater1", "solids_fraction", 0.7, 0.01, "1")]
+        return [
+            Parameter("coater1", "solids_fraction", 0.7, 0.01, "1"),
+            Parameter("calender1", "porosity_limit", 15.0, 2.0, "%", "prior"),
+        ]
 
     def status(self, time_ns: int) -> list[ModelOutput]:
         return [ModelOutput("coater1", "solids_fraction", "parameter", 0.7, time_ns, 0.01)]
@@ -231,7 +234,9 @@ def test_parameters_health_and_metrics(twin_client: TestClient) -> None:
         "value": 0.7,
         "sigma": 0.01,
         "unit": "1",
+        "source": "data",
     }
+    assert params["parameters"][1]["source"] == "prior", "a domain value is told apart from a calibration"
     assert twin_client.get("/health").json()["lines"] == ["line1"]
     assert 'twin_samples_total{line="line1"} 1.0' in twin_client.get("/metrics").text
 

@@ -24,7 +24,9 @@ async def parameters(twin: TwinDep, line: Name | None = None) -> list[ModelParam
         ModelParameters(
             line=w.line,
             parameters=[
-                ParameterOut(machine=p.machine, name=p.name, value=p.value, sigma=p.sigma, unit=p.unit)
+                ParameterOut(
+                    machine=p.machine, name=p.name, value=p.value, sigma=p.sigma, unit=p.unit, source=p.source
+                )
                 for p in w.analyser.parameters()
             ],
         )

@@ -125,6 +125,9 @@ class ParameterOut(Strict):
     value: float
     sigma: float | None = Field(description="standard uncertainty")
     unit: str
+    source: Literal["data", "prior"] = Field(
+        description="data: calibrated from the line; prior: a domain value the data could not identify"
+    )
 
 
 class ModelParameters(Strict):
