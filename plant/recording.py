@@ -2,8 +2,10 @@
 
 ``record("pump-wear", seed=3, duration_s=8 * 3600)`` returns the same data a live ``twin sim`` run with
 that seed and scenario would publish (untouched setpoints), as pandas DataFrames; an 8-hour shift at 1 s
-ticks takes a few seconds. ``setpoints`` replays planned setpoint writes (``plant.trials``, e.g. a
-calender trial) as an operator would make them. Column names are described in docs/address-space.md.
+ticks takes a few seconds. A ``Scenario`` object records as well as a name, e.g. a scaled one
+(``SCENARIOS["pump-wear"].scaled(0.5)``), and its faults are what the ground truth then says.
+``setpoints`` replays planned setpoint writes (``plant.trials``, e.g. a calender trial) as an operator
+would make them. Column names are described in docs/address-space.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from core.errors import ConfigError
 from plant.formation import AGING_DAY_S, Cell, OcvReading
 from plant.line import PilotLine
-from plant.scenarios import get_scenario
+from plant.scenarios import Scenario, get_scenario
 from plant.signals import SIGNALS
 from plant.trials import SetpointWrite
 
@@ -76,7 +78,7 @@ class Recording:
 
 
 def record(
-    scenario: str,
+    scenario: str | Scenario,
     seed: int,
     duration_s: float,
     tick_s: float = 1.0,
@@ -92,7 +94,8 @@ def record(
     """
     if duration_s <= 0 or tick_s <= 0:
         raise ConfigError("duration_s and tick_s must be positive")
-    line = PilotLine(get_scenario(scenario), seed, cycler_channels)
+    spec = get_scenario(scenario) if isinstance(scenario, str) else scenario
+    line = PilotLine(spec, seed, cycler_channels)
     n = round(duration_s / tick_s)
     columns: dict[str, np.ndarray] = {}
     text: dict[str, list[str]] = {}
@@ -116,7 +119,7 @@ def record(
         gauge_ok[i] = tick.gauge_ok
         cells.extend(tick.formed)
         ocv.extend(tick.ocv)
-        truth.extend(f.ground_truth(scenario, start) for f in tick.onsets)
+        truth.extend(f.ground_truth(spec.name, start) for f in tick.onsets)
     index = pd.DatetimeIndex([start + timedelta(seconds=tick_s * (i + 1)) for i in range(n)], name="time")
     process = pd.DataFrame({**columns, **text, "coater1.gauge_ok": gauge_ok}, index=index)
     process = process[sorted(process.columns)]
@@ -126,7 +129,7 @@ def record(
     units.update({"ocv.ocv": "V", "ocv.age_days": "d"})
     k_values = {r.cell.cell_id: r.k_value for r in ocv if r.k_value is not None}
     return Recording(
-        scenario, seed, process, _cells_table(cells, k_values, start), _ocv_table(ocv, start), truth, units
+        spec.name, seed, process, _cells_table(cells, k_values, start), _ocv_table(ocv, start), truth, units
     )
 
 

@@ -3,12 +3,13 @@
 A fault moves one hidden plant parameter linearly from 0 to ``magnitude`` over ``ramp_s`` plant seconds,
 starting at ``onset_s``. ``expected`` is the documented signature: how much each listed signal moves,
 measured as the mean over ``window_s`` after ``settled_s`` against the mean over the ``window_s``
-before onset; tests hold the simulator to it.
+before onset; tests hold the simulator to it. ``Scenario.scaled`` makes the same faults smaller, for
+asking how small a drift a detector still catches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from core.errors import ConfigError
@@ -73,6 +74,19 @@ class Scenario:
     name: str
     description: str
     faults: tuple[Fault, ...] = field(default_factory=tuple)
+
+    def scaled(self, factor: float) -> Scenario:
+        """The same faults at ``factor`` × their magnitude, with the same onset and ramp time.
+
+        A ramp thus keeps its duration and its slope scales, a step its timing. The documented signatures
+        (``expected``) hold for the full fault only, so a scaled fault has none; the name says the factor.
+        """
+        if not factor > 0:
+            raise ConfigError(f"a fault scale must be positive, not {factor!r}")
+        if factor == 1:
+            return self
+        faults = tuple(replace(f, magnitude=f.magnitude * factor, expected=()) for f in self.faults)
+        return replace(self, name=f"{self.name} ×{factor:g}", faults=faults)
 
 
 SETTLE_S = 1200.0  # transport delay coater -> calender (900 s) plus dryer/roll thermal lags
