@@ -3,10 +3,11 @@
 Real Mosquitto and influxd are started here (core.localservices). Each path is measured twice in the same
 run, on the same source, so the ratio is fair:
 
-- MQTT: N cycler messages (several JSON records each) are queued in the broker for a persistent session
-  while the subscriber is away; then the subscriber connects and the clock runs until all are through.
-  Raw = a paho client that only counts messages (QoS 1, automatic acks). Ingest = ``IngestService``
-  until every sample is *written to InfluxDB* (acks after the write).
+- MQTT: N cycler messages are queued in the broker for a persistent session while the subscriber is
+  away; then the subscriber connects and the clock runs until all are through. Raw = a paho client that
+  only counts messages (QoS 1, automatic acks). Ingest = ``IngestService`` until every sample is
+  *written to InfluxDB* (acks after the write). Two message shapes: ``--per-message`` records of one
+  value each, and the simulated cyclers' own shape (one record of five values and a cell id).
 - OPC UA: a synthetic server in its own process ticks as fast as it can; for a fixed time the raw
   asyncua client counts DataChange notifications of every item, then ingest counts samples written.
 - Latency: source timestamp → InfluxDB write acknowledged, p50/p99, at a paced MQTT load and during
@@ -103,15 +104,37 @@ def _settings(mosquitto: Mosquitto, influxd: Influxd, spool: Path, **ingest: Any
     )
 
 
-def _queue_messages(mosquitto: Mosquitto, messages: int, per_message: int, run: str) -> int:
-    source = CyclerSource(mosquitto.host, mosquitto.port, channels=16, per_message=per_message, run=run)
+@dataclass(frozen=True)
+class Shape:
+    """What one MQTT message carries: ``records`` JSON records of ``signals`` values each."""
+
+    records: int
+    signals: int
+
+    @property
+    def samples(self) -> int:
+        return self.records * self.signals
+
+    def label(self) -> str:
+        if self == CYCLER_SHAPE:
+            return "MQTT (JSON, cycler shape: 1 record × 5 values) → InfluxDB"
+        return f"MQTT (JSON, {self.records} records × {self.signals} value) → InfluxDB"
+
+
+CYCLER_SHAPE = Shape(1, 5)
+
+
+def _queue_messages(mosquitto: Mosquitto, messages: int, shape: Shape, run: str) -> int:
+    source = CyclerSource(
+        mosquitto.host, mosquitto.port, channels=16, per_message=shape.records, run=run, signals=shape.signals
+    )
     for _ in range(messages // 16):
         source.publish_round()
     source.close()
     return source.published
 
 
-def _raw_mqtt(mosquitto: Mosquitto, messages: int, per_message: int) -> float:
+def _raw_mqtt(mosquitto: Mosquitto, messages: int, shape: Shape) -> float:
     """A paho subscriber that does nothing but count: the ceiling for any MQTT connector in Python."""
     received = 0
     done = threading.Event()
@@ -124,8 +147,10 @@ def _raw_mqtt(mosquitto: Mosquitto, messages: int, per_message: int) -> float:
         if received == expected:
             done.set()
 
+    client_id = f"bench-raw-{free_port()}"  # a fresh session: an earlier run's backlog must not count
+
     def client() -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.on_message = on_message
         c.on_subscribe = lambda *args: subscribed.set()
         properties = Properties(PacketTypes.CONNECT)
@@ -139,7 +164,7 @@ def _raw_mqtt(mosquitto: Mosquitto, messages: int, per_message: int) -> float:
     subscribed.wait(10)
     first.disconnect()
     first.loop_stop()
-    samples = _queue_messages(mosquitto, messages, per_message, "raw")
+    samples = _queue_messages(mosquitto, messages, shape, "raw")
     start = time.perf_counter()
     second = client()
     second.loop_start()
@@ -151,7 +176,7 @@ def _raw_mqtt(mosquitto: Mosquitto, messages: int, per_message: int) -> float:
 
 
 async def _ingest_mqtt(
-    mosquitto: Mosquitto, influxd: Influxd, spool: Path, messages: int, per_message: int
+    mosquitto: Mosquitto, influxd: Influxd, spool: Path, messages: int, shape: Shape
 ) -> tuple[float, Latencies]:
     settings = _settings(mosquitto, influxd, spool, opcua_enabled=False)
     service = IngestService(settings)
@@ -160,7 +185,7 @@ async def _ingest_mqtt(
     await _until(lambda: service.mqtt is not None and service.mqtt.subscribed.is_set())
     stop.set()
     await task
-    samples = await asyncio.to_thread(_queue_messages, mosquitto, messages, per_message, "ingest")
+    samples = await asyncio.to_thread(_queue_messages, mosquitto, messages, shape, "ingest")
     service = IngestService(settings)
     stop = asyncio.Event()
     start = time.perf_counter()
@@ -170,7 +195,14 @@ async def _ingest_mqtt(
     latencies = Latencies()
     assert service.writer is not None
     service.writer.on_written = latencies
-    paced = CyclerSource(mosquitto.host, mosquitto.port, channels=16, per_message=5, run="paced")
+    paced = CyclerSource(
+        mosquitto.host,
+        mosquitto.port,
+        channels=16,
+        per_message=shape.records,
+        run="paced",
+        signals=shape.signals,
+    )
     for _ in range(50):
         paced.publish_round()
         await asyncio.sleep(0.04)
@@ -235,14 +267,18 @@ def _opcua_source(port: int, machines: int, signals: int) -> subprocess.Popen[st
 
 
 async def run(messages: int = 4000, per_message: int = 10, opcua_seconds: float = 8.0) -> list[Result]:
-    """Run both paths and return one result per path."""
+    """Run both paths (MQTT in two message shapes) and return one result per row."""
     mosquitto, influxd = start_mosquitto(), start_influxd()
     workdir = Path(tempfile.mkdtemp(prefix="lt-bench-"))
     try:
-        raw_mqtt = await asyncio.to_thread(_raw_mqtt, mosquitto, messages, per_message)
-        ingest_mqtt, mqtt_latency = await _ingest_mqtt(
-            mosquitto, influxd, workdir / "s1", messages, per_message
-        )
+        results = []
+        for n, shape in enumerate((Shape(per_message, 1), CYCLER_SHAPE)):
+            raw_mqtt = await asyncio.to_thread(_raw_mqtt, mosquitto, messages, shape)
+            ingest_mqtt, mqtt_latency = await _ingest_mqtt(
+                mosquitto, influxd, workdir / f"m{n}", messages, shape
+            )
+            samples = messages // 16 * 16 * shape.samples
+            results.append(Result(shape.label(), raw_mqtt, ingest_mqtt, *mqtt_latency.percentiles(), samples))
         port = free_port()
         source = _opcua_source(port, machines=2, signals=25)
         try:
@@ -254,9 +290,8 @@ async def run(messages: int = 4000, per_message: int = 10, opcua_seconds: float 
         finally:
             source.kill()
             source.wait()
-        samples = messages // 16 * 16 * per_message
         return [
-            Result("MQTT (JSON) → InfluxDB", raw_mqtt, ingest_mqtt, *mqtt_latency.percentiles(), samples),
+            *results,
             Result(
                 "OPC UA → InfluxDB",
                 raw_opcua,
@@ -272,7 +307,12 @@ async def run(messages: int = 4000, per_message: int = 10, opcua_seconds: float 
 
 def ingest_command(
     messages: Annotated[int, typer.Option(help="MQTT messages queued per measurement")] = 4000,
-    per_message: Annotated[int, typer.Option(help="JSON records (samples) per MQTT message")] = 10,
+    per_message: Annotated[
+        int,
+        typer.Option(
+            help="JSON records (one sample each) per MQTT message; a second row is always the cycler shape"
+        ),
+    ] = 10,
     seconds: Annotated[float, typer.Option(help="OPC UA measurement time per client")] = 8.0,
 ) -> None:
     """Connector throughput per process against raw no-op clients, and ingest latency."""

@@ -145,14 +145,29 @@ class OpcUaSource:
             await asyncio.sleep(interval_s)
 
 
+#: A formation cycler's data record carries these values (plant/cyclers.py), and the cell's id.
+CYCLER_SIGNALS = ("voltage", "current", "temperature", "capacity", "step")
+
+
 class CyclerSource:
-    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``.../cycler1/chNN/data``."""
+    """Publish JSON cycler records (``seq`` per channel from 0, ``run`` id) on ``.../cycler1/chNN/data``.
+
+    ``per_message`` records per message, each with the first ``signals`` of CYCLER_SIGNALS; with all five
+    (and one record per message) a message has the shape the simulated cyclers publish.
+    """
 
     def __init__(
-        self, host: str, port: int, channels: int = 4, per_message: int = 1, run: str = "bench"
+        self,
+        host: str,
+        port: int,
+        channels: int = 4,
+        per_message: int = 1,
+        run: str = "bench",
+        signals: int = 1,
     ) -> None:
         self.channels = [f"ch{c + 1:02d}" for c in range(channels)]
         self.per_message = per_message
+        self.signals = CYCLER_SIGNALS[:signals]
         self.run = run
         self.seq = dict.fromkeys(self.channels, 0)
         self._last: mqtt.MQTTMessageInfo | None = None
@@ -174,9 +189,11 @@ class CyclerSource:
             records = []
             for _ in range(self.per_message):
                 seq = self.seq[channel]
-                records.append(
-                    {"seq": seq, "run": self.run, "ts": now + seq, "voltage": 3.0 + seq % 100 / 100}
-                )
+                record: dict[str, Any] = {"seq": seq, "run": self.run, "ts": now + seq}
+                if len(self.signals) > 1:
+                    record["cell_id"] = f"C-{channel}-{seq // 1000}"
+                record.update((signal, 3.0 + seq % 100 / 100 + i) for i, signal in enumerate(self.signals))
+                records.append(record)
                 self.seq[channel] = seq + 1
             info = self.client.publish(self.topic(channel), json.dumps(records), qos=1)
         assert info is not None
@@ -185,7 +202,8 @@ class CyclerSource:
 
     @property
     def published(self) -> int:
-        return sum(self.seq.values())
+        """Samples published so far (records × signals)."""
+        return sum(self.seq.values()) * len(self.signals)
 
     def close(self) -> None:
         """Disconnect once everything published so far is acknowledged by the broker."""
