@@ -81,8 +81,15 @@ class Accounting:
         key = (name, connector, source)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._counters[name].labels(connector, source)
+            self._first_seen(connector, source)
+            child = self._children[key]
         child.inc(amount)
+
+    def _first_seen(self, connector: str, source: str) -> None:
+        """Every counter of a new source starts at 0, so "no sequence gaps" reads as 0 on the dashboards
+        and in Prometheus, not as a missing series."""
+        for counter in COUNTERS:
+            self._children[(counter, connector, source)] = self._counters[counter].labels(connector, source)
 
     def reject(self, connector: str, source: str, error: RejectedInput, amount: int = 1) -> None:
         """Count a reject and log it, at most once per source and reason per interval."""

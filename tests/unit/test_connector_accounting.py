@@ -37,6 +37,13 @@ def test_counters_are_kept_per_connector_and_source() -> None:
     assert accounting.total("received") == 13
 
 
+def test_a_new_source_reports_every_counter_from_zero() -> None:
+    accounting = Accounting()
+    accounting.count("received", "mqtt", "cycler1/ch01", 3)
+    readings = {c.name: c.value for c in accounting.values() if c.source == "cycler1/ch01"}
+    assert readings == {"received": 3, "written": 0, "spooled": 0, "replayed": 0, "seq_gaps": 0}
+
+
 def test_every_source_has_exactly_one_stable_partition() -> None:
     sources = [f"cycler1/ch{c:02d}" for c in range(1, 17)]
     assignment = {source: partition_of(source, 3) for source in sources}
