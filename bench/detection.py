@@ -13,6 +13,14 @@ evaluation runs: it records nominal runs of the same length at seeds from 1001 u
 over them exactly as in the evaluation, and bisects a grid of knob values for the most sensitive one
 whose alarms per shift stay within the budget (``bench.baselines.match``). Also measured: linetwin's
 CUSUM delay for a 1σ mean shift against the Lorden bound ln(ARL₀)/(δ²/2).
+
+The magnitude axis: the scenarios' faults are large enough that even a plain chart catches them, and a
+benchmark where every method catches everything cannot tell a Shewhart chart (blind to small sustained
+shifts) from CUSUM (near the Lorden bound on them). So every drifting scenario also runs with its faults
+scaled down (``Scenario.scaled``: magnitude × factor, same onset and ramp time, so a ramp's slope shrinks
+with it), nominal runs once, unscaled, and counts at every scale. Thresholds stay as matched and
+linetwin's limits as set by ARL₀: nothing is tuned per scale. The library defaults, a reference for what
+they cost in false alarms, run at the largest scale only. ``bench.detection_report`` prints the tables.
 """
 
 from __future__ import annotations
@@ -22,13 +30,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import typer
-from rich.console import Console
-from rich.table import Table
 
 from bench.baselines import (
     BASELINES,
@@ -44,7 +49,7 @@ from models.detectors import CUSUM
 from models.line import LineModel
 from models.replay import replay
 from plant.recording import Recording, record
-from plant.scenarios import SCENARIOS
+from plant.scenarios import SCENARIOS, Scenario
 
 TRAIN_S = 2700.0
 CALIBRATION_SEED = 1001
@@ -130,11 +135,16 @@ def matched_name(baseline: Baseline) -> str:
 
 
 def run_scenario(
-    scenario: str, seed: int, duration_s: float, matched: dict[str, float] | None = None
+    scenario: str | Scenario,
+    seed: int,
+    duration_s: float,
+    matched: dict[str, float] | None = None,
+    defaults: bool = True,
 ) -> tuple[list[dict[str, Any]], pd.Timestamp, pd.Timestamp, dict[str, list[Detection]]]:
     """Ground truth, scoring window and every method's detections on one recorded run.
 
-    Baselines run at their library default; with ``matched`` (knob value by baseline name) also there.
+    Baselines run at their library default unless ``defaults`` is False, and with ``matched`` (knob
+    value by baseline name) also there.
     """
     rec = record(scenario, seed, duration_s)
     process = rec.process
@@ -143,9 +153,10 @@ def run_scenario(
     results = {"linetwin": [Detection.of(f) for f in replay(model, process, rec.cells)]}
     streams = key_streams(rec)
     for baseline in BASELINES:
-        results[default_name(baseline)] = run_baseline(
-            partial(baseline.build, baseline.default), default_name(baseline), streams, train_end
-        )
+        if defaults:
+            results[default_name(baseline)] = run_baseline(
+                partial(baseline.build, baseline.default), default_name(baseline), streams, train_end
+            )
         if matched is not None:
             value = matched[baseline.name]
             results[matched_name(baseline)] = run_baseline(
@@ -194,113 +205,66 @@ def cusum_bound(arl0: float = 1e4, runs: int = 400, seed: int = 0) -> tuple[floa
     return float(np.mean(delays)), math.log(arl0) / 0.5
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A scenario to record, under its own name, and the fault scales whose tables its runs count in."""
+
+    name: str
+    scenario: Scenario
+    magnitudes: tuple[float, ...]
+
+
+def plan(magnitudes: tuple[float, ...]) -> list[Planned]:
+    """Every drifting scenario once per scale; nominal, which has nothing to scale, once for all scales."""
+    planned: list[Planned] = []
+    for name, scenario in SCENARIOS.items():
+        if scenario.faults:
+            planned.extend(Planned(name, scenario.scaled(m), (m,)) for m in magnitudes)
+        else:
+            planned.append(Planned(name, scenario, magnitudes))
+    return planned
+
+
+@dataclass(frozen=True)
+class Results:
+    """Tallies per fault scale (method → tally), over all runs once each, the CUSUM bounds and effort."""
+
+    by_magnitude: dict[float, dict[str, Tally]]
+    overall: dict[str, Tally]
+    bounds: dict[float, tuple[float, float]]
+    runs: int
+    elapsed_s: float
+
+
 def run_benchmark(
     seeds: list[int],
     duration_s: float,
     calibration: Calibration,
+    magnitudes: tuple[float, ...],
     progress: Callable[[str], None] | None = None,
-) -> tuple[dict[str, Tally], dict[float, tuple[float, float]], float]:
+) -> Results:
+    """linetwin and the matched baselines at every scale; the library defaults at the largest only."""
     matched = {name: m.value for name, m in calibration.matched.items()}
-    names = ["linetwin", *(matched_name(b) for b in BASELINES), *(default_name(b) for b in BASELINES)]
-    tallies = {name: Tally() for name in names}
+    compared = ["linetwin", *(matched_name(b) for b in BASELINES)]
+    reference = max(magnitudes)
+    by_magnitude = {m: {name: Tally() for name in compared} for m in magnitudes}
+    by_magnitude[reference] |= {default_name(b): Tally() for b in BASELINES}
+    overall = {name: Tally() for name in compared}
     started = time.perf_counter()
-    for scenario in SCENARIOS:
+    runs = 0
+    for planned in plan(magnitudes):
         for seed in seeds:
             if progress is not None:
-                progress(f"{scenario} seed {seed}")
-            truth, start, end, results = run_scenario(scenario, seed, duration_s, matched)
+                progress(f"{planned.scenario.name} seed {seed}")
+            truth, start, end, results = run_scenario(
+                planned.scenario, seed, duration_s, matched, defaults=reference in planned.magnitudes
+            )
+            runs += 1
             for name, detections in results.items():
-                tallies[name].add(scenario, detections, truth, start, end)
+                if name in overall:
+                    overall[name].add(planned.scenario.name, detections, truth, start, end)
+                for m in planned.magnitudes:
+                    if name in by_magnitude[m]:
+                        by_magnitude[m][name].add(planned.name, detections, truth, start, end)
     bounds = {arl0: cusum_bound(arl0) for arl0 in (1e4, 1e6)}
-    return tallies, bounds, time.perf_counter() - started
-
-
-def detection_command(
-    seeds: Annotated[int, typer.Option(min=1, help="seeds per scenario")] = 3,
-    hours: Annotated[float, typer.Option(min=1.5, help="plant hours per run (drifts start after 1 h)")] = 3.0,
-    calibration_runs: Annotated[
-        int, typer.Option(min=1, help="nominal runs (seeds 1001…) that set the matched thresholds")
-    ] = 8,
-) -> None:
-    """Detection delay, misses and false alarms per 8 h: linetwin vs ADWIN, Page-Hinkley, Shewhart."""
-    console = Console()
-    with console.status("recording and detecting") as status:
-        status.update(f"matching baseline thresholds on {calibration_runs} nominal runs")
-        calibration = calibrate(calibration_runs, hours * 3600, FALSE_ALARM_BUDGET)
-        tallies, bounds, elapsed = run_benchmark(
-            list(range(1, seeds + 1)),
-            hours * 3600,
-            calibration,
-            lambda what: status.update(f"running {what}"),
-        )
-    for table in detection_tables(tallies, calibration, seeds, hours):
-        console.print(table)
-    for arl0, (delay, bound) in bounds.items():
-        console.print(
-            f"CUSUM, 1σ mean shift, ARL₀ = {arl0:.0e}: mean delay {delay:.1f} samples, "
-            f"bound ln(ARL₀)/(δ²/2) = {bound:.1f}, ratio {delay / bound:.2f}"
-        )
-    console.print(
-        f"Matched thresholds: the most sensitive knob with ≤ {FALSE_ALARM_BUDGET:g} false alarm per 8 h on "
-        f"{calibration.runs} nominal runs of {hours:g} h, seeds {CALIBRATION_SEED}–"
-        f"{CALIBRATION_SEED + calibration.runs - 1} (never evaluated); false alarms per 8 h there:"
-    )
-    for baseline in BASELINES:
-        m = calibration.matched[baseline.name]
-        note = "" if m.within_budget else " (strictest value searched: budget not reached)"
-        console.print(
-            f"  {baseline.name}: matched {baseline.knob} = {m.value:.3g}: {m.false_alarms_per_shift:.2f}"
-            f"{note}; default {baseline.knob} = {baseline.default:g}: "
-            f"{calibration.default_rate[baseline.name]:.2f}"
-        )
-    console.print(
-        f"Runtime: thresholds matched in {calibration.elapsed_s:.0f} s, "
-        f"{len(SCENARIOS) * seeds} runs of {hours:g} plant hours in {elapsed:.0f} s"
-    )
-
-
-def detection_tables(
-    tallies: dict[str, Tally], calibration: Calibration, seeds: int, hours: float
-) -> tuple[Table, Table]:
-    """At the matched false-alarm budget (linetwin beside the matched baselines), and at library defaults."""
-    runs = f"{len(SCENARIOS)} scenarios × {seeds} seeds × {hours:g} h"
-    matched = {"linetwin": tallies["linetwin"]}
-    for b in BASELINES:
-        matched[f"{b.name}\n{b.knob}={calibration.matched[b.name].value:.3g}"] = tallies[matched_name(b)]
-    defaults = {f"{b.name}\n{b.knob}={b.default:g}": tallies[default_name(b)] for b in BASELINES}
-    return (
-        _table(
-            f"Drift detection at ≤ {FALSE_ALARM_BUDGET:g} false alarm per 8 h: {runs}",
-            "baseline thresholds matched on separate nominal runs; median delay in minutes from onset "
-            "(missed/runs)",
-            matched,
-        ),
-        _table(
-            f"Baselines at their library defaults (reference): {runs}",
-            "what the defaults cost in false alarms; median delay in minutes (missed/runs)",
-            defaults,
-        ),
-    )
-
-
-def _table(title: str, caption: str, columns: dict[str, Tally]) -> Table:
-    table = Table(title=title, caption=caption)
-    table.add_column("scenario")
-    for header in columns:
-        table.add_column(header, justify="right")
-    for scenario in SCENARIOS:
-        if scenario == "nominal":
-            continue
-        cells = []
-        for tally in columns.values():
-            delays = tally.delays_s.get(scenario, [])
-            median = f"{np.median(delays) / 60:.1f}" if delays else "–"
-            cells.append(f"{median} ({tally.misses.get(scenario, 0)}/{tally.runs.get(scenario, 0)})")
-        table.add_row(scenario, *cells)
-    table.add_row("missed drifts", *[str(t.total_misses) for t in columns.values()])
-    table.add_row(
-        "false alarms / 8 h in control",
-        *[f"{t.in_control_false_alarms_per_shift:.2f}" for t in columns.values()],
-    )
-    table.add_row("false alarms / 8 h, all", *[f"{t.false_alarms_per_shift:.2f}" for t in columns.values()])
-    return table
+    return Results(by_magnitude, overall, bounds, runs, time.perf_counter() - started)

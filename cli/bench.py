@@ -8,7 +8,7 @@ bench_app = typer.Typer(help="Run a benchmark and print its figures.", no_args_i
 
 
 def _register() -> None:
-    from bench.detection import detection_command
+    from bench.detection_report import detection_command
     from bench.e2e import e2e_command
     from bench.ingest import ingest_command
     from bench.whatif import whatif_command

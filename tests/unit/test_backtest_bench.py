@@ -1,13 +1,25 @@
-"""The detection benchmark scores every method on the same run, with the same rules."""
+"""The detection benchmark scores every method on the same run, with the same rules, at every fault scale."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import typer
 
-from bench.baselines import BASELINES
-from bench.detection import Tally, cusum_bound, default_name, matched_name, run_scenario
+from bench.baselines import BASELINES, Matched
+from bench.detection import (
+    Calibration,
+    Results,
+    Tally,
+    cusum_bound,
+    default_name,
+    matched_name,
+    plan,
+    run_scenario,
+)
+from bench.detection_report import detection_tables, parse_magnitudes
+from plant.scenarios import SCENARIOS
 
 
 def test_every_method_is_scored_on_the_same_recorded_run() -> None:
@@ -30,3 +42,54 @@ def test_cusum_delay_for_a_one_sigma_shift_is_reported_against_the_lorden_bound(
     delay, bound = cusum_bound(1e4, runs=100)
     assert bound == pytest.approx(math.log(1e4) / 0.5)
     assert 0.5 * bound < delay < 1.5 * bound
+
+
+def test_every_drifting_scenario_runs_at_every_scale_and_nominal_once_unscaled() -> None:
+    planned = plan((1.0, 0.25))
+    nominal = [p for p in planned if p.name == "nominal"]
+    assert [(p.scenario, p.magnitudes) for p in nominal] == [(SCENARIOS["nominal"], (1.0, 0.25))]
+    drifting = [name for name, s in SCENARIOS.items() if s.faults]
+    assert sorted((p.name, p.magnitudes) for p in planned if p.name != "nominal") == sorted(
+        (name, (m,)) for name in drifting for m in (1.0, 0.25)
+    )
+    for p in planned:
+        full = SCENARIOS[p.name].faults
+        assert [f.magnitude for f in p.scenario.faults] == pytest.approx(
+            [p.magnitudes[0] * f.magnitude for f in full] if full else []
+        )
+
+
+def test_a_scaled_run_is_scored_against_its_scaled_ground_truth_with_the_matched_baselines_only() -> None:
+    thresholds = {"ADWIN": 1e-6, "Page-Hinkley": 200.0, "Shewhart": 5.0}
+    scenario = SCENARIOS["load-cell-bias"]
+    truth, _, _, results = run_scenario(scenario.scaled(0.5), 2, 1.5 * 3600, thresholds, defaults=False)
+    assert set(results) == {"linetwin", *(matched_name(b) for b in BASELINES)}
+    (drift,) = truth
+    assert drift["magnitude"] == 0.5 * scenario.faults[0].magnitude
+
+
+def test_fault_scales_are_read_largest_first_and_refused_unless_positive_and_finite() -> None:
+    assert parse_magnitudes("0.25,1,0.5,1") == (1.0, 0.5, 0.25)
+    for text in ("", "1,a", "1,0", "-0.5", "nan", "inf"):
+        with pytest.raises(typer.BadParameter):
+            parse_magnitudes(text)
+
+
+def test_the_report_has_a_table_per_scale_the_misses_by_scale_and_the_defaults_at_the_largest() -> None:
+    compared = ["linetwin", *(matched_name(b) for b in BASELINES)]
+    by_magnitude = {m: {name: Tally() for name in compared} for m in (1.0, 0.5)}
+    by_magnitude[1.0] |= {default_name(b): Tally() for b in BASELINES}
+    for m, misses in ((1.0, 0), (0.5, 2)):
+        by_magnitude[m]["linetwin"].misses["pump-wear"] = misses
+    overall = {name: Tally(misses={"pump-wear": 2}) for name in compared}
+    results = Results(by_magnitude, overall, {}, runs=3, elapsed_s=1.0)
+    calibration = Calibration({b.name: Matched(b.default, 0.5, True) for b in BASELINES}, {}, 2, 1.0)
+    tables = detection_tables(results, calibration, seeds=1, hours=3.0)
+    assert [str(t.title) for t in tables] == [
+        "Drift detection at ≤ 1 false alarm per 8 h, faults ×1: 8 scenarios × 1 seeds × 3 h",
+        "Drift detection at ≤ 1 false alarm per 8 h, faults ×0.5: 8 scenarios × 1 seeds × 3 h",
+        "Missed drifts by fault scale at ≤ 1 false alarm per 8 h: 8 scenarios × 1 seeds × 3 h",
+        "Baselines at their library defaults (reference), faults ×1: 8 scenarios × 1 seeds × 3 h",
+    ]
+    linetwin = list(tables[2].columns[1].cells)
+    assert linetwin[:3] == ["0", "2", "2"]
