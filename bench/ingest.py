@@ -306,7 +306,7 @@ async def run(messages: int = 4000, per_message: int = 10, opcua_seconds: float 
 
 
 def ingest_command(
-    messages: Annotated[int, typer.Option(help="MQTT messages queued per measurement")] = 4000,
+    messages: Annotated[int, typer.Option(help="MQTT messages queued per measurement")] = 24000,
     per_message: Annotated[
         int,
         typer.Option(
