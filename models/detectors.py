@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, sparse, stats
+from scipy.sparse import linalg
 
 MAD_TO_SIGMA = 1.4826
 
@@ -293,6 +294,122 @@ class Shewhart(_Base):
             self._alarm = True
             self._onset = self.n - 1
             self._magnitude = self.last * self.sigma
+
+
+def bernoulli_cusum_arl(p: float, m: int, h: int) -> float:
+    """ARL of the integer Bernoulli CUSUM S = max(0, S + m·x − 1), alarm at S ≥ h, from S = 0.
+
+    Its states are the integers 0 … h−1, so the Markov chain is exact (no discretisation):
+    a flag (probability p) moves S up by m − 1, any other item down by 1; (I − Q)·ARL = 1.
+    """
+    states = np.arange(h)
+    up = states + m - 1
+    inside = up < h
+    rows = np.r_[states[inside], states]
+    cols = np.r_[up[inside], np.maximum(states - 1, 0)]
+    values = np.r_[np.full(int(inside.sum()), p), np.full(h, 1 - p)]
+    q = sparse.csc_matrix((values, (rows, cols)), shape=(h, h))
+    arl = linalg.spsolve(sparse.identity(h, format="csc") - q, np.ones(h))
+    return float(np.atleast_1d(arl)[0])
+
+
+@lru_cache(maxsize=256)
+def bernoulli_cusum_design(arl0: float, p0: float, p1: float) -> tuple[int, int]:
+    """Weight m and limit h of a Bernoulli CUSUM for a share shift p0 → p1 at in-control ARL₀ (items).
+
+    Reynolds & Stoumbos (1999): the log-likelihood ratio per item, divided by ln(p1(1−p0)/(p0(1−p1))),
+    is x − γ with γ = ln((1−p0)/(1−p1)) / ln(p1(1−p0)/(p0(1−p1))); γ is rounded to 1/m so the chart
+    lives on integers, and h is the smallest integer limit whose exact ARL₀ reaches the target.
+    """
+    gamma = np.log((1 - p0) / (1 - p1)) / np.log(p1 * (1 - p0) / (p0 * (1 - p1)))
+    m = max(round(1 / gamma), 2)
+    high = m
+    while bernoulli_cusum_arl(p0, m, high) < arl0:
+        high *= 2
+    low = high // 2 if high > m else 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if bernoulli_cusum_arl(p0, m, middle) < arl0 else (low, middle)
+    return m, high
+
+
+@dataclass
+class BernoulliCUSUM:
+    """CUSUM of a yes/no flag per item (Reynolds & Stoumbos 1999): a share rising from p0 towards p1.
+
+    The statistic is in flags: each flag adds 1 − γ, each other item takes γ ≈ p off. The onset is
+    the item after which the statistic last left zero; the magnitude is the share of flags since then.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> detector = BernoulliCUSUM(arl0=10_000, p0=0.01, p1=0.05)
+    >>> for flag in np.r_[rng.random(2000) < 0.01, rng.random(400) < 0.1]:
+    ...     detector.update(bool(flag))
+    ...     if detector.drift_detected:
+    ...         break
+    >>> detector.drift_detected, detector.n > 2000, detector.magnitude > 0.05
+    (True, True, True)
+    """
+
+    arl0: float = 10_000.0
+    p0: float = 0.01
+    p1: float = 0.05
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = 0
+        self.score = 0  # S in units of γ = 1/m
+        self.start = 0
+        self.flags = 0
+        self._alarm = False
+        self._onset: int | None = None
+        self._magnitude = 0.0
+
+    @property
+    def design(self) -> tuple[int, int]:
+        return bernoulli_cusum_design(self.arl0, self.p0, self.p1)
+
+    @property
+    def statistic(self) -> float:
+        return self.score / self.design[0]
+
+    @property
+    def threshold(self) -> float:
+        m, h = self.design
+        return h / m
+
+    @property
+    def drift_detected(self) -> bool:
+        return self._alarm
+
+    @property
+    def onset(self) -> int | None:
+        return self._onset
+
+    @property
+    def magnitude(self) -> float:
+        return self._magnitude
+
+    def update(self, flag: bool) -> None:
+        m, h = self.design
+        self.n += 1
+        if self.score == 0:
+            self.start, self.flags = self.n, 0
+        self.flags += int(flag)
+        self.score = max(0, self.score + m * int(flag) - 1)
+        if not self._alarm and self.score >= h:
+            self._alarm = True
+            self._onset = self.start - 1
+            self._magnitude = self.flags / (self.n - self.start + 1)
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, int | float | bool | type(None))}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
 DETECTORS: dict[str, type[_Base]] = {"cusum": CUSUM, "ewma": EWMA, "shewhart": Shewhart}
