@@ -6,7 +6,8 @@ levels), takes each feature's in-control mean and σ from the same period (media
 on runs one drift detector per feature (limits from ``arl0``) plus a PCA T²/SPE monitor over the
 machine's signals. An alarm is classified by the pattern of features moving at that time
 (``models.rootcause``) into a ``Finding``. Cells are judged against the loading of the roll position
-their cathode was cut from (genealogy); K-values against a batch median + k·MAD threshold.
+their cathode was cut from (genealogy); K-values against a median + k·MAD screening limit, whose
+share of cells above it runs through a Bernoulli CUSUM.
 
 All state is plain data: ``snapshot()`` returns a JSON-able dict and ``restore()`` resumes from it.
 """
@@ -20,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from core.sample import Sample
-from models.detectors import make_detector, robust_location_scale
+from models.detectors import BernoulliCUSUM, make_detector, robust_location_scale
 from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
 from models.physics import CalenderModel, CoaterModel, DryerModel, Estimate, FormationModel, k_value_threshold
@@ -34,6 +34,8 @@ ZONES = (1, 2, 3)
 ROLL_BIN_M = 10.0
 LEVEL_FEATURES = {"dry_loading": 2.0, "slurry_density": 2.0, "incoming_loading": 2.0}  # design shift, σ
 CHANNEL_SHIFT_SIGMAS = 4.0  # channel CUSUMs look for calibration errors, not each channel's static offset
+K_SHARE_FLOOR = 0.01  # in-control share above the K-value limit: 48 calibration cells cannot show less
+K_SHIFT_RATIO = 5.0  # the K-value CUSUM's design shift: five times the in-control share above the limit
 COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode a channel is judged against
 # alarms that follow from a coater fault already raised (ISA-18.2 consequential alarms)
 CONSEQUENTIAL = {(CALENDER, "upstream_loading"), (CYCLER, "formation_drift")}
@@ -130,8 +132,9 @@ class LineModel:
         self.recent_residuals: list[float] = []
         self.k_buffer: list[float] = []
         self.k_limit = math.inf
-        self.k_share = 0.01
-        self.k_batch: list[tuple[str, float]] = []
+        self.k_cusum: BernoulliCUSUM | None = None
+        self.k_flagged: list[tuple[int, str]] = []  # (item, cell) above the limit since the CUSUM left 0
+        self.k_start_ns = 0
         self._pending_tick: dict[str, tuple[int, dict[str, float]]] = {}
         self._cells_seen: dict[str, dict[str, float]] = {}
         self.history: dict[str, deque[dict[str, float]]] = {}
@@ -607,44 +610,63 @@ class LineModel:
         return rolls
 
     def add_k_value(self, time_ns: int, cell_id: str, channel: str, k_value: float) -> list[Finding]:
-        """A cell's K-value (mV/d) after aging: batch share above median + k·MAD vs a binomial limit."""
+        """A cell's K-value (mV/d) after aging: is it above median + k·MAD, and is that share rising?
+
+        Each cell is judged as it arrives (Bernoulli CUSUM), so flags spread over many cells add up
+        instead of being judged batch by batch.
+        """
         if not math.isfinite(k_value):
             return []
         if len(self.k_buffer) < self.calibration_cells:
             self.k_buffer.append(k_value)
             if len(self.k_buffer) == self.calibration_cells:
-                self.k_limit = k_value_threshold(self.k_buffer, self.k_mad)
-                above = float(np.mean(np.asarray(self.k_buffer) > self.k_limit))
-                self.k_share = max(above, 0.01)
+                self._calibrate_k()
             return []
-        self.k_batch.append((cell_id, k_value))
-        self.outputs = [ModelValue(CYCLER, "k_value", "threshold", self.k_limit, time_ns)]
-        batch_size = 16
-        if len(self.k_batch) < batch_size:
+        cusum = self.k_cusum
+        assert cusum is not None
+        above = k_value > self.k_limit
+        cusum.update(above)
+        if cusum.n == cusum.start:
+            self.k_start_ns = time_ns
+        self.k_flagged = [(n, c) for n, c in self.k_flagged if n >= cusum.start]
+        if above:
+            self.k_flagged.append((cusum.n, cell_id))
+        self.outputs = [
+            ModelValue(CYCLER, "k_value", "threshold", self.k_limit, time_ns),
+            ModelValue(CYCLER, "k_value", "statistic", cusum.statistic, time_ns),
+        ]
+        if not cusum.drift_detected:
             return []
-        flagged = [c for c, k in self.k_batch if k > self.k_limit]
-        self.k_batch = []
-        alpha = batch_size / self.cell_arl0
-        limit = int(stats.binom.isf(alpha, batch_size, self.k_share))
-        if len(flagged) <= limit:
-            return []
+        cells = [c for _, c in self.k_flagged]
+        judged = cusum.n - cusum.start + 1
         finding = Finding(
             line=self.line,
             machine=CYCLER,
             signal="k_value",
-            onset_ns=time_ns,
-            magnitude=100 * len(flagged) / batch_size,
+            onset_ns=self.k_start_ns,
+            magnitude=100 * cusum.magnitude,
             unit="% of cells",
             cause="micro_short",
             confidence=0.8,
-            detector="binomial:k_value",
-            statistic=float(len(flagged)),
-            threshold=float(limit),
+            detector="bernoulli-cusum:k_value",
+            statistic=cusum.statistic,
+            threshold=cusum.threshold,
             time_ns=time_ns,
-            cells=flagged,
-            detail=f"{len(flagged)} of {batch_size} cells above the K-value limit {self.k_limit:.3g} mV/d.",
+            cells=cells,
+            detail=(
+                f"{len(cells)} of the last {judged} cells above the K-value limit {self.k_limit:.3g} mV/d "
+                f"(in control {100 * cusum.p0:.2g} %)."
+            ),
         )
+        cusum.reset()
+        self.k_flagged = []
         return self._emit(finding)
+
+    def _calibrate_k(self) -> None:
+        """The screening limit from the calibration cells, and a CUSUM for a share K_SHIFT_RATIO× theirs."""
+        self.k_limit = k_value_threshold(self.k_buffer, self.k_mad)
+        share = max(float(np.mean(np.asarray(self.k_buffer) > self.k_limit)), K_SHARE_FLOOR)
+        self.k_cusum = BernoulliCUSUM(self.cell_arl0, share, min(K_SHIFT_RATIO * share, 0.5))
 
     # --------------------------------------------------------------- outputs
     def parameters(self) -> list[Estimate]:
@@ -663,6 +685,8 @@ class LineModel:
         """Every detector's current statistic and threshold, by ``<machine>.<feature>``."""
         table = {key: (d.statistic, d.threshold) for key, d in self.detectors.items()}
         table |= {f"{m}.pca": (p.statistic, p.threshold) for m, p in self.pca.items()}
+        if self.k_cusum is not None:
+            table[f"{CYCLER}.k_value"] = (self.k_cusum.statistic, self.k_cusum.threshold)
         return table
 
     # -------------------------------------------------------------- snapshot
@@ -713,8 +737,9 @@ class LineModel:
             "recent_residuals": self.recent_residuals,
             "k_buffer": self.k_buffer,
             "k_limit": self.k_limit if math.isfinite(self.k_limit) else None,
-            "k_share": self.k_share,
-            "k_batch": self.k_batch,
+            "k_cusum": self.k_cusum.state() if self.k_cusum is not None else None,
+            "k_flagged": self.k_flagged,
+            "k_start_ns": self.k_start_ns,
         }
 
     @classmethod
@@ -750,8 +775,13 @@ class LineModel:
         model.recent_residuals = list(snapshot["recent_residuals"])
         model.k_buffer = list(snapshot["k_buffer"])
         model.k_limit = snapshot["k_limit"] if snapshot["k_limit"] is not None else math.inf
-        model.k_share = snapshot["k_share"]
-        model.k_batch = [tuple(b) for b in snapshot["k_batch"]]
+        if snapshot.get("k_cusum") is not None:
+            model.k_cusum = BernoulliCUSUM()
+            model.k_cusum.load(snapshot["k_cusum"])
+            model.k_flagged = [(int(n), str(c)) for n, c in snapshot["k_flagged"]]
+            model.k_start_ns = int(snapshot["k_start_ns"])
+        elif len(model.k_buffer) == model.calibration_cells:  # a snapshot from before the K-value CUSUM
+            model._calibrate_k()
         return model
 
 

@@ -41,6 +41,26 @@ def test_snapshot_restore_resumes_exactly_where_it_stopped() -> None:
     assert any(f.cause == "load_cell_bias" for f in found)
 
 
+def test_a_restored_k_value_cusum_continues_identically() -> None:
+    cells = record("micro-short", 1, 3 * 3600).cells.dropna(subset=["k_value"])
+    cells = cells.assign(t=pd.to_datetime(cells["aging_end"], utc=True)).sort_values("t")
+    rows = [(r.t.value, r.cell_id, r.channel, r.k_value) for r in cells.itertuples()]
+    straight = LineModel()
+    expected = [f for row in rows for f in straight.add_k_value(*row)]
+    resumed = LineModel()
+    found = []
+    for i, row in enumerate(rows):
+        found += resumed.add_k_value(*row)
+        if i == len(rows) // 2:
+            assert resumed.statistics()["cycler1.k_value"][0] > 0  # mid-excursion: cells and onset carried
+            resumed = LineModel.restore(json.loads(json.dumps(resumed.snapshot())))
+    assert [(f.key, f.onset_ns, f.cells, f.statistic) for f in found] == [
+        (f.key, f.onset_ns, f.cells, f.statistic) for f in expected
+    ]
+    assert any(f.cause == "micro_short" for f in found)
+    assert resumed.statistics()["cycler1.k_value"] == straight.statistics()["cycler1.k_value"]
+
+
 def test_samples_give_the_same_findings_as_ticks() -> None:
     rec = _recording()
     process = rec.process.iloc[: int(1.6 * 3600)]
