@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from core import bus
-from core.localservices import Influxd, Mosquitto
+from core.localservices import Influxd, Mosquitto, start_influxd
 from core.sample import Sample
 from core.settings import Settings
 from twin.alerts import Occurrence, open_database
@@ -110,3 +110,43 @@ async def test_engine_seeds_from_influx_takes_the_bus_and_publishes_alerts(
         await engine.stop()
         listener.loop_stop()
     assert engine.state.load_snapshot(line) is not None, "stop leaves a snapshot for the next worker"
+
+
+async def test_alerts_raised_while_influxd_is_down_reach_it_after_a_twin_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Nothing lost on the twin's side either: points it cannot write wait in its spool on disk, across a
+    restart of the twin, and arrive once the database is back."""
+    line = f"out{uuid.uuid4().hex[:6]}"
+    influxd = start_influxd()
+    try:
+        settings = _settings(mosquitto, influxd, line, tmp_path)
+        settings.influx.retry_max_s = 0.5
+        influxd.create_database(settings.influx.database)
+        engine = TwinEngine(settings, LineModelAnalyser, open_database(settings.twin.state_file))
+        await engine.start()
+        influxd.kill()
+        now = time.time_ns()
+        engine.raise_alert(
+            Occurrence(line, "coater1", "pump_flow", "pump_wear", "Pump wear", "", "", -3.0, "%", now)
+        )
+        assert engine.writer is not None
+        await _until(lambda: len(engine.writer.spool) > 0, within_s=30)
+        await engine.stop()
+
+        influxd.start()
+        engine = TwinEngine(settings, LineModelAnalyser, open_database(settings.twin.state_file))
+        await engine.start()
+        try:
+            writer = engine.writer
+            assert writer is not None
+            await _until(lambda: len(writer.spool) == 0, within_s=30)
+            query = f'SELECT "cause", "state" FROM "alert" WHERE "line" = \'{line}\''
+            assert influxd.query(query, "linetwin")[0]["values"][0][1:] == [
+                "pump_wear",
+                "active_unacknowledged",
+            ]
+        finally:
+            await engine.stop()
+    finally:
+        influxd.stop()
