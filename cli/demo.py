@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -207,17 +207,22 @@ async def _run(base: Settings, scenario: str, speed: float, duration: float | No
         console.print(f"[bold]twin UI:[/] {url}/   API: {url}/docs   metrics: {url}/metrics")
         console.print(f"scenario {scenario} at {speed:g}x; logs in {stack.workdir}; Ctrl-C stops")
         try:
-            await _watch(stack, twin.engine, started, duration)
+            await _watch(stack, twin.engine, started, duration, lambda: uvicorn_server.should_exit)
         finally:
             uvicorn_server.should_exit = True
             await serving
 
 
-async def _watch(stack: Stack, engine: Any, started: float, duration: float | None) -> None:
-    """Print the first alert (and every new one), check the children, stop after ``duration``."""
+async def _watch(
+    stack: Stack, engine: Any, started: float, duration: float | None, stopping: Callable[[], bool]
+) -> None:
+    """Print the first alert (and every new one), check the children, stop after ``duration`` or once
+    the server is stopping (Ctrl-C reaches the children too: their exit then is no error)."""
     seen: set[int] = set()
     while duration is None or time.monotonic() - started < duration:
         await asyncio.sleep(0.2)
+        if stopping():
+            return
         for child, name in zip(stack.children, ("sim", "ingest"), strict=True):
             if child.poll() is not None:
                 raise DemoError(

@@ -56,7 +56,11 @@ class LocalService:
 
     def start(self, timeout: float = 20.0) -> None:
         log = (self.workdir / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: Ctrl-C in the terminal stops linetwin in order (the twin's last points
+        # still reach the database), then linetwin stops the service; it must not die first.
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -40,5 +40,6 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("asyncua", "amqtt", "transitions", "uvicorn.access"):
+    # httpx logs every request at INFO: one line per InfluxDB write would drown what operators need
+    for noisy in ("asyncua", "amqtt", "transitions", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
