@@ -1,0 +1,61 @@
+"""``twin demo``, the README's main command, as an operator runs it: first alert, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.localservices import free_port, port_open
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_raises_the_pump_wear_alert_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        # nothing listens on these: the demo starts its own Mosquitto and influxd
+        "LINETWIN_MQTT__PORT": str(free_port()),
+        "LINETWIN_INFLUX__URL": f"http://127.0.0.1:{free_port()}",
+        "COLUMNS": "200",
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import app; app()", "demo", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("alert after") or time.monotonic() > deadline:
+                break
+        output = "".join(lines)
+        assert "alert after" in output and "Metering pump wear" in output, output
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    output += rest
+    assert demo.returncode == 0, output
+    assert not re.search(r"^error:| ERROR ", rest, re.MULTILINE) and "Traceback" not in output, rest
+    assert rest.rstrip().endswith("stopped"), rest
+    assert "spooling" not in output, "the twin's last points reach the database before it stops"
+    started = re.findall(r"started (?:Mosquitto on port (\d+)|influxd at http://127.0.0.1:(\d+))", output)
+    ports = [int(p) for pair in started for p in pair if p]
+    assert len(ports) == 2, output
+    assert not any(port_open("127.0.0.1", p) for p in ports), "the demo stops the services it started"
