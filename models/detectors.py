@@ -112,8 +112,23 @@ def shewhart_limit(arl0: float) -> float:
     return float(stats.norm.isf(0.5 / arl0))
 
 
+class Alarm:
+    """The alarm flag and estimated change point every detector reports (River's ``drift_detected``)."""
+
+    _alarm: bool
+    _onset: int | None
+
+    @property
+    def drift_detected(self) -> bool:
+        return self._alarm
+
+    @property
+    def onset(self) -> int | None:
+        return self._onset
+
+
 @dataclass
-class _Base:
+class _Base(Alarm):
     """Standardisation, sample count and alarm bookkeeping shared by the univariate charts."""
 
     arl0: float = 10_000.0
@@ -142,14 +157,6 @@ class _Base:
     def _z(self, x: float) -> float:
         self.n += 1
         return (float(x) - self.mu) / self.sigma
-
-    @property
-    def drift_detected(self) -> bool:
-        return self._alarm
-
-    @property
-    def onset(self) -> int | None:
-        return self._onset
 
     @property
     def magnitude(self) -> float:
@@ -334,7 +341,7 @@ def bernoulli_cusum_design(arl0: float, p0: float, p1: float) -> tuple[int, int]
 
 
 @dataclass
-class BernoulliCUSUM:
+class BernoulliCUSUM(Alarm):
     """CUSUM of a yes/no flag per item (Reynolds & Stoumbos 1999): a share rising from p0 towards p1.
 
     The statistic is in flags: each flag adds 1 − γ, each other item takes γ ≈ p off. The onset is
@@ -379,14 +386,6 @@ class BernoulliCUSUM:
     def threshold(self) -> float:
         m, h = self.design
         return h / m
-
-    @property
-    def drift_detected(self) -> bool:
-        return self._alarm
-
-    @property
-    def onset(self) -> int | None:
-        return self._onset
 
     @property
     def magnitude(self) -> float:

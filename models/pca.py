@@ -14,10 +14,10 @@ import numpy as np
 from scipy import stats
 from sklearn.decomposition import PCA
 
-from models.detectors import MAD_TO_SIGMA
+from models.detectors import MAD_TO_SIGMA, Alarm
 
 
-class PCAMonitor:
+class PCAMonitor(Alarm):
     """Hotelling T² + SPE detector over a vector of signals, River-like interface.
 
     ``statistic`` is the larger of T²/limit and SPE/limit, so ``threshold`` is 1; ``contributions()``
@@ -106,14 +106,6 @@ class PCAMonitor:
     @property
     def threshold(self) -> float:
         return 1.0
-
-    @property
-    def drift_detected(self) -> bool:
-        return self._alarm
-
-    @property
-    def onset(self) -> int | None:
-        return self._onset
 
     @property
     def magnitude(self) -> float:
