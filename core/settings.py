@@ -141,6 +141,9 @@ class TwinSettings(Section):
     state_file: Path = Path("var/twin.sqlite")
     lines: list[str] = []
     allow_setpoint_push: bool = False
+    stop_drain_s: float = Field(
+        10.0, ge=0, description="on stop, analyse the queued bus backlog for at most this long"
+    )
 
 
 class Settings(BaseSettings):

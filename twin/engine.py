@@ -201,9 +201,15 @@ class TwinEngine:
             self._mqtt.disconnect()
             self._mqtt.loop_stop()
             self._mqtt = None
+        deadline = time.monotonic() + self.settings.twin.stop_drain_s
         for worker in self.workers.values():
-            while not worker.queue.empty():
+            while not worker.queue.empty() and time.monotonic() < deadline:
                 worker.process(worker.queue.get_nowait())
+            if not worker.queue.empty():
+                log.warning(
+                    "stopped with bus messages not analysed (their samples are in InfluxDB)",
+                    extra={"line": worker.line, "messages": worker.queue.qsize()},
+                )
             worker.save()
         for task in self._tasks:
             task.cancel()

@@ -45,7 +45,7 @@ def test_demo_raises_the_pump_wear_alert_and_stops_cleanly_on_ctrl_c(tmp_path: P
         output = "".join(lines)
         assert "alert after" in output and "Metering pump wear" in output, output
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-        rest, _ = demo.communicate(timeout=60)
+        rest, _ = demo.communicate(timeout=120)
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -266,3 +267,18 @@ def test_line_state_is_restored_from_the_snapshot(tmp_path: Path) -> None:
 def test_the_ui_page_is_served(twin_client: TestClient) -> None:
     page = twin_client.get("/")
     assert page.status_code == 200 and "EventSource" in page.text
+
+
+async def test_stop_analyses_the_queued_backlog_within_its_time_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for budget, analysed in ((10.0, 3), (0.0, 0)):
+        config = settings(tmp_path / str(budget))
+        config.twin.stop_drain_s = budget
+        engine = build_twin(config, FakeAnalyser, None, influx_enabled=False).engine
+        for t in range(3):
+            engine.dispatch(bus.topic("line1", "coater1"), bus.encode([sample(20.0, t)]))
+        with caplog.at_level(logging.WARNING):
+            await engine.stop()
+        assert engine.workers["line1"].processed == analysed
+    assert "not analysed" in caplog.text and caplog.records[-1].messages == 3  # type: ignore[attr-defined]
