@@ -141,8 +141,11 @@ class InfluxWriter:
         replay = asyncio.create_task(self._replay_forever())
         try:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives as
+                # the batch fills, and the stopping twin then waits for this loop forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.settings.flush_interval_ms / 1000)
+                    async with asyncio.timeout(self.settings.flush_interval_ms / 1000):
+                        await self._full.wait()
                 await self.flush()
         finally:
             replay.cancel()
