@@ -214,11 +214,6 @@ async def running_twin(
         await task
 
 
-def workdir() -> Path:
-    """A fresh directory for one pipeline's files (callers remove it)."""
-    return Path(tempfile.mkdtemp(prefix="lt-pipeline-"))
-
-
 # --------------------------------------------------------------------------------------------------
 # twin bench e2e: sensor change at the simulator -> alert in the API
 

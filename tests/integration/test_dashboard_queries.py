@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from bench.e2e import pipeline_settings, twin_process, upstream, workdir
+from bench.e2e import pipeline_settings, twin_process, upstream
 from core.localservices import Influxd, Mosquitto, ServiceError
 from core.settings import ModelSettings, Settings
 
@@ -89,9 +89,12 @@ def _publish_garbage(settings: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def filled(mosquitto: Mosquitto, influxd: Influxd) -> Iterator[Settings]:
+def filled(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    files = tmp_path_factory.mktemp("dashboard-loop")
     settings = pipeline_settings(
-        mosquitto.port, influxd.url, workdir(), scenario="pump-wear", speed=300.0, tick_s=2.0
+        mosquitto.port, influxd.url, files, scenario="pump-wear", speed=300.0, tick_s=2.0
     )
     # the cell models calibrate on 8 cells instead of 48, so their panels fill within the test's run
     settings = settings.model_copy(update={"models": ModelSettings(calibration_cells=8)})

@@ -149,4 +149,4 @@ async def test_alerts_raised_while_influxd_is_down_reach_it_after_a_twin_restart
         finally:
             await engine.stop()
     finally:
-        influxd.stop()
+        influxd.cleanup()
