@@ -28,7 +28,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from core.localservices import free_port
+from core.localservices import free_port, http_answers
 from core.settings import Settings
 from plant.scenarios import Scenario
 from twin.api.deps import Twin
@@ -170,20 +170,13 @@ def twin_process(settings: Settings, ready_s: float = 60.0) -> Iterator[BaseProc
     child.start()
     try:
         deadline = time.monotonic() + ready_s
-        while not _healthy(f"http://127.0.0.1:{settings.twin.port}/health"):
+        while not http_answers(f"http://127.0.0.1:{settings.twin.port}/health", timeout=2.0):
             if not child.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the twin did not come up (exit code {child.exitcode})")
             time.sleep(0.1)
         yield child
     finally:
         _stop(child)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -36,6 +35,7 @@ from core.localservices import (
     LocalService,
     ServiceError,
     free_port,
+    http_answers,
     port_open,
     start_influxd,
     start_mosquitto,
@@ -64,13 +64,6 @@ class Stack:
     notes: list[str] = field(default_factory=list)
     services: list[LocalService] = field(default_factory=list)
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-def _influx_answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/ping", timeout=0.5).status_code == 204
-    except httpx.HTTPError:
-        return False
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +111,7 @@ async def demo_stack(base: Settings, scenario: str, speed: float, port: int | No
                 await exits.enter_async_context(embedded_broker(broker_port))
                 changes["mqtt"] |= {"host": "127.0.0.1", "port": broker_port}
                 stack.notes.append(f"MQTT: Mosquitto not installed; embedded broker on port {broker_port}")
-        if _influx_answers(base.influx.url):
+        if http_answers(f"{base.influx.url}/ping", 204):
             stack.notes.append(f"InfluxDB: using {base.influx.url}")
         else:
             try:

@@ -30,6 +30,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def http_answers(url: str, status: int = 200, timeout: float = 0.5) -> bool:
+    """Whether ``GET url`` answers ``status``: a readiness probe (influxd's /ping, the twin's /health)."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == status
+    except httpx.HTTPError:
+        return False
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -135,10 +143,7 @@ class Influxd(LocalService):
         return [_binary("influxd"), "-config", str(conf)]
 
     def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
-        except httpx.HTTPError:
-            return False
+        return http_answers(f"{self.url}/ping", 204)
 
     @property
     def url(self) -> str:
