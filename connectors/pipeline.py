@@ -62,10 +62,8 @@ class Pipeline:
 
     def hand_over(self, handover: Handover) -> None:
         """Take one hand-over; its ``ack`` runs once its points are durable (database or spool)."""
-        n = len(handover.lines)
-        if n:
-            self.accounting.count("received", handover.connector, handover.source, n)
-        self.writer.add(handover.lines, (handover.connector, handover.source), handover.times, handover.ack)
+        self._count(handover)
+        self._write(handover)
         if self.bus is not None and handover.samples:
             if not self._to_bus:
                 self.loop.call_soon(self._publish)
@@ -73,14 +71,12 @@ class Pipeline:
 
     def hand_over_threadsafe(self, handover: Handover) -> None:
         """Take one hand-over from another thread; it reaches the writer at its next flush."""
-        n = len(handover.lines)
-        if n:
-            self.accounting.count("received", handover.connector, handover.source, n)
+        self._count(handover)
         if self.bus is not None and handover.samples:
             self.bus.publish(handover.samples)
         inbox = self._inbox
         inbox.items.append(handover)
-        inbox.put += n
+        inbox.put += len(handover.lines)
         if inbox.put - inbox.taken >= self.writer.settings.batch_size and not inbox.woken:
             inbox.woken = True
             self.loop.call_soon_threadsafe(self._drain)
@@ -121,9 +117,14 @@ class Pipeline:
         while inbox.items:
             handover = inbox.items.popleft()
             inbox.taken += len(handover.lines)
-            self.writer.add(
-                handover.lines, (handover.connector, handover.source), handover.times, handover.ack
-            )
+            self._write(handover)
+
+    def _count(self, handover: Handover) -> None:
+        if handover.lines:
+            self.accounting.count("received", handover.connector, handover.source, len(handover.lines))
+
+    def _write(self, handover: Handover) -> None:
+        self.writer.add(handover.lines, (handover.connector, handover.source), handover.times, handover.ack)
 
     def _publish(self) -> None:
         assert self.bus is not None
