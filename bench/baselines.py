@@ -11,6 +11,7 @@ ADWIN and Page-Hinkley); whatever it returns was itself measured within the budg
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -149,16 +150,11 @@ def match_threshold(grid: Sequence[float], rate: Callable[[float], float], budge
             rates[i] = rate(grid[i])
         return rates[i]
 
-    lo, hi = 0, len(grid) - 1
-    if at(hi) > budget:
-        return Matched(float(grid[hi]), rates[hi], False)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if at(mid) <= budget:
-            hi = mid
-        else:
-            lo = mid + 1
-    return Matched(float(grid[lo]), at(lo), True)
+    last = len(grid) - 1
+    if at(last) > budget:
+        return Matched(float(grid[last]), rates[last], False)
+    first = bisect.bisect_left(range(last), True, key=lambda i: at(i) <= budget)
+    return Matched(float(grid[first]), at(first), True)
 
 
 def match(baseline: Baseline, runs: Sequence[InControl], budget: float) -> Matched:
