@@ -17,7 +17,7 @@ from core import bus
 from core.localservices import Influxd
 from core.sample import Sample
 from core.settings import Settings
-from twin.alerts import Occurrence
+from tests.integration.twin_support import pump_wear
 from twin.api.app import create_app
 from twin.modeladapter import analyser_factory, whatif_models
 from twin.service import build_twin
@@ -46,20 +46,7 @@ def app(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     engine.dispatch(bus.topic("fuzz", "coater1"), bus.encode(samples))
     worker = engine.workers["fuzz"]
     worker.process(worker.queue.get_nowait())
-    engine.raise_alert(
-        Occurrence(
-            "fuzz",
-            "coater1",
-            "pump_flow",
-            "pump_wear",
-            "Pump wear",
-            "flow -3 %",
-            "check the pump",
-            -3.0,
-            "%",
-            10**9,
-        )
-    )
+    engine.raise_alert(pump_wear("fuzz", 10**9))
     return create_app(twin, run_engine=False)
 
 

@@ -16,7 +16,8 @@ from core import bus
 from core.localservices import Influxd, Mosquitto, start_influxd
 from core.sample import Sample
 from core.settings import Settings
-from twin.alerts import Occurrence, open_database
+from tests.integration.twin_support import pump_wear
+from twin.alerts import open_database
 from twin.engine import TwinEngine, alert_topic
 from twin.modeladapter import LineModelAnalyser
 
@@ -86,20 +87,7 @@ async def test_engine_seeds_from_influx_takes_the_bus_and_publishes_alerts(
         await _until(lambda: engine.metrics.rejected.labels("malformed_json")._value.get() == 1)
         publisher.loop_stop()
 
-        engine.raise_alert(
-            Occurrence(
-                line,
-                "coater1",
-                "pump_flow",
-                "pump_wear",
-                "Pump wear",
-                "flow -3 %",
-                "check the pump",
-                -3.0,
-                "%",
-                now,
-            )
-        )
+        engine.raise_alert(pump_wear(line, now))
         await _until(lambda: bool(received))
         assert received[0]["cause"] == "pump_wear" and received[0]["state"] == "active_unacknowledged"
         assert received[0]["rolls"] == ["CAT-00007"], "affected rolls come from the genealogy"
@@ -127,9 +115,7 @@ async def test_alerts_raised_while_influxd_is_down_reach_it_after_a_twin_restart
         await engine.start()
         influxd.kill()
         now = time.time_ns()
-        engine.raise_alert(
-            Occurrence(line, "coater1", "pump_flow", "pump_wear", "Pump wear", "", "", -3.0, "%", now)
-        )
+        engine.raise_alert(pump_wear(line, now))
         assert engine.writer is not None
         await _until(lambda: len(engine.writer.spool) > 0, within_s=30)
         await engine.stop()
