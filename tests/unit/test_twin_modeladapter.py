@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from core.sample import Sample
-from core.settings import load_settings
+from core.settings import ModelSettings, load_settings
 from models.line import LineModel
 from plant.line import PilotLine
 from plant.scenarios import get_scenario
@@ -98,3 +98,8 @@ def test_a_snapshot_under_other_model_settings_calibrates_afresh(caplog: pytest.
     assert not other.model.calibrated.get("coater1") and other.model.arl0 == 1e4
     assert "arl0 1000000.0 -> 10000.0" in caplog.text
     assert other.held == same.held, "held values are not calibration: they survive"
+
+
+def test_the_models_settings_defaults_are_the_line_models_own() -> None:
+    """``[models]`` and ``LineModel``'s constructor state the same defaults; neither may drift alone."""
+    assert LineModel("l1").config() == {"line": "l1", **ModelSettings().model_dump()}
