@@ -76,13 +76,29 @@ def siegmund_arl(k: float, h: float, shift: float = 0.0) -> float:
     b = h + 1.166
     if abs(delta) < 1e-9:
         return b * b
-    return float((np.exp(-2 * delta * b) + 2 * delta * b - 1) / (2 * delta * delta))
+    growth = np.exp(min(-2 * delta * b, 700.0))  # beyond that the ARL is infinite for any purpose
+    return float((growth + 2 * delta * b - 1) / (2 * delta * delta))
 
 
 @lru_cache(maxsize=256)
-def cusum_limit(arl0: float, k: float = 0.5) -> float:
-    """h of a two-sided CUSUM for in-control ARL₀ (each side runs 2·ARL₀: 1/ARL = 1/ARL⁺ + 1/ARL⁻)."""
-    return float(optimize.brentq(lambda h: siegmund_arl(k, h) - 2 * arl0, 1e-6, 100.0))
+def cusum_limit(arl0: float, k: float = 0.5, reference_cells: int = 0) -> float:
+    """h of a two-sided CUSUM for in-control ARL₀ (each side runs 2·ARL₀: 1/ARL = 1/ARL⁺ + 1/ARL⁻).
+
+    With ``reference_cells`` = n > 0 the in-control mean is itself the mean of n in-control samples, so
+    the chart runs off-centre by b ~ N(0, 1/n) σ; h then gives ARL₀ for the false-alarm *rate* averaged
+    over b (Gauss-Hermite nodes), as over many channels each with its own estimated reference. The
+    known-mean h would alarm an order of magnitude more often with n = 8 (Jones, Champ & Rigdon 2004).
+    """
+    if reference_cells <= 0:
+        return float(optimize.brentq(lambda h: siegmund_arl(k, h) - 2 * arl0, 1e-6, 100.0))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    offsets, weights = nodes / np.sqrt(reference_cells), weights / weights.sum()
+
+    def log_rate(h: float) -> float:
+        rates = [1 / siegmund_arl(k, h, b) + 1 / siegmund_arl(k, h, -b) for b in offsets]
+        return float(np.log(np.dot(weights, rates)))
+
+    return float(optimize.brentq(lambda h: log_rate(h) + np.log(arl0), 1e-3, 500.0))
 
 
 def ewma_arl(lam: float, limit: float, shift: float = 0.0, states: int = 151) -> float:
@@ -189,6 +205,8 @@ class CUSUM(_Base):
     """
 
     delta: float = 1.0
+    #: n > 0: ``mu`` is the mean of n in-control samples, and h allows for its error (``cusum_limit``)
+    reference_cells: int = 0
 
     def reset(self) -> None:
         super().reset()
@@ -202,7 +220,7 @@ class CUSUM(_Base):
 
     @property
     def threshold(self) -> float:
-        return cusum_limit(self.arl0, self.delta / 2)
+        return cusum_limit(self.arl0, self.delta / 2, self.reference_cells)
 
     def update(self, x: float) -> None:
         z = self._z(x)

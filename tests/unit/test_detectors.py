@@ -64,6 +64,33 @@ def test_pca_in_control_run_length_is_near_design_arl0() -> None:
     assert 0.7 * ARL0 < arl < 1.4 * ARL0
 
 
+CELLS = 100  # per channel
+
+
+def _false_alarm_run_length(h: float, reference_cells: int, channels: int = 20_000) -> float:
+    """Cells per false alarm over many channels, each judged against the mean of its own first cells."""
+    rng = np.random.default_rng(3)
+    reference = rng.normal(0.0, 1.0, (channels, reference_cells)).mean(axis=1)
+    upper, lower, alarms, k = np.zeros(channels), np.zeros(channels), 0, 1.0
+    for _ in range(CELLS):
+        z = rng.normal(0.0, 1.0, channels) - reference
+        upper, lower = np.maximum(0, upper + z - k), np.maximum(0, lower - z - k)
+        alarmed = (upper > h) | (lower > h)
+        alarms += int(alarmed.sum())
+        upper[alarmed] = lower[alarmed] = 0.0
+    return channels * CELLS / alarms
+
+
+@pytest.mark.parametrize("arl0", [200.0, 1000.0])
+def test_a_cusum_on_an_estimated_reference_holds_its_arl0_where_the_known_mean_limit_does_not(
+    arl0: float,
+) -> None:
+    allowing = _false_alarm_run_length(cusum_limit(arl0, 1.0, reference_cells=8), 8)
+    ignoring = _false_alarm_run_length(cusum_limit(arl0, 1.0), 8)
+    assert 0.85 * arl0 < allowing < 1.2 * arl0
+    assert ignoring < 0.4 * arl0
+
+
 def test_cusum_limit_matches_the_textbook_pair_k_half_h_five() -> None:
     # Montgomery: k = 0.5, h = 5 gives a one-sided ARL₀ of about 930 (Siegmund: 938).
     assert siegmund_arl(0.5, 5.0) == pytest.approx(938, rel=0.01)
