@@ -34,8 +34,13 @@ ZONES = (1, 2, 3)
 ROLL_BIN_M = 10.0
 LEVEL_FEATURES = {"dry_loading": 2.0, "slurry_density": 2.0, "incoming_loading": 2.0}  # design shift, σ
 CHANNEL_SHIFT_SIGMAS = 4.0  # channel CUSUMs look for calibration errors, not each channel's static offset
+# once a channel's static offset is known from its own first cells, a shift of this many within-channel σ
+CHANNEL_DRIFT_SIGMAS = 2.0
+CHANNEL_REFERENCE_CELLS = 8  # a channel's own cells (calibration ones included) that fix its static offset
 K_SHARE_FLOOR = 0.01  # in-control share above the K-value limit: 48 calibration cells cannot show less
 K_SHIFT_RATIO = 5.0  # the K-value CUSUM's design shift: five times the in-control share above the limit
+#: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references)
+SNAPSHOT_VERSION = 2
 COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode a channel is judged against
 # alarms that follow from a coater fault already raised (ISA-18.2 consequential alarms)
 CONSEQUENTIAL = {(CALENDER, "upstream_loading"), (CYCLER, "formation_drift")}
@@ -130,6 +135,9 @@ class LineModel:
         self.cell_rolls: dict[str, list[str]] = {}
         self.channel_alarmed: set[str] = set()
         self.recent_residuals: list[float] = []
+        # channel → its deviations from the common mode until CHANNEL_REFERENCE_CELLS fix its offset
+        self.channel_reference: dict[str, list[float]] = {}
+        self.channel_sigma = math.nan  # within-channel σ of a cell's deviation from the common mode
         self.k_buffer: list[float] = []
         self.k_limit = math.inf
         self.k_cusum: BernoulliCUSUM | None = None
@@ -522,10 +530,14 @@ class LineModel:
                 make_detector("cusum", self.cell_arl0, 0.0, self.cell_ref[1], delta=CHANNEL_SHIFT_SIGMAS),
             )
             recent = self.recent_residuals
-            detector.update(residual - (float(np.median(recent)) if len(recent) >= 8 else 0.0))
+            deviation = residual - (float(np.median(recent)) if len(recent) >= 8 else 0.0)
+            detector.update(deviation)
             if channel not in self.channel_alarmed:
                 recent.append(residual)
                 del recent[:-COMMON_MODE_CELLS]
+                own = self._against_own_reference(channel, deviation)
+                if own is not None and own.drift_detected:
+                    detector = own
             if detector.drift_detected:
                 self.channel_alarmed.add(channel)
                 findings += self._cell_finding(
@@ -543,15 +555,47 @@ class LineModel:
                 findings += self._cell_finding("upstream_loading", level, time_ns)
         return findings
 
+    def _against_own_reference(self, channel: str, deviation: float) -> Any:
+        """The channel's CUSUM against its own static offset, once its first cells have fixed that offset.
+
+        Every channel reads capacity through its own current calibration, so channels differ by a static
+        offset comparable to a cell's noise; judged against the common mode alone (the 4σ CUSUM), a
+        calibration drift must outgrow that spread. Against the channel's own first
+        CHANNEL_REFERENCE_CELLS, a shift of CHANNEL_DRIFT_SIGMAS within-channel σ shows; its limit allows
+        for the error of a reference mean of so few cells. Returns the armed detector, or None while the
+        reference fills.
+        """
+        key = f"{CYCLER}.{channel}.own"
+        if (detector := self.detectors.get(key)) is not None:
+            detector.update(deviation)
+            return detector
+        if not math.isfinite(self.channel_sigma):  # too few calibration cells shared a channel
+            return None
+        reference = self.channel_reference.setdefault(channel, [])
+        reference.append(deviation)
+        if len(reference) >= CHANNEL_REFERENCE_CELLS:
+            self.detectors[key] = make_detector(
+                "cusum",
+                self.cell_arl0,
+                float(np.mean(reference)),
+                self.channel_sigma,
+                delta=CHANNEL_DRIFT_SIGMAS,
+                reference_cells=len(reference),
+            )
+            del self.channel_reference[channel]
+        return None
+
     def _calibrate_cells(self) -> None:
-        residuals, capacities = [], []
-        for _, loading, discharge, _ in self.cell_buffer:
+        residuals, capacities, channels = [], [], []
+        for channel, loading, discharge, _ in self.cell_buffer:
             expected, _ = self.formation.predict(loading)
             capacities.append(discharge)
             if math.isfinite(expected):
                 residuals.append(discharge / expected - 1)
+                channels.append(channel)
         mean, cap_sigma = robust_location_scale(capacities)
         _, res_sigma = robust_location_scale(residuals) if len(residuals) >= 8 else (0.0, cap_sigma / mean)
+        self._seed_channel_references(channels, residuals)
         self.cell_ref = (mean, res_sigma, cap_sigma)
         self.detectors[f"{CYCLER}.residual"] = make_detector(
             self.detector_kind, self.cell_arl0, 0.0, res_sigma
@@ -561,6 +605,20 @@ class LineModel:
         )
         self.cell_buffer = []
         self.calibrated[CYCLER] = True
+
+    def _seed_channel_references(self, channels: list[str], residuals: list[float]) -> None:
+        """The calibration cells start each channel's reference; their spread within channels is σ."""
+        if not residuals:
+            return
+        common = float(np.median(residuals))
+        by_channel: dict[str, list[float]] = {}
+        for channel, residual in zip(channels, residuals, strict=True):
+            by_channel.setdefault(channel, []).append(residual - common)
+        squares = sum(float(np.sum((np.asarray(d) - np.mean(d)) ** 2)) for d in by_channel.values())
+        dof = sum(len(d) - 1 for d in by_channel.values())
+        if dof >= 8:
+            self.channel_sigma = math.sqrt(squares / dof)
+        self.channel_reference = by_channel
 
     def _cell_finding(
         self, cause: str, detector: Any, time_ns: int, channel: str | None = None, relative: bool = False
@@ -709,7 +767,7 @@ class LineModel:
     def snapshot(self) -> dict[str, Any]:
         """All state as JSON-able data; ``LineModel.restore`` resumes from it."""
         return {
-            "version": 1,
+            "version": SNAPSHOT_VERSION,
             "config": self.config(),
             "coater": self.coater.state(),
             "dryer": self.dryer.state(),
@@ -735,6 +793,8 @@ class LineModel:
             "cell_rolls": self.cell_rolls,
             "channel_alarmed": sorted(self.channel_alarmed),
             "recent_residuals": self.recent_residuals,
+            "channel_reference": self.channel_reference,
+            "channel_sigma": self.channel_sigma if math.isfinite(self.channel_sigma) else None,
             "k_buffer": self.k_buffer,
             "k_limit": self.k_limit if math.isfinite(self.k_limit) else None,
             "k_cusum": self.k_cusum.state() if self.k_cusum is not None else None,
@@ -773,6 +833,9 @@ class LineModel:
         model.cell_rolls = {r: list(c) for r, c in snapshot["cell_rolls"].items()}
         model.channel_alarmed = set(snapshot["channel_alarmed"])
         model.recent_residuals = list(snapshot["recent_residuals"])
+        model.channel_reference = {c: list(d) for c, d in snapshot["channel_reference"].items()}
+        if snapshot["channel_sigma"] is not None:
+            model.channel_sigma = float(snapshot["channel_sigma"])
         model.k_buffer = list(snapshot["k_buffer"])
         model.k_limit = snapshot["k_limit"] if snapshot["k_limit"] is not None else math.inf
         if snapshot.get("k_cusum") is not None:

@@ -6,7 +6,7 @@ The backtest, the benchmark and the tests share it, so history runs through exac
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -48,8 +48,17 @@ def replay(
     progress: Callable[[int], None] | None = None,
 ) -> list[Finding]:
     """Feed every event to ``model``; returns the findings in the order they were raised."""
+    return feed(model, events(process, cells), progress)
+
+
+def feed(
+    model: LineModel,
+    stream: Iterable[tuple[int, str, Any]],
+    progress: Callable[[int], None] | None = None,
+) -> list[Finding]:
+    """Feed events (as ``events`` yields them) to ``model``; returns the findings in order."""
     findings: list[Finding] = []
-    for count, (time_ns, kind, payload) in enumerate(events(process, cells)):
+    for count, (time_ns, kind, payload) in enumerate(stream):
         if kind == "tick":
             findings += model.update_tick(time_ns, payload)
         elif kind == "cell":

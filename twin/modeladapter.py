@@ -18,7 +18,7 @@ from statistics import median
 
 from core.sample import Quality, Sample
 from core.settings import Settings
-from models.line import LineModel, ModelValue
+from models.line import SNAPSHOT_VERSION, LineModel, ModelValue
 from models.rootcause import Finding
 from models.scraprisk import ScrapRisk
 from models.whatif import WhatIf, WhatIfError
@@ -195,11 +195,20 @@ class LineModelAnalyser:
         """Resume from a snapshot; a model calibrated under other model settings is calibrated afresh.
 
         The snapshot's limits were derived from its settings (ARL₀, calibration period, detector), so
-        keeping them would silently ignore what the operator just configured.
+        keeping them would silently ignore what the operator just configured. A snapshot of an older
+        model version lacks state the current detectors need, and is calibrated afresh too.
         """
         state = json.loads(blob)
         saved, wanted = state["model"]["config"], self.model.config()
-        if saved == wanted:
+        version = state["model"].get("version")
+        if version != SNAPSHOT_VERSION:
+            log.warning(
+                "the snapshot is of model version %s, this twin runs %s: the line model calibrates afresh",
+                version,
+                SNAPSHOT_VERSION,
+                extra={"line": self.line},
+            )
+        elif saved == wanted:
             self.model = LineModel.restore(state["model"])
         else:
             changed = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in wanted.items() if saved.get(k) != v)

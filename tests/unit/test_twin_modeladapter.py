@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -98,6 +99,19 @@ def test_a_snapshot_under_other_model_settings_calibrates_afresh(caplog: pytest.
     assert not other.model.calibrated.get("coater1") and other.model.arl0 == 1e4
     assert "arl0 1000000.0 -> 10000.0" in caplog.text
     assert other.held == same.held, "held values are not calibration: they survive"
+
+
+def test_a_snapshot_of_an_older_model_version_calibrates_afresh(caplog: pytest.LogCaptureFixture) -> None:
+    blob = _calibrated(LineModelAnalyser("l1", LineModel("l1", calibration_s=600)), 400).snapshot()
+    state = json.loads(blob)
+    state["model"]["version"] = 1
+    for key in ("channel_reference", "channel_sigma"):
+        del state["model"][key]
+    analyser = LineModelAnalyser("l1", LineModel("l1", calibration_s=600))
+    with caplog.at_level(logging.WARNING):
+        analyser.restore(json.dumps(state).encode())
+    assert not analyser.model.calibrated.get("coater1")
+    assert "model version 1" in caplog.text
 
 
 def test_the_models_settings_defaults_are_the_line_models_own() -> None:
