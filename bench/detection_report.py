@@ -17,6 +17,8 @@ from rich.table import Table
 from bench.baselines import BASELINES
 from bench.detection import (
     CALIBRATION_SEED,
+    CELL_ONSET_S,
+    CELL_RUN_S,
     FALSE_ALARM_BUDGET,
     Calibration,
     Results,
@@ -88,13 +90,16 @@ def detection_command(
         )
     console.print(
         f"Runtime: thresholds matched in {calibration.elapsed_s:.0f} s, "
-        f"{results.runs} runs of {hours:g} plant hours in {results.elapsed_s:.0f} s"
+        f"{results.runs} runs, {results.plant_s / 3600:g} plant hours, in {results.elapsed_s:.0f} s"
     )
 
 
 def detection_tables(results: Results, calibration: Calibration, seeds: int, hours: float) -> list[Table]:
     """Per fault scale at the matched budget, misses by scale, and the library defaults at the largest."""
-    runs = f"{len(SCENARIOS)} scenarios × {seeds} seeds × {hours:g} h"
+    runs = (
+        f"{len(SCENARIOS)} scenarios × {seeds} seeds × {hours:g} h "
+        f"(formation: {max(hours, CELL_RUN_S / 3600):g} h, onset at {CELL_ONSET_S / 3600:g} h)"
+    )
     budget = f"≤ {FALSE_ALARM_BUDGET:g} false alarm per 8 h"
     tables = []
     for m, tallies in results.by_magnitude.items():

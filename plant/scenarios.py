@@ -4,7 +4,7 @@ A fault moves one hidden plant parameter linearly from 0 to ``magnitude`` over `
 starting at ``onset_s``. ``expected`` is the documented signature: how much each listed signal moves,
 measured as the mean over ``window_s`` after ``settled_s`` against the mean over the ``window_s``
 before onset; tests hold the simulator to it. ``Scenario.scaled`` makes the same faults smaller, for
-asking how small a drift a detector still catches.
+asking how small a drift a detector still catches; ``Scenario.delayed`` starts them later.
 """
 
 from __future__ import annotations
@@ -87,6 +87,17 @@ class Scenario:
             return self
         faults = tuple(replace(f, magnitude=f.magnitude * factor, expected=()) for f in self.faults)
         return replace(self, name=f"{self.name} ×{factor:g}", faults=faults)
+
+    def delayed(self, onset_s: float) -> Scenario:
+        """The same faults, starting at plant time ``onset_s`` instead (magnitude and ramp kept)."""
+        if not onset_s >= 0:
+            raise ConfigError(f"a fault onset must be a time ≥ 0 s, not {onset_s!r}")
+        return replace(self, faults=tuple(replace(f, onset_s=onset_s) for f in self.faults))
+
+    @property
+    def machines(self) -> frozenset[str]:
+        """The machines its faults are on."""
+        return frozenset(f.machine for f in self.faults)
 
 
 SETTLE_S = 1200.0  # transport delay coater -> calender (900 s) plus dryer/roll thermal lags

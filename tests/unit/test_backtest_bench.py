@@ -9,6 +9,8 @@ import typer
 
 from bench.baselines import BASELINES, Matched
 from bench.detection import (
+    CELL_ONSET_S,
+    CELL_RUN_S,
     Calibration,
     Results,
     Tally,
@@ -45,7 +47,7 @@ def test_cusum_delay_for_a_one_sigma_shift_is_reported_against_the_lorden_bound(
 
 
 def test_every_drifting_scenario_runs_at_every_scale_and_nominal_once_unscaled() -> None:
-    planned = plan((1.0, 0.25))
+    planned = plan((1.0, 0.25), 3 * 3600)
     nominal = [p for p in planned if p.name == "nominal"]
     assert [(p.scenario, p.magnitudes) for p in nominal] == [(SCENARIOS["nominal"], (1.0, 0.25))]
     drifting = [name for name, s in SCENARIOS.items() if s.faults]
@@ -57,6 +59,16 @@ def test_every_drifting_scenario_runs_at_every_scale_and_nominal_once_unscaled()
         assert [f.magnitude for f in p.scenario.faults] == pytest.approx(
             [p.magnitudes[0] * f.magnitude for f in full] if full else []
         )
+
+
+def test_formation_scenarios_run_long_enough_for_channels_to_have_cells_before_their_onset() -> None:
+    for p in plan((1.0,), 3 * 3600):
+        formation = bool(p.scenario.faults) and p.scenario.machines == {"cycler1"}
+        assert p.duration_s == (CELL_RUN_S if formation else 3 * 3600)
+        onsets = {f.onset_s for f in p.scenario.faults}
+        full = {f.onset_s for f in SCENARIOS[p.name].faults}
+        assert onsets == ({CELL_ONSET_S} if formation else full)
+    assert {p.duration_s for p in plan((1.0,), 10 * 3600)} == {10 * 3600}
 
 
 def test_a_scaled_run_is_scored_against_its_scaled_ground_truth_with_the_matched_baselines_only() -> None:
@@ -82,14 +94,15 @@ def test_the_report_has_a_table_per_scale_the_misses_by_scale_and_the_defaults_a
     for m, misses in ((1.0, 0), (0.5, 2)):
         by_magnitude[m]["linetwin"].misses["pump-wear"] = misses
     overall = {name: Tally(misses={"pump-wear": 2}) for name in compared}
-    results = Results(by_magnitude, overall, {}, runs=3, elapsed_s=1.0)
+    results = Results(by_magnitude, overall, {}, runs=3, elapsed_s=1.0, plant_s=9 * 3600)
     calibration = Calibration({b.name: Matched(b.default, 0.5, True) for b in BASELINES}, {}, 2, 1.0)
     tables = detection_tables(results, calibration, seeds=1, hours=3.0)
+    runs = "8 scenarios × 1 seeds × 3 h (formation: 8 h, onset at 4 h)"
     assert [str(t.title) for t in tables] == [
-        "Drift detection at ≤ 1 false alarm per 8 h, faults ×1: 8 scenarios × 1 seeds × 3 h",
-        "Drift detection at ≤ 1 false alarm per 8 h, faults ×0.5: 8 scenarios × 1 seeds × 3 h",
-        "Missed drifts by fault scale at ≤ 1 false alarm per 8 h: 8 scenarios × 1 seeds × 3 h",
-        "Baselines at their library defaults (reference), faults ×1: 8 scenarios × 1 seeds × 3 h",
+        f"Drift detection at ≤ 1 false alarm per 8 h, faults ×1: {runs}",
+        f"Drift detection at ≤ 1 false alarm per 8 h, faults ×0.5: {runs}",
+        f"Missed drifts by fault scale at ≤ 1 false alarm per 8 h: {runs}",
+        f"Baselines at their library defaults (reference), faults ×1: {runs}",
     ]
     linetwin = list(tables[2].columns[1].cells)
     assert linetwin[:3] == ["0", "2", "2"]
