@@ -1,0 +1,34 @@
+"""``twin bench ingest``'s CPU accounting: the ratio ceiling follows from what each process spent."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.ingest import Cpu, Result, cpu_table
+
+
+def _result(database_us: float, receive_us: float = 10.0, raw: float = 100_000.0) -> Result:
+    services = {"broker": 1e-6, "database": database_us * 1e-6}
+    return Result("MQTT", raw, 50_000.0, 1.0, 2.0, 1000, Cpu(receive_us * 1e-6, {}), Cpu(30e-6, services))
+
+
+def test_the_ceiling_is_the_receive_rate_while_the_services_fit_beside_it(monkeypatch) -> None:
+    monkeypatch.setattr("bench.ingest.os.cpu_count", lambda: 2)
+    # receive 10 µs on one core; the broker and the database fit in the other: the raw rate is reachable
+    assert _result(database_us=6.0).ceiling == pytest.approx(1.0)
+
+
+def test_the_ceiling_falls_below_one_when_the_database_needs_more_than_the_spare_cores(monkeypatch) -> None:
+    monkeypatch.setattr("bench.ingest.os.cpu_count", lambda: 2)
+    # (10 + 1 + 14) µs of CPU per sample on 2 cores: 12.5 µs of wall time per sample at best
+    assert _result(database_us=14.0).ceiling == pytest.approx(10.0 / 12.5)
+    monkeypatch.setattr("bench.ingest.os.cpu_count", lambda: 4)
+    assert _result(database_us=14.0).ceiling == pytest.approx(1.0)
+
+
+def test_the_cpu_table_prints_microseconds_per_sample_and_the_ceiling(monkeypatch) -> None:
+    monkeypatch.setattr("bench.ingest.os.cpu_count", lambda: 2)
+    table = cpu_table([_result(database_us=14.0)])
+    cells = [str(c) for column in table.columns for c in column.cells]
+    # own work 20 µs; at 0.8 of 100,000/s a sample has 12.5 µs: 2.5 beside receiving, 25 − 25 on two cores
+    assert cells == ["MQTT", "10.0", "30.0", "1.0", "14.0", "–", "0.80", "20.0", "2.5 / 0.0"]
