@@ -143,8 +143,19 @@ class Alarm:
         return self._onset
 
 
+class _ScalarState:
+    """State as the detector's scalar attributes: all a chart needs to resume after a restart."""
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, int | float | bool | type(None))}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
 @dataclass
-class _Base(Alarm):
+class _Base(Alarm, _ScalarState):
     """Standardisation, sample count and alarm bookkeeping shared by the univariate charts."""
 
     arl0: float = 10_000.0
@@ -177,13 +188,6 @@ class _Base(Alarm):
     @property
     def magnitude(self) -> float:
         return self._magnitude
-
-    def state(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, int | float | bool | type(None))}
-
-    def load(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 @dataclass
@@ -359,7 +363,7 @@ def bernoulli_cusum_design(arl0: float, p0: float, p1: float) -> tuple[int, int]
 
 
 @dataclass
-class BernoulliCUSUM(Alarm):
+class BernoulliCUSUM(Alarm, _ScalarState):
     """CUSUM of a yes/no flag per item (Reynolds & Stoumbos 1999): a share rising from p0 towards p1.
 
     The statistic is in flags: each flag adds 1 − γ, each other item takes γ ≈ p off. The onset is
@@ -420,13 +424,6 @@ class BernoulliCUSUM(Alarm):
             self._alarm = True
             self._onset = self.start - 1
             self._magnitude = self.flags / (self.n - self.start + 1)
-
-    def state(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, int | float | bool | type(None))}
-
-    def load(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 DETECTORS: dict[str, type[_Base]] = {"cusum": CUSUM, "ewma": EWMA, "shewhart": Shewhart}
