@@ -838,13 +838,11 @@ class LineModel:
             model.channel_sigma = float(snapshot["channel_sigma"])
         model.k_buffer = list(snapshot["k_buffer"])
         model.k_limit = snapshot["k_limit"] if snapshot["k_limit"] is not None else math.inf
-        if snapshot.get("k_cusum") is not None:
+        if snapshot["k_cusum"] is not None:
             model.k_cusum = BernoulliCUSUM()
             model.k_cusum.load(snapshot["k_cusum"])
             model.k_flagged = [(int(n), str(c)) for n, c in snapshot["k_flagged"]]
             model.k_start_ns = int(snapshot["k_start_ns"])
-        elif len(model.k_buffer) == model.calibration_cells:  # a snapshot from before the K-value CUSUM
-            model._calibrate_k()
         return model
 
 

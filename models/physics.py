@@ -265,13 +265,11 @@ class CalenderModel:
         self.eps_0, self.eps_min, self.t_ref = state["eps_0"], state["eps_min"], state["t_ref"]
         self.gamma = RecursiveLeastSquares.from_state(state["gamma"])
         self.density = RecursiveLeastSquares.from_state(state["density"])
-        # snapshots saved before the law could be identified have none of these: they rest on priors
-        self.samples = [(q, t, eps) for q, t, eps in state.get("samples", [])]
-        self.sample_stride = state.get("sample_stride", 1)
-        self.samples_seen = state.get("samples_seen", 0)
-        fit = state.get("fit")
-        self.fit = CompactionFit.from_state(fit) if fit is not None else None
-        self.compaction_status = state.get("compaction_status", "prior: calibrated before identification")
+        self.samples = [(q, t, eps) for q, t, eps in state["samples"]]
+        self.sample_stride = state["sample_stride"]
+        self.samples_seen = state["samples_seen"]
+        self.fit = CompactionFit.from_state(state["fit"]) if state["fit"] is not None else None
+        self.compaction_status = state["compaction_status"]
 
 
 class FormationModel:
