@@ -51,7 +51,7 @@ from bench.baselines import (
 )
 from models.backtest import SHIFT_S, Detection, score
 from models.detectors import CUSUM
-from models.line import LineModel
+from models.line import CYCLER, LineModel
 from models.replay import replay
 from plant.recording import Recording, record
 from plant.scenarios import SCENARIOS, Scenario
@@ -59,7 +59,7 @@ from plant.scenarios import SCENARIOS, Scenario
 TRAIN_S = 2700.0
 CELL_ONSET_S = 4 * 3600.0  # formation faults: ~12 cells per channel before onset
 CELL_RUN_S = 8 * 3600.0  # and as many after it
-CELL_MACHINES = frozenset({"cycler1"})
+CELL_MACHINES = frozenset({CYCLER})
 CALIBRATION_SEED = 1001
 FALSE_ALARM_BUDGET = 1.0  # per 8 h shift: linetwin's goal
 KEY_SIGNALS = (
