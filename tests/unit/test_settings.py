@@ -15,7 +15,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "linetwin.example.toml"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("LINETWIN_CONFIG", raising=False)
+    # setenv first so that monkeypatch restores the variable's absence afterwards: load_settings sets
+    # it for child processes, and a bad file left named there would break later tests in this worker
+    monkeypatch.setenv("LINETWIN_CONFIG", "")
+    monkeypatch.delenv("LINETWIN_CONFIG")
     monkeypatch.chdir(tmp_path)
 
 
