@@ -164,6 +164,9 @@ class CyclerSource:
         per_message: int = 1,
         run: str = "bench",
         signals: int = 1,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.channels = [f"ch{c + 1:02d}" for c in range(channels)]
         self.per_message = per_message
@@ -174,6 +177,10 @@ class CyclerSource:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
+        if username:
+            self.client.username_pw_set(username, password)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.connect(host, port)
         self.client.loop_start()
 

@@ -133,25 +133,35 @@ class Accounting:
         """Current value of one counter (0 when never counted)."""
         return sum(
             c.value
-            for c in self.values()
-            if (c.name, c.connector, c.source, c.reason) == (name, connector, source, reason)
+            for c in self.values(name)
+            if (c.connector, c.source, c.reason) == (connector, source, reason)
         )
 
     def total(self, name: str) -> float:
         """Sum of one counter over all connectors, sources and reasons."""
-        return sum(c.value for c in self.values() if c.name == name)
+        return sum(c.value for c in self.values(name))
 
-    def values(self) -> Iterator[CounterValue]:
-        for metric in self.registry.collect():
-            name = metric.name.removeprefix("linetwin_ingest_")
-            if name not in (*COUNTERS, "rejected"):
+    def values(self, name: str | None = None) -> Iterator[CounterValue]:
+        """Every counter's reading, or one counter's (cheaper: only its metric is collected)."""
+        metrics = (
+            self.registry.collect()
+            if name is None
+            else (self._rejected if name == "rejected" else self._counters[name]).collect()
+        )
+        for metric in metrics:
+            metric_name = metric.name.removeprefix("linetwin_ingest_")
+            if metric_name not in (*COUNTERS, "rejected"):
                 continue
             for sample in metric.samples:
                 if not sample.name.endswith("_total"):
                     continue
                 labels = sample.labels
                 yield CounterValue(
-                    name, labels["connector"], labels["source"], sample.value, labels.get("reason", "")
+                    metric_name,
+                    labels["connector"],
+                    labels["source"],
+                    sample.value,
+                    labels.get("reason", ""),
                 )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

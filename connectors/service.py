@@ -2,8 +2,9 @@
 
 OPC UA endpoints are read by partition 0 only (one session per endpoint is enough and a second would
 write every point twice); MQTT sources are split between partitions (see ``connectors.mqtt.connector``).
-On stop, MQTT intake ends first, then the writer flushes (to the spool if need be), so every message that
-was acknowledged is durable.
+On stop, MQTT intake ends first, then the writer flushes (to the spool if need be) and only then are the
+acknowledgements sent and the session closed: every acknowledged message is durable, and the broker need
+not deliver again what was written.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class IngestService:
             jobs += [connector.run() for connector in self.opcua]
         if ingest.mqtt_enabled and self.tag_map.mqtt:
             self.mqtt = MqttConnector(settings, self.tag_map, pipeline, self.accounting)
-            self.mqtt.start()
+            jobs.append(self.mqtt.run())
         tasks = [asyncio.create_task(job) for job in jobs]
         stopper = asyncio.create_task((stop or asyncio.Event()).wait())
         self.started.set()
@@ -72,12 +73,14 @@ class IngestService:
                     task.result()
         finally:
             if self.mqtt is not None:
-                self.mqtt.stop()
+                self.mqtt.pause()
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.wait(tasks, timeout=5)
             self._write_counters()
             await writer.close()
+            if self.mqtt is not None:
+                await self.mqtt.stop()
             if bus is not None:
                 bus.stop()
 

@@ -101,13 +101,17 @@ class LocalService:
 
 @dataclass
 class Mosquitto(LocalService):
-    """Debian's mosquitto, anonymous access on one loopback port, persistence in the work dir."""
+    """Debian's mosquitto on one loopback port, persistence in the work dir. Anonymous access, unless
+    ``secure`` gives configuration lines for the listener (TLS files, a password file)."""
+
+    secure: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
         conf = self.workdir / "mosquitto.conf"
+        access = "\n".join(("allow_anonymous false", *self.secure)) if self.secure else "allow_anonymous true"
         conf.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            f"{access}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "max_queued_messages 1000000\n"
@@ -161,6 +165,9 @@ class Influxd(LocalService):
     def create_database(self, database: str) -> None:
         httpx.post(f"{self.url}/query", params={"q": f'CREATE DATABASE "{database}"'}, timeout=10)
 
+    def drop_database(self, database: str) -> None:
+        httpx.post(f"{self.url}/query", params={"q": f'DROP DATABASE "{database}"'}, timeout=30)
+
 
 _RPC_PORTS: dict[int, int] = {}
 
@@ -179,8 +186,9 @@ def _binary(name: str) -> str:
     )
 
 
-def start_mosquitto(port: int | None = None) -> Mosquitto:
-    service = Mosquitto("mosquitto", port or free_port(), Path(tempfile.mkdtemp(prefix="lt-mqtt-")))
+def start_mosquitto(port: int | None = None, secure: tuple[str, ...] = ()) -> Mosquitto:
+    workdir = Path(tempfile.mkdtemp(prefix="lt-mqtt-"))
+    service = Mosquitto("mosquitto", port or free_port(), workdir, secure=secure)
     service.start()
     return service
 

@@ -1,5 +1,8 @@
 """The MQTT connector: subscribe to the tag map's topics, normalise, check sequences, hand over.
 
+The client's network I/O runs on the asyncio loop (``connectors.mqtt.aioloop``), so the handlers run on
+the loop too and hand their points straight to the pipeline.
+
 QoS 1 with a persistent session (clean_start False, session expiry) and manual acknowledgement: a
 message's PUBACK is sent only once its samples are in InfluxDB or the disk spool, so a kill -9 of this
 process makes the broker deliver the unacknowledged messages again at the next start.
@@ -12,12 +15,12 @@ partitions are acknowledged and skipped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import paho.mqtt.client as mqtt
@@ -25,7 +28,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from connectors.accounting import Accounting
 from connectors.mqtt import jsonpayload
-from connectors.mqtt.client import connect, make_client
+from connectors.mqtt.aioloop import AsyncioNetwork
+from connectors.mqtt.client import (
+    RECONNECT_MAX_S,
+    RECONNECT_MIN_S,
+    connack_refusal,
+    connect,
+    make_client,
+)
 from connectors.mqtt.sparkplug import SparkplugHost, needs_rebirth, rebirth_request
 from connectors.pipeline import Handover, Pipeline
 from connectors.tagmap import MqttSource, TagMap
@@ -57,6 +67,9 @@ class Route:
     mine: bool
     ignore: frozenset[str]
     reject: Callable[[RejectedInput], None]
+    #: Line protocol up to the value, per (channel, quality) and signal: the unit follows from the
+    #: signal here, so two short-key lookups replace ``process_series``'s six-argument cache per value.
+    series: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,7 +84,7 @@ def partition_of(source: str, partitions: int) -> int:
 
 
 class MqttConnector:
-    """Owns one paho client; callbacks run on paho's loop thread and hand samples to the pipeline."""
+    """Owns one paho client; its callbacks run on the loop and hand samples to the pipeline."""
 
     def __init__(
         self, settings: Settings, tagmap: TagMap, pipeline: Pipeline, accounting: Accounting
@@ -91,8 +104,8 @@ class MqttConnector:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.connected = False
-        self.subscribed = threading.Event()
+        self.subscribed = asyncio.Event()
+        self.network: AsyncioNetwork | None = None
         self._sequences: dict[str, ChannelSequence] = {}
         self._hosts = {
             id(source): SparkplugHost(settings.line, source.machine, source.units, self.window)
@@ -102,21 +115,34 @@ class MqttConnector:
         self._rebirth_asked: dict[str, float] = {}
         self._routes: dict[str, Route | None] = {}
 
-    def start(self) -> None:
+    async def run(self) -> None:
+        """Connect and keep connected (back-off after a loss) until cancelled; a refusal no retry can
+        cure (credentials, an untrusted certificate) ends it with ``MqttRefused``."""
         connect(self.client, self.settings.mqtt, persistent=True)
-        self.client.loop_start()
+        self.network = AsyncioNetwork(self.client, RECONNECT_MIN_S, RECONNECT_MAX_S)
+        await self.network.run()
 
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    def pause(self) -> None:
+        """Take no more messages; acknowledgements of those taken still go out at :meth:`stop`."""
+        if self.network is not None:
+            self.network.pause()
+
+    async def stop(self) -> None:
+        if self.network is not None:
+            await self.network.stop()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT connect refused: %s", reason, extra={"host": self.settings.mqtt.host})
+            refused = connack_refusal(client, reason)
+            if refused is not None and self.network is not None:
+                self.network.fail(refused)
+            else:
+                log.warning(
+                    "MQTT connect refused, retrying: %s", reason, extra={"host": self.settings.mqtt.host}
+                )
             return
-        self.connected = True
         log.info("MQTT connected", extra={"host": self.settings.mqtt.host, "port": self.settings.mqtt.port})
         filters = sorted({source.topic for source in self.sources})
         if filters:
@@ -125,7 +151,6 @@ class MqttConnector:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
     ) -> None:
-        self.connected = False
         self.subscribed.clear()
         log.warning("MQTT disconnected: %s", reason, extra={"host": self.settings.mqtt.host})
 
@@ -222,14 +247,22 @@ class MqttConnector:
             if not values:
                 continue
             fields = process_fields(record.seq, record.roll_id, record.cell_id, record.time_ns)
+            key = (record.channel, record.quality)
+            prefixes = route.series.get(key)
+            if prefixes is None:
+                prefixes = route.series[key] = {}
             for signal, value, unit in values:
-                series = process_series(line, machine, record.channel, signal, unit, record.quality)
-                lines.append(f"{series}{value!r}{fields}")
+                prefix = prefixes.get(signal)
+                if prefix is None:
+                    prefix = prefixes[signal] = process_series(
+                        line, machine, record.channel, signal, unit, record.quality
+                    )
+                lines.append(f"{prefix}{value!r}{fields}")
             times += [record.time_ns] * len(values)
             if bus:
                 samples += record.samples(line, machine, source, receive_time)
         if lines:
-            self.pipeline.hand_over_threadsafe(Handover(CONNECTOR, source, lines, times, samples, ack))
+            self.pipeline.hand_over(Handover(CONNECTOR, source, lines, times, samples, ack))
         else:
             ack()
 
@@ -285,6 +318,6 @@ class MqttConnector:
 
     def _hand_over(self, samples: list[Sample], ack: Ack) -> None:
         if samples:
-            self.pipeline.submit_threadsafe(CONNECTOR, samples, ack)
+            self.pipeline.submit(CONNECTOR, samples, ack)
         else:
             ack()

@@ -179,6 +179,9 @@ def _record(
         if raw is None or signal in skip:
             continue
         unit = units.get(signal)
+        if unit is not None and type(raw) is float and raw - raw == 0.0:  # finite: inf - inf is nan
+            accepted.append((signal, raw, unit))
+            continue
         try:
             if unit is None:
                 raise RejectedInput("unknown_signal", f"{machine} has no signal {signal!r} in the tag map")

@@ -99,8 +99,6 @@ class InfluxWriter:
         self._http = httpx.AsyncClient(timeout=settings.timeout_s)
         #: Called with (written time, source times) after each direct write: latency measurement hook.
         self.on_written: Callable[[int, list[int]], None] | None = None
-        #: Called before each flush to add points that other threads queued (see connectors.pipeline).
-        self.collect: Callable[[], None] | None = None
         self._params = {"db": settings.database, "rp": settings.retention_policy, "precision": "ns"}
         if settings.username:
             self._params["u"] = settings.username
@@ -154,8 +152,6 @@ class InfluxWriter:
     async def flush(self) -> None:
         """Deliver the current batch: to the database, else (after retries) to the spool."""
         async with self._lock:
-            if self.collect is not None:
-                self.collect()
             batch, self._batch = self._batch, Batch()
             self._full.clear()
             if not batch.lines:
