@@ -31,4 +31,19 @@ def test_the_cpu_table_prints_microseconds_per_sample_and_the_ceiling(monkeypatc
     table = cpu_table([_result(database_us=14.0)])
     cells = [str(c) for column in table.columns for c in column.cells]
     # own work 20 µs; at 0.8 of 100,000/s a sample has 12.5 µs: 2.5 beside receiving, 25 − 25 on two cores
-    assert cells == ["MQTT", "10.0", "30.0", "1.0", "14.0", "–", "0.80", "20.0", "2.5 / 0.0"]
+    assert cells == ["MQTT", "10.0", "–", "30.0", "1.0", "14.0", "–", "0.80", "20.0", "2.5 / 0.0"]
+
+
+def test_own_work_is_counted_beyond_receiving_the_way_ingest_receives(monkeypatch) -> None:
+    monkeypatch.setattr("bench.ingest.os.cpu_count", lambda: 2)
+    result = _result(database_us=6.0)
+    result.raw_loop, result.raw_loop_cpu = 160_000.0, Cpu(6e-6, {})
+    # ingest 30 µs, of which 6 µs receive on the loop: 24 µs of own work; the ratio stays to the raw client
+    assert result.own_work == pytest.approx(24e-6)
+    assert result.ratio == pytest.approx(0.5)
+    assert result.loop_ratio == pytest.approx(50_000 / 160_000)
+    # receiving costs 6 µs, (6 + 7) / 2 cores = 6.5 µs of wall per sample: 153,846/s against 100,000
+    assert result.ceiling == pytest.approx((1 / 6.5e-6) / 100_000)
+    table = cpu_table([result])
+    cells = [str(c) for column in table.columns for c in column.cells]
+    assert cells[1:3] == ["10.0", "6.0"]
