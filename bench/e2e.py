@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import queue
 import signal
 import tempfile
 import time
@@ -28,7 +29,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from core.localservices import free_port, http_answers
+from core.localservices import free_ports, http_answers
 from core.settings import Settings
 from plant.scenarios import Scenario
 from twin.api.deps import Twin
@@ -52,7 +53,8 @@ def pipeline_settings(
 ) -> Settings:
     """Settings for one isolated pipeline: its own line name, ports, files and MQTT client ids."""
     tag = uuid.uuid4().hex[:8]
-    opcua = f"opc.tcp://127.0.0.1:{free_port()}/linetwin"
+    opcua_port, twin_port = free_ports(2)
+    opcua = f"opc.tcp://127.0.0.1:{opcua_port}/linetwin"
     return Settings.model_validate(
         {
             "line": f"line{tag}",
@@ -68,7 +70,7 @@ def pipeline_settings(
             },
             "opcua": {"endpoints": [opcua], "publishing_interval_ms": 20.0},
             "ingest": {"metrics_port": None},
-            "twin": {"port": free_port(), "state_file": str(workdir / "twin.sqlite"), "api_token": api_token},
+            "twin": {"port": twin_port, "state_file": str(workdir / "twin.sqlite"), "api_token": api_token},
         }
     )
 
@@ -82,21 +84,24 @@ def _stop_with_parent(stop: asyncio.Event) -> None:
 
 
 def _run_plant(settings: Settings, scenario: Scenario | None, started: Any) -> None:
-    from plant.runtime import Plant, run_plant
+    """Run the simulator; put plant time zero on ``started`` once it serves, or why it could not start."""
+    from core.errors import LinetwinError
+    from plant.runtime import running
     from plant.scenarios import SCENARIOS
 
     if scenario is not None:
         SCENARIOS[scenario.name] = scenario
 
     async def main() -> None:
-        plant = Plant(settings, asyncio.Event(), asyncio.Event())
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, plant.stop.set)
-        _stop_with_parent(plant.stop)
-        task = asyncio.create_task(run_plant(plant))
-        await plant.ready.wait()
-        assert plant.start is not None
-        started.put(plant.start.timestamp())
-        await task
+        try:
+            async with running(settings) as plant:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, plant.stop.set)
+                _stop_with_parent(plant.stop)
+                assert plant.start is not None
+                started.put(plant.start.timestamp())
+                await plant.finished.wait()
+        except LinetwinError as exc:
+            started.put(str(exc))
 
     asyncio.run(main())
 
@@ -133,8 +138,28 @@ def _stop(*children: BaseProcess) -> None:
             child.join()
 
 
+def _plant_start(started: Any, plant: BaseProcess, ready_s: float) -> float:
+    """Plant time zero once the simulator serves; a clear error if it cannot start or dies first."""
+    deadline = time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        try:
+            answer = started.get(timeout=0.5)
+        except queue.Empty:
+            if not plant.is_alive():
+                raise RuntimeError(
+                    f"the simulator exited before serving (exit code {plant.exitcode})"
+                ) from None
+            continue
+        if isinstance(answer, str):
+            raise RuntimeError(f"the simulator did not start: {answer}")
+        return float(answer)
+    raise RuntimeError(f"the simulator did not serve within {ready_s:.0f} s")
+
+
 @contextlib.contextmanager
-def upstream(settings: Settings, scenario: Scenario | None = None) -> Iterator[Upstream]:
+def upstream(
+    settings: Settings, scenario: Scenario | None = None, ready_s: float = 120.0
+) -> Iterator[Upstream]:
     """Start connectors, then the simulator (so no early sample is missed); stop both on exit."""
     started = _SPAWN.Queue()
     ingest = _SPAWN.Process(target=_run_ingest, args=(settings,), daemon=True)
@@ -142,7 +167,7 @@ def upstream(settings: Settings, scenario: Scenario | None = None) -> Iterator[U
     plant = _SPAWN.Process(target=_run_plant, args=(settings, scenario, started), daemon=True)
     plant.start()
     try:
-        yield Upstream(plant, ingest, started.get(timeout=60))
+        yield Upstream(plant, ingest, _plant_start(started, plant, ready_s))
     finally:
         _stop(plant, ingest)
 

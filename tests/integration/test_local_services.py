@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from pathlib import Path
+
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from core.localservices import Influxd, Mosquitto, start_influxd
+from bench.e2e import pipeline_settings, upstream
+from core.localservices import Influxd, Mosquitto, free_ports, start_influxd
 
 pytestmark = pytest.mark.integration
 
@@ -29,3 +34,22 @@ def test_influxd_keeps_written_points_across_a_restart() -> None:
         assert series[0]["values"] == [["1970-01-01T00:00:01Z", 1]]
     finally:
         influx.cleanup()
+
+
+def test_a_simulator_that_cannot_start_fails_the_harness_at_once_with_its_reason(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
+) -> None:
+    settings = pipeline_settings(mosquitto.port, influxd.url, tmp_path)
+    port = int(str(settings.plant.opcua_endpoint).rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        began = time.monotonic()
+        with pytest.raises(RuntimeError, match="cannot serve OPC UA"), upstream(settings):
+            pass
+    assert time.monotonic() - began < 60, "the failure is reported, not waited out"
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = free_ports(20)
+    assert len(set(ports)) == 20
