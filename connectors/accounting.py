@@ -68,7 +68,7 @@ class Accounting:
         )
         self.latency = Histogram(
             "linetwin_ingest_latency_seconds",
-            "Source timestamp to InfluxDB write acknowledged, per hand-over (its oldest sample)",
+            "Source timestamp to InfluxDB write acknowledged, per source and write (its oldest sample)",
             ("connector",),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -50,8 +50,13 @@ class Pipeline:
 
     def hand_over(self, handover: Handover) -> None:
         """Take one hand-over; its ``ack`` runs once its points are durable (database or spool)."""
-        self._count(handover)
-        self._write(handover)
+        lines, key = handover.lines, (handover.connector, handover.source)
+        if lines:
+            received = self._received
+            if not received:
+                self.loop.call_soon(self._count_received)
+            received[key] = received.get(key, 0) + len(lines)
+        self.writer.add(lines, key, handover.times, handover.ack)
         if self.bus is not None and handover.samples:
             if not self._to_bus:
                 self.loop.call_soon(self._publish)
@@ -83,21 +88,10 @@ class Pipeline:
             handovers.append(Handover(connector, "", [], [], (), ack))
         return handovers
 
-    def _count(self, handover: Handover) -> None:
-        if handover.lines:
-            received = self._received
-            if not received:
-                self.loop.call_soon(self._count_received)
-            key = (handover.connector, handover.source)
-            received[key] = received.get(key, 0) + len(handover.lines)
-
     def _count_received(self) -> None:
         received, self._received = self._received, {}
         for (connector, source), count in received.items():
             self.accounting.count("received", connector, source, count)
-
-    def _write(self, handover: Handover) -> None:
-        self.writer.add(handover.lines, (handover.connector, handover.source), handover.times, handover.ack)
 
     def _publish(self) -> None:
         assert self.bus is not None

@@ -114,6 +114,7 @@ class MqttConnector:
         }
         self._rebirth_asked: dict[str, float] = {}
         self._routes: dict[str, Route | None] = {}
+        self._max_payload = settings.ingest.max_payload_bytes
 
     async def run(self) -> None:
         """Connect and keep connected (back-off after a loss) until cancelled; a refusal no retry can
@@ -167,7 +168,7 @@ class MqttConnector:
         ack = partial(client.ack, message.mid, message.qos)
         receive_time = time.time_ns()
         topic = message.topic
-        route = self._route(topic)
+        route = self._routes.get(topic) or self._route(topic)
         try:
             if route is None:
                 raise RejectedInput("unknown_topic", topic)
@@ -181,14 +182,13 @@ class MqttConnector:
 
     def _route(self, topic: str) -> Route | None:
         """What a topic maps to; cached, since a plant reuses a few hundred topics all day."""
-        try:
+        if topic in self._routes:
             return self._routes[topic]
-        except KeyError:
-            config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
-            route = None if config is None else self._new_route(config, topic)
-            if len(self._routes) < ROUTE_CACHE_SIZE:
-                self._routes[topic] = route
-            return route
+        config = next((s for s in self.sources if mqtt.topic_matches_sub(s.topic, topic)), None)
+        route = None if config is None else self._new_route(config, topic)
+        if len(self._routes) < ROUTE_CACHE_SIZE:
+            self._routes[topic] = route
+        return route
 
     def _new_route(self, config: MqttSource, topic: str) -> Route:
         levels = topic.split("/")
@@ -217,7 +217,7 @@ class MqttConnector:
         return ingest.partitions == 1 or partition_of(source, ingest.partitions) == ingest.partition
 
     def _check_size(self, payload: bytes) -> None:
-        if len(payload) > self.settings.ingest.max_payload_bytes:
+        if len(payload) > self._max_payload:
             raise RejectedInput("oversized_payload", f"{len(payload)} bytes")
 
     def _json(self, route: Route, payload: bytes, receive_time: int, ack: Ack) -> None:
@@ -225,7 +225,8 @@ class MqttConnector:
         if not route.mine:
             ack()
             return
-        self._check_size(payload)
+        if len(payload) > self._max_payload:
+            raise RejectedInput("oversized_payload", f"{len(payload)} bytes")
         config, source = route.config, route.source
         records = jsonpayload.parse(
             payload,
@@ -237,39 +238,42 @@ class MqttConnector:
             reject=route.reject,
             ignore=route.ignore,
         )
-        line, machine, bus = self.settings.line, config.machine, self.pipeline.bus is not None
+        bus = self.pipeline.bus is not None
+        series = route.series
         lines: list[str] = []
         times: list[int] = []
         samples: list[Sample] = []
         for record in records:
-            self._check_sequence(source, record.run, record.seq)
+            seq = record.seq
+            if seq is not None:
+                self._check_sequence(source, record.run, seq)
             values = record.values
             if not values:
                 continue
-            fields = process_fields(record.seq, record.roll_id, record.cell_id, record.time_ns)
-            key = (record.channel, record.quality)
-            prefixes = route.series.get(key)
-            if prefixes is None:
-                prefixes = route.series[key] = {}
-            for signal, value, unit in values:
-                prefix = prefixes.get(signal)
-                if prefix is None:
-                    prefix = prefixes[signal] = process_series(
-                        line, machine, record.channel, signal, unit, record.quality
-                    )
-                lines.append(f"{prefix}{value!r}{fields}")
-            times += [record.time_ns] * len(values)
+            time_ns = record.time_ns
+            fields = process_fields(seq, record.roll_id, record.cell_id, time_ns)
+            prefixes = series.get((record.channel, record.quality)) or self._prefixes(route, record)
+            for signal, value, _ in values:
+                lines.append(f"{prefixes[signal]}{value!r}{fields}")
+            times += [time_ns] * len(values)
             if bus:
-                samples += record.samples(line, machine, source, receive_time)
+                samples += record.samples(self.settings.line, config.machine, source, receive_time)
         if lines:
             self.pipeline.hand_over(Handover(CONNECTOR, source, lines, times, samples, ack))
         else:
             ack()
 
-    def _check_sequence(self, source: str, run: str | None, seq: int | None) -> None:
+    def _prefixes(self, route: Route, record: jsonpayload.Record) -> dict[str, str]:
+        """The line protocol up to the value of each tag-mapped signal, for one (channel, quality)."""
+        line, machine = self.settings.line, route.config.machine
+        prefixes = route.series[(record.channel, record.quality)] = {
+            signal: process_series(line, machine, record.channel, signal, unit, record.quality)
+            for signal, unit in route.config.units.items()
+        }
+        return prefixes
+
+    def _check_sequence(self, source: str, run: str | None, seq: int) -> None:
         """Count missing sequence numbers; a new ``run`` starts afresh, a repeat (redelivery) is no gap."""
-        if seq is None:
-            return
         known = self._sequences.get(source)
         if known is None or known.run != run:
             self._sequences[source] = ChannelSequence(run, seq)

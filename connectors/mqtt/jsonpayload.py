@@ -124,10 +124,26 @@ def parse(
     """Parse one message; whole-message problems raise, per-record and per-value problems go to ``reject``."""
     document = loads(payload)
     items = document if isinstance(document, list) else [document]
+    earliest, latest = receive_time_ns - window.max_past_age_ns, receive_time_ns + window.max_future_skew_ns
+    bare = _bare(ignore)
     records = []
     for item in items:
         try:
-            records.append(_record(item, machine, channel, units, ignore, window, receive_time_ns, reject))
+            records.append(
+                _record(
+                    item,
+                    machine,
+                    channel,
+                    units,
+                    ignore,
+                    bare,
+                    window,
+                    receive_time_ns,
+                    earliest,
+                    latest,
+                    reject,
+                )
+            )
         except RejectedInput as exc:
             reject(exc)
             if _valid_seq(item):
@@ -147,21 +163,34 @@ def _record(
     channel: str | None,
     units: dict[str, str],
     ignore: frozenset[str],
+    bare: frozenset[str],
     window: TimeWindow,
     receive_time_ns: int,
+    earliest_ns: int,
+    latest_ns: int,
     reject: Reject,
 ) -> Record:
-    if not isinstance(item, dict):
+    """One record. The common case (an ns ``ts`` inside the window, text context, finite floats of known
+    signals) is checked inline, without calls; anything else takes the general checks that name a reason."""
+    if type(item) is not dict:
         raise RejectedInput("wrong_type", "a record must be a JSON object")
     get = item.get
     seq = get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+    if seq is not None and (type(seq) is not int or seq < 0):
         raise RejectedInput("wrong_type", f"seq {seq!r}")
     run = get("run")
-    source_time = window.check(parse_time(get("ts")), receive_time_ns)
-    cell_id = _text(item, "cell_id")
-    cathode_roll_id, roll_id = _text(item, "cathode_roll_id"), _text(item, "roll_id")
-    own_channel = _text(item, "channel")
+    source_time = get("ts")
+    if type(source_time) is not int or not earliest_ns <= source_time <= latest_ns:
+        source_time = window.check(parse_time(source_time), receive_time_ns)
+    cell_id, cathode_roll_id = get("cell_id"), get("cathode_roll_id")
+    roll_id, own_channel = get("roll_id"), get("channel")
+    if not (
+        (cell_id is None or type(cell_id) is str)
+        and (cathode_roll_id is None or type(cathode_roll_id) is str)
+        and (roll_id is None or type(roll_id) is str)
+        and (own_channel is None or type(own_channel) is str)
+    ):
+        _check_text(item)
     quality = GOOD
     if "quality" in item:
         try:
@@ -171,8 +200,8 @@ def _record(
     values = get("values")
     skip = ignore
     if values is None:
-        values, skip = item, _skipped(ignore)
-    elif not isinstance(values, dict):
+        values, skip = item, bare
+    elif type(values) is not dict:
         raise RejectedInput("wrong_type", "values must be an object")
     accepted = []
     for signal, raw in values.items():
@@ -200,14 +229,14 @@ def _record(
     )
 
 
-def _text(item: dict[str, Any], key: str) -> str | None:
-    value = item.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise RejectedInput("wrong_type", f"{key} {value!r}")
+def _check_text(item: dict[str, Any]) -> None:
+    for key in CONTEXT:
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            raise RejectedInput("wrong_type", f"{key} {value!r}")
 
 
 @lru_cache(maxsize=256)
-def _skipped(ignore: frozenset[str]) -> frozenset[str]:
+def _bare(ignore: frozenset[str]) -> frozenset[str]:
     """Keys of a record without ``values`` that are not signals."""
     return RESERVED | ignore

@@ -47,7 +47,7 @@ class Delivery(Protocol):
     def spool_changed(self, depth: int) -> None: ...
 
     def latencies(self, connector: str, seconds: Sequence[float]) -> None:
-        """Source timestamp to write acknowledged, one value per hand-over (its oldest point)."""
+        """Source timestamp to write acknowledged, one value per source and write (its oldest point)."""
 
 
 class Uncounted:
@@ -74,7 +74,8 @@ class WriteFailed(Exception):
 class Batch:
     lines: list[str] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
-    oldest: list[tuple[str, int]] = field(default_factory=list)
+    #: Per (connector, source), the source time of its oldest point in the batch.
+    oldest: dict[tuple[str, str], int] = field(default_factory=dict)
     counts: SourceCounts = field(default_factory=Counter)
     acks: list[Ack] = field(default_factory=list)
 
@@ -127,7 +128,10 @@ class InfluxWriter:
         if source is not None and lines:
             batch.counts[source] += len(lines)
         if times:
-            batch.oldest.append((source[0] if source else "", min(times)))
+            key = source or ("", "")
+            first = min(times)
+            if first < batch.oldest.get(key, first + 1):
+                batch.oldest[key] = first
             if self.on_written is not None:  # every point's time only for the benchmark's hook
                 batch.times.extend(times)
         if ack is not None:
@@ -199,7 +203,7 @@ class InfluxWriter:
         now = time.time_ns()
         self.delivery.counted("written", batch.counts)
         by_connector: dict[str, list[float]] = {}
-        for connector, oldest in batch.oldest:
+        for (connector, _), oldest in batch.oldest.items():
             by_connector.setdefault(connector, []).append((now - oldest) / 1e9)
         for connector, seconds in by_connector.items():
             self.delivery.latencies(connector, seconds)

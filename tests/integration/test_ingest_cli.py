@@ -89,7 +89,7 @@ async def test_stats_prints_the_counters_of_a_running_ingest(
     assert cells[1:8] == ["mqtt", "cycler1/ch01", "5", "5", "0", "0", "0"]
     rows = result.stdout.split("ingest latency", 1)[1].splitlines()
     latency = [cell.strip() for cell in next(x for x in rows if "│ mqtt" in x).split("│")]
-    assert latency[2] == "2", "one latency observation per message written"
+    assert latency[2] == "2", "one latency observation per source and write"
 
 
 async def test_two_partitions_split_the_sources_and_together_write_each_sample_once(

@@ -74,7 +74,7 @@ def test_latencies_land_in_their_buckets_per_connector() -> None:
     assert _bucket(accounting, "opcua", "0.05") == 1
 
 
-async def test_the_writer_observes_source_to_write_latency_once_per_hand_over(tmp_path: Path) -> None:
+async def test_the_writer_observes_each_sources_oldest_point_once_per_write(tmp_path: Path) -> None:
     accounting = Accounting()
     writer = InfluxWriter(InfluxSettings(spool_dir=tmp_path), accounting)
 
@@ -83,10 +83,12 @@ async def test_the_writer_observes_source_to_write_latency_once_per_hand_over(tm
 
     writer._post = accepted  # type: ignore[method-assign]
     now = time.time_ns()
-    writer.add(["a 1", "a 2"], ("mqtt", "cycler1/ch01"), [now - 2 * 10**9, now - 10**9])
+    writer.add(["a 1"], ("mqtt", "cycler1/ch01"), [now - 10**9])
+    writer.add(["a 2", "a 3"], ("mqtt", "cycler1/ch01"), [now, now - 2 * 10**9])
+    writer.add(["a 4"], ("mqtt", "cycler1/ch02"), [now])
     writer.add(["b 1"], ("opcua", "coater1"), [now])
     await writer.close()
-    assert _bucket(accounting, "mqtt", "1.0") == 0, "the oldest point of a hand-over counts"
-    assert _bucket(accounting, "mqtt", "2.5") == 1
+    assert _bucket(accounting, "mqtt", "1.0") == 1, "ch01 counts once, at its oldest point"
+    assert _bucket(accounting, "mqtt", "2.5") == 2
     assert _bucket(accounting, "opcua", "0.25") == 1
-    assert accounting.value("written", "mqtt", "cycler1/ch01") == 2
+    assert accounting.value("written", "mqtt", "cycler1/ch01") == 3
