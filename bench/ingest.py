@@ -398,6 +398,7 @@ async def _ingest_opcua(
     cpu = meter.per_sample(written)
     stop.set()
     await task
+    await asyncio.to_thread(influxd.drop_database, settings.influx.database)
     return written / seconds, latencies, cpu
 
 
@@ -450,6 +451,43 @@ async def _mqtt_rounds(
     )
 
 
+async def _opcua_rounds(
+    mosquitto: Mosquitto, influxd: Influxd, workdir: Path, seconds: float, rounds: int
+) -> Result:
+    """The raw asyncua subscription and ingest back to back, ``rounds`` times, against one source:
+    medians of the rates and of the rounds' own ratios, as for MQTT."""
+    port = free_port()
+    source = _opcua_source(port, machines=2, signals=25)
+    endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
+    services = {"broker": _pid(mosquitto), "database": _pid(influxd), "source": source.pid}
+    raw: list[tuple[float, Cpu]] = []
+    ingest: list[tuple[float, Cpu]] = []
+    latency = Latencies()
+    try:
+        for n in range(rounds):
+            meter = CpuMeter(services)
+            raw.append(await _raw_opcua(endpoint, seconds, meter))
+            rate, round_latency, cpu = await _ingest_opcua(
+                endpoint, mosquitto, influxd, workdir / f"opcua-{n}", seconds, meter
+            )
+            ingest.append((rate, cpu))
+            latency.values += round_latency.values
+    finally:
+        source.kill()
+        source.wait()
+    ingest_rate = statistics.median(r for r, _ in ingest)
+    return Result(
+        "OPC UA → InfluxDB",
+        statistics.median(r for r, _ in raw),
+        ingest_rate,
+        *latency.percentiles(),
+        int(ingest_rate * seconds),
+        Cpu.mean([c for _, c in raw]),
+        Cpu.mean([c for _, c in ingest]),
+        paired_ratio=statistics.median(i / r for (i, _), (r, _) in zip(ingest, raw, strict=True)),
+    )
+
+
 async def run(
     messages: int = 4000, per_message: int = 10, opcua_seconds: float = 8.0, rounds: int = 1
 ) -> list[Result]:
@@ -461,31 +499,7 @@ async def run(
             await _mqtt_rounds(mosquitto, influxd, workdir, messages, shape, rounds)
             for shape in (Shape(per_message, 1), CYCLER_SHAPE)
         ]
-        services = {"broker": _pid(mosquitto), "database": _pid(influxd)}
-        port = free_port()
-        source = _opcua_source(port, machines=2, signals=25)
-        try:
-            meter = CpuMeter(services | {"source": source.pid})
-            endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
-            raw_opcua, raw_cpu = await _raw_opcua(endpoint, opcua_seconds, meter)
-            ingest_opcua, opcua_latency, ingest_cpu = await _ingest_opcua(
-                endpoint, mosquitto, influxd, workdir / "s2", opcua_seconds, meter
-            )
-        finally:
-            source.kill()
-            source.wait()
-        return [
-            *results,
-            Result(
-                "OPC UA → InfluxDB",
-                raw_opcua,
-                ingest_opcua,
-                *opcua_latency.percentiles(),
-                int(ingest_opcua * opcua_seconds),
-                raw_cpu,
-                ingest_cpu,
-            ),
-        ]
+        return [*results, await _opcua_rounds(mosquitto, influxd, workdir, opcua_seconds, rounds)]
     finally:
         mosquitto.cleanup()
         influxd.cleanup()
@@ -499,8 +513,10 @@ def ingest_command(
             help="JSON records (one sample each) per MQTT message; a second row is always the cycler shape"
         ),
     ] = 10,
-    seconds: Annotated[float, typer.Option(help="OPC UA measurement time per client")] = 8.0,
-    rounds: Annotated[int, typer.Option(min=1, help="MQTT measurements per client; medians are shown")] = 5,
+    seconds: Annotated[float, typer.Option(help="OPC UA measurement time per client and round")] = 8.0,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Measurements per client and path; medians are shown")
+    ] = 5,
 ) -> None:
     """Connector throughput per process against raw no-op clients, and ingest latency."""
     results = asyncio.run(run(messages, per_message, seconds, rounds))
@@ -508,7 +524,7 @@ def ingest_command(
         title="twin bench ingest (one process each; real Mosquitto and influxd on this machine)",
         caption=(
             "raw client: paho's loop thread, asyncua's subscription; ratio = ingest / raw client "
-            "(MQTT: median of the rounds' ratios, each round's clients measured back to back). "
+            "(median of the rounds' ratios, each round's clients measured back to back). "
             "raw on loop: the same no-op paho subscriber read on the asyncio loop as ingest reads it; "
             "ratio to it = what the connector's own work costs"
         ),

@@ -3,9 +3,9 @@
 Why: ``loop_start``'s thread does a ``select()`` per packet, wakes through a socket pair for every packet
 another thread queues (each PUBACK sent after a write), and its messages must cross to the loop, all
 under one interpreter lock. On the loop, a readable socket is read packet after packet while bytes wait,
-the PUBACKs of a flush leave in one write, and the handlers run where the pipeline lives.
-``twin bench ingest`` measures the two side by side: the same no-op subscriber needs about 40 % less CPU
-per message here.
+the PUBACKs of a flush go out in one ``loop_write``, and the handlers run where the pipeline lives.
+``twin bench ingest`` measures the two side by side: the same no-op subscriber needs a quarter to a third
+less CPU per message here.
 
 paho provides the hooks for this (``on_socket_*``, ``loop_read``/``loop_write``/``loop_misc``). What it
 leaves to the application, and this module does, is what ``loop_forever`` would otherwise do: reconnect
