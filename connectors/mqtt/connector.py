@@ -225,8 +225,7 @@ class MqttConnector:
         if not route.mine:
             ack()
             return
-        if len(payload) > self._max_payload:
-            raise RejectedInput("oversized_payload", f"{len(payload)} bytes")
+        self._check_size(payload)
         config, source = route.config, route.source
         records = jsonpayload.parse(
             payload,
