@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -416,6 +416,27 @@ def _pid(service: Mosquitto | Influxd) -> int:
     return service.process.pid
 
 
+@dataclass
+class Rounds:
+    """One client's measurements, a (samples/s, CPU) pair per round."""
+
+    measured: list[tuple[float, Cpu]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r for r, _ in self.measured)
+
+    @property
+    def cpu(self) -> Cpu:
+        return Cpu.mean([c for _, c in self.measured])
+
+    def ratio_to(self, other: Rounds) -> float:
+        """The median of the rounds' own ratios: each round's clients ran back to back."""
+        return statistics.median(
+            mine / theirs for (mine, _), (theirs, _) in zip(self.measured, other.measured, strict=True)
+        )
+
+
 async def _mqtt_rounds(
     mosquitto: Mosquitto, influxd: Influxd, workdir: Path, messages: int, shape: Shape, rounds: int
 ) -> Result:
@@ -423,31 +444,29 @@ async def _mqtt_rounds(
     machine varies by up to ±30 % from one minute to the next for every client alike, so each rate is
     the median of its rounds, the ratio the median of the rounds' own ratios, each CPU figure the mean."""
     services = {"broker": _pid(mosquitto), "database": _pid(influxd)}
-    raw: list[tuple[float, Cpu]] = []
-    raw_loop: list[tuple[float, Cpu]] = []
-    ingest: list[tuple[float, Cpu]] = []
+    raw, raw_loop, ingest = Rounds(), Rounds(), Rounds()
     latency = Latencies()
     for n in range(rounds):
         meter = CpuMeter(services)
-        raw.append(await asyncio.to_thread(_raw_mqtt, mosquitto, messages, shape, meter))
-        raw_loop.append(await _raw_mqtt_loop(mosquitto, messages, shape, meter))
+        raw.measured.append(await asyncio.to_thread(_raw_mqtt, mosquitto, messages, shape, meter))
+        raw_loop.measured.append(await _raw_mqtt_loop(mosquitto, messages, shape, meter))
         rate, round_latency, cpu = await _ingest_mqtt(
             mosquitto, influxd, workdir / f"{shape.records}x{shape.signals}-{n}", messages, shape, meter
         )
-        ingest.append((rate, cpu))
+        ingest.measured.append((rate, cpu))
         latency.values += round_latency.values
     return Result(
         shape.label(),
-        statistics.median(r for r, _ in raw),
-        statistics.median(r for r, _ in ingest),
+        raw.rate,
+        ingest.rate,
         *latency.percentiles(),
         messages // 16 * 16 * shape.samples,
-        Cpu.mean([c for _, c in raw]),
-        Cpu.mean([c for _, c in ingest]),
-        statistics.median(r for r, _ in raw_loop),
-        Cpu.mean([c for _, c in raw_loop]),
-        statistics.median(i / r for (i, _), (r, _) in zip(ingest, raw, strict=True)),
-        statistics.median(i / r for (i, _), (r, _) in zip(ingest, raw_loop, strict=True)),
+        raw.cpu,
+        ingest.cpu,
+        raw_loop.rate,
+        raw_loop.cpu,
+        ingest.ratio_to(raw),
+        ingest.ratio_to(raw_loop),
     )
 
 
@@ -460,31 +479,29 @@ async def _opcua_rounds(
     source = _opcua_source(port, machines=2, signals=25)
     endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
     services = {"broker": _pid(mosquitto), "database": _pid(influxd), "source": source.pid}
-    raw: list[tuple[float, Cpu]] = []
-    ingest: list[tuple[float, Cpu]] = []
+    raw, ingest = Rounds(), Rounds()
     latency = Latencies()
     try:
         for n in range(rounds):
             meter = CpuMeter(services)
-            raw.append(await _raw_opcua(endpoint, seconds, meter))
+            raw.measured.append(await _raw_opcua(endpoint, seconds, meter))
             rate, round_latency, cpu = await _ingest_opcua(
                 endpoint, mosquitto, influxd, workdir / f"opcua-{n}", seconds, meter
             )
-            ingest.append((rate, cpu))
+            ingest.measured.append((rate, cpu))
             latency.values += round_latency.values
     finally:
         source.kill()
         source.wait()
-    ingest_rate = statistics.median(r for r, _ in ingest)
     return Result(
         "OPC UA → InfluxDB",
-        statistics.median(r for r, _ in raw),
-        ingest_rate,
+        raw.rate,
+        ingest.rate,
         *latency.percentiles(),
-        int(ingest_rate * seconds),
-        Cpu.mean([c for _, c in raw]),
-        Cpu.mean([c for _, c in ingest]),
-        paired_ratio=statistics.median(i / r for (i, _), (r, _) in zip(ingest, raw, strict=True)),
+        int(ingest.rate * seconds),
+        raw.cpu,
+        ingest.cpu,
+        paired_ratio=ingest.ratio_to(raw),
     )
 
 

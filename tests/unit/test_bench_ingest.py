@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.ingest import Cpu, Result, cpu_table
+from bench.ingest import Cpu, Result, Rounds, cpu_table
 
 
 def _result(database_us: float, receive_us: float = 10.0, raw: float = 100_000.0) -> Result:
@@ -47,3 +47,12 @@ def test_own_work_is_counted_beyond_receiving_the_way_ingest_receives(monkeypatc
     table = cpu_table([result])
     cells = [str(c) for column in table.columns for c in column.cells]
     assert cells[1:3] == ["10.0", "6.0"]
+
+
+def test_rounds_give_median_rates_and_the_median_of_paired_ratios() -> None:
+    cpu = Cpu(1e-6, {})
+    raw = Rounds([(100.0, cpu), (200.0, cpu), (50.0, cpu)])
+    ingest = Rounds([(90.0, cpu), (100.0, cpu), (40.0, cpu)])
+    assert raw.rate == 100.0 and ingest.rate == 90.0
+    # paired ratios 0.9, 0.5, 0.8: their median, not 90 / 100 of the median rates
+    assert ingest.ratio_to(raw) == pytest.approx(0.8)
