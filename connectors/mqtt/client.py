@@ -10,6 +10,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from connectors.mqtt.bufferedsocket import BufferedClient
 from core.errors import LinetwinError
 from core.settings import MqttSettings
 
@@ -28,9 +29,9 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 
 
-def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+def make_client(settings: MqttSettings, client_id: str) -> BufferedClient:
     """A v5 client; pair with :func:`connect` (clean_start False keeps the session across restarts)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if settings.username:
         password = settings.password.get_secret_value() if settings.password else None
         client.username_pw_set(settings.username, password)

@@ -1,4 +1,4 @@
-"""The MQTT client's loop helpers: when to read on, and which refusals end ingest."""
+"""The MQTT client's helpers: its buffered socket, and which refusals end ingest."""
 
 from __future__ import annotations
 
@@ -10,20 +10,41 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from connectors.mqtt.aioloop import bytes_waiting
+from connectors.mqtt.bufferedsocket import BufferedSocket
 from connectors.mqtt.client import connack_refusal
 
 
-def test_bytes_waiting_tells_whether_a_read_would_find_data_without_reading_it() -> None:
+def test_a_buffered_socket_takes_what_the_kernel_holds_in_one_read_and_serves_small_reads_from_it() -> None:
     left, right = socket.socketpair()
     with left, right:
-        waiting = bytes_waiting(left)
-        assert not waiting()
-        right.send(b"\x30\x00")
-        assert waiting()
-        assert waiting()  # nothing was consumed
-        assert left.recv(2) == b"\x30\x00"
-        assert not waiting()
+        left.setblocking(False)
+        buffered = BufferedSocket(left)
+        with pytest.raises(BlockingIOError):
+            buffered.recv(1)  # nothing there: paho's "try again", as from the socket itself
+        assert buffered.pending() == 0
+        right.send(b"\x30\x05hello\x30\x02ok")
+        assert buffered.recv(1) == b"\x30"
+        assert buffered.pending() == 10  # the rest came with the first read
+        right.send(b"\x30\x00")  # still in the kernel: not counted, not read until asked for
+        assert buffered.recv(1) == b"\x05"
+        assert buffered.recv(5) == b"hello"
+        assert buffered.recv(8) == b"\x30\x02ok"  # a short read, as recv may return
+        assert buffered.pending() == 0
+        assert buffered.recv(2) == b"\x30\x00"
+        right.close()
+        assert buffered.recv(1) == b""  # the peer closed: paho's connection lost
+
+
+def test_a_buffered_socket_is_the_socket_for_everything_but_reads() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        buffered = BufferedSocket(left)
+        assert buffered.fileno() == left.fileno()
+        assert buffered.send(b"ping") == 4
+        assert right.recv(4) == b"ping"
+        assert buffered.getsockname() == left.getsockname()
+        buffered.close()
+        assert left.fileno() == -1
 
 
 def _client() -> mqtt.Client:
