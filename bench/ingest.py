@@ -57,6 +57,8 @@ from core.localservices import Influxd, Mosquitto, free_port, start_influxd, sta
 from core.settings import Settings
 
 TOPICS = "+/formation/+/cycler1/+/+"
+#: Cycler channels the MQTT source publishes on; a burst is whole rounds of one message per channel.
+CHANNELS = 16
 GOAL = 0.8  # issue 4: ingest at ≥ 0.8 of the raw client's rate
 
 ClientT = TypeVar("ClientT", bound=mqtt.Client)
@@ -220,6 +222,17 @@ class Shape:
     def samples(self) -> int:
         return self.records * self.signals
 
+    def source(self, mosquitto: Mosquitto, run: str) -> CyclerSource:
+        """A publisher of messages of this shape on every channel."""
+        return CyclerSource(
+            mosquitto.host,
+            mosquitto.port,
+            channels=CHANNELS,
+            per_message=self.records,
+            run=run,
+            signals=self.signals,
+        )
+
     def label(self) -> str:
         if self == CYCLER_SHAPE:
             return "MQTT (JSON, cycler shape: 1 record × 5 values) → InfluxDB"
@@ -229,11 +242,14 @@ class Shape:
 CYCLER_SHAPE = Shape(1, 5)
 
 
+def _whole_rounds(messages: int) -> int:
+    """The messages of a burst of about ``messages``: whole rounds over the channels."""
+    return messages // CHANNELS * CHANNELS
+
+
 def _queue_messages(mosquitto: Mosquitto, messages: int, shape: Shape, run: str) -> int:
-    source = CyclerSource(
-        mosquitto.host, mosquitto.port, channels=16, per_message=shape.records, run=run, signals=shape.signals
-    )
-    for _ in range(messages // 16):
+    source = shape.source(mosquitto, run)
+    for _ in range(messages // CHANNELS):
         source.publish_round()
     source.close()
     return source.published
@@ -286,7 +302,7 @@ def _raw_mqtt(mosquitto: Mosquitto, messages: int, shape: Shape, meter: CpuMeter
     meter.start()
     start = time.perf_counter()
     client = _raw_client(mosquitto, client_id, mqtt.Client)
-    client.on_message = _counting(messages // 16 * 16, done.set)
+    client.on_message = _counting(_whole_rounds(messages), done.set)
     client.loop_start()
     done.wait(300)
     elapsed = time.perf_counter() - start
@@ -306,7 +322,7 @@ async def _raw_mqtt_loop(
     meter.start()
     start = time.perf_counter()
     client = _raw_client(mosquitto, client_id, BufferedClient)
-    client.on_message = _counting(messages // 16 * 16, done.set)
+    client.on_message = _counting(_whole_rounds(messages), done.set)
     network = AsyncioNetwork(client, RECONNECT_MIN_S, RECONNECT_MAX_S)
     network.start()
     await asyncio.wait_for(done.wait(), 300)
@@ -341,14 +357,7 @@ async def _ingest_mqtt(
     latencies = Latencies()
     assert service.writer is not None
     service.writer.on_written = latencies
-    paced = CyclerSource(
-        mosquitto.host,
-        mosquitto.port,
-        channels=16,
-        per_message=shape.records,
-        run="paced",
-        signals=shape.signals,
-    )
+    paced = shape.source(mosquitto, "paced")
     for _ in range(50):
         paced.publish_round()
         await asyncio.sleep(0.04)
@@ -467,7 +476,7 @@ async def _mqtt_rounds(
         raw.rate,
         ingest.rate,
         *latency.percentiles(),
-        messages // 16 * 16 * shape.samples,
+        _whole_rounds(messages) * shape.samples,
         raw.cpu,
         ingest.cpu,
         raw_loop.rate,

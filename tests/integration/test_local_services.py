@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -40,7 +41,7 @@ def test_a_simulator_that_cannot_start_fails_the_harness_at_once_with_its_reason
     mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
     settings = pipeline_settings(mosquitto.port, influxd.url, tmp_path)
-    port = int(str(settings.plant.opcua_endpoint).rsplit(":", 1)[1].split("/")[0])
+    port = urlsplit(str(settings.plant.opcua_endpoint)).port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
