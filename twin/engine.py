@@ -1,11 +1,14 @@
 """The twin engine: plant bus in, live state, models and alerts out; no HTTP (the API wraps it).
 
-Each line the worker owns (``twin.lines``) gets its own queue and task, fed in arrival order from one
-MQTT subscription, so a line's samples reach exactly one analyser in order and its model and detector
-state stays whole. paho's network thread only hands payloads to the asyncio loop; decoding, models,
-SQLite and InfluxDB writes all happen on the loop. Line state (model snapshot + live values) is saved to
-the state file every few seconds and on stop, and restored on start, so a restarted worker, or another
-worker taking the line over from the same state file, carries on where the last one stopped.
+Each line the worker owns (``twin.lines``) gets its own queue and task, fed in arrival order from one MQTT
+subscription, so a line's samples reach exactly one analyser in order and its model and detector state stays
+whole. Besides the stream the twin subscribes to each machine's retained state (``core.bus``): those last
+values are held, not judged, so a setpoint that ingest read before this twin subscribed is known at once, in
+the live state the API shows and in the models' ticks, whatever the start order. paho's network thread only
+hands payloads to the asyncio loop; decoding, models, SQLite and InfluxDB writes all happen on the loop. Line
+state (model snapshot + live values) is saved to the state file every few seconds and on stop, and restored on
+start, so a restarted worker, or another worker taking the line over from the same state file, carries on
+where the last one stopped.
 """
 
 from __future__ import annotations
@@ -85,17 +88,18 @@ class LineWorker:
         self.engine = engine
         self.line = line
         self.analyser = analyser
-        self.queue: asyncio.Queue[list[Sample]] = asyncio.Queue()
+        #: (samples, held): held samples are last values from the retained state, known but not judged
+        self.queue: asyncio.Queue[tuple[list[Sample], bool]] = asyncio.Queue()
         self.processed = 0
         self.last_sample_ns: int | None = None
 
     async def run(self) -> None:
         while True:
-            samples = await self.queue.get()
+            samples, held = await self.queue.get()
             self.engine.metrics.queue_depth.labels(self.line).set(self.queue.qsize())
             started = time.perf_counter()
             try:
-                self.process(samples)
+                self.take(samples, held)
             except Exception:
                 log.exception("line worker failed on a batch", extra={"line": self.line})
             self.engine.metrics.batch_seconds.labels(self.line).observe(time.perf_counter() - started)
@@ -119,6 +123,19 @@ class LineWorker:
             max(0.0, (time.time_ns() - max(s.receive_time_ns for s in samples)) / 1e9)
         )
         engine.note_changes(self.line, changed)
+
+    def take(self, samples: list[Sample], held: bool) -> None:
+        """One queued bus message: stream samples are judged, retained last values only held."""
+        if held:
+            self.hold(samples)
+        else:
+            self.process(samples)
+
+    def hold(self, samples: list[Sample]) -> None:
+        """Last values (retained state, the database): into the live state and the models' held values."""
+        changed = self.engine.live.update(samples)
+        self.analyser.hold(samples)
+        self.engine.note_changes(self.line, changed)
 
     def save(self) -> None:
         self.engine.state.save_snapshot(
@@ -192,8 +209,7 @@ class TwinEngine:
         except InfluxUnavailable as exc:
             log.warning("no last values from InfluxDB", extra={"line": worker.line, "error": str(exc)})
             return
-        self.live.update(samples)
-        worker.analyser.hold(samples)
+        worker.hold(samples)
         log.info("line seeded from InfluxDB", extra={"line": worker.line, "signals": len(samples)})
 
     async def stop(self) -> None:
@@ -204,7 +220,7 @@ class TwinEngine:
         deadline = time.monotonic() + self.settings.twin.stop_drain_s
         for worker in self.workers.values():
             while not worker.queue.empty() and time.monotonic() < deadline:
-                worker.process(worker.queue.get_nowait())
+                worker.take(*worker.queue.get_nowait())
             if not worker.queue.empty():
                 log.warning(
                     "stopped with bus messages not analysed (their samples are in InfluxDB)",
@@ -249,7 +265,10 @@ class TwinEngine:
         if reason.is_failure:
             log.warning("MQTT connect refused", extra={"reason": str(reason)})
             return
-        client.subscribe([(bus.subscription(line), 1) for line in self.lines])
+        client.subscribe(
+            [(bus.subscription(line), 1) for line in self.lines]
+            + [(bus.state_subscription(line), 1) for line in self.lines]
+        )
         self.connected = True
         log.info("subscribed to the plant bus", extra={"lines": ",".join(self.lines)})
 
@@ -265,6 +284,7 @@ class TwinEngine:
         """Decode one bus message and queue it on its line's worker (runs on the loop)."""
         parts = topic.split("/")
         worker = self.workers.get(parts[2]) if len(parts) == 4 else None
+        held = topic.startswith(bus.STATE_ROOT + "/")
         if worker is None:
             self.metrics.rejected.labels("unknown_line").inc()
             return
@@ -276,7 +296,7 @@ class TwinEngine:
             return
         samples = [s for s in samples if s.line == worker.line]
         if samples:
-            worker.queue.put_nowait(samples)
+            worker.queue.put_nowait((samples, held))
             self.metrics.queue_depth.labels(worker.line).set(worker.queue.qsize())
 
     # alerts

@@ -107,9 +107,13 @@ class LineModelAnalyser:
         return [*fill, sample]
 
     def hold(self, samples: Sequence[Sample]) -> None:
+        """Know these last values for the ticks that lack them; a value held already and newer stays."""
         for sample in samples:
             if sample.channel is None:
-                self.held.setdefault(sample.machine, {})[sample.signal] = sample
+                held = self.held.setdefault(sample.machine, {})
+                old = held.get(sample.signal)
+                if old is None or old.source_time_ns <= sample.source_time_ns:
+                    held[sample.signal] = sample
 
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()

@@ -45,7 +45,7 @@ def app(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     ]
     engine.dispatch(bus.topic("fuzz", "coater1"), bus.encode(samples))
     worker = engine.workers["fuzz"]
-    worker.process(worker.queue.get_nowait())
+    worker.take(*worker.queue.get_nowait())
     engine.raise_alert(pump_wear("fuzz", 10**9))
     return create_app(twin, run_engine=False)
 

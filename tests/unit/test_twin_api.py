@@ -114,7 +114,7 @@ def feed(client: TestClient, *samples: Sample) -> None:
     engine = client.app.state.twin.engine  # type: ignore[attr-defined]
     worker = engine.workers["line1"]
     engine.dispatch(bus.topic("line1", "coater1"), bus.encode(samples))
-    worker.process(worker.queue.get_nowait())
+    worker.take(*worker.queue.get_nowait())
 
 
 AUTH = {"Authorization": "Bearer s3cret"}
