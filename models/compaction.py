@@ -61,7 +61,7 @@ class CompactionFit:
         )
 
 
-def _span(values: np.ndarray) -> float:
+def span(values: np.ndarray) -> float:
     """Range of ``values`` without the ``SPAN_TRIM`` most extreme at each end."""
     ordered = np.sort(values)
     return float(ordered[-SPAN_TRIM - 1] - ordered[SPAN_TRIM]) if ordered.size > 2 * SPAN_TRIM else 0.0
@@ -76,10 +76,10 @@ def identify(
     q, dt, eps = q[keep], t[keep] - t_ref, eps[keep]
     if q.size < 50:
         return None, f"prior: {q.size} samples"
-    span = _span(q)
-    if span < MIN_LOAD_SPAN:
-        return None, f"prior: line load spans {span:.0f} N/mm (< {MIN_LOAD_SPAN:.0f} for ε₀, ε_min)"
-    fit_beta = _span(dt) >= MIN_TEMPERATURE_SPAN
+    load_span = span(q)
+    if load_span < MIN_LOAD_SPAN:
+        return None, f"prior: line load spans {load_span:.0f} N/mm (< {MIN_LOAD_SPAN:.0f} for ε₀, ε_min)"
+    fit_beta = span(dt) >= MIN_TEMPERATURE_SPAN
     n = 4 if fit_beta else 3
 
     def parts(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,3 +123,42 @@ def identify(
             f"σ(ε_min) = {sigma_min:.3f}"
         )
     return fit, f"identified from line loads {q.min():.0f}–{q.max():.0f} N/mm ({q.size} samples)"
+
+
+def anchored(
+    load: Any,
+    temperature: Any,
+    porosity: Any,
+    t_ref: float,
+    priors: tuple[float, float, float],
+    beta: float,
+    beta_sigma: float,
+) -> CompactionFit | None:
+    """The law through the calibration's operating point, with ε₀ and ε_min (σ ``priors[2]``) and β as priors.
+
+    At one line load the data fix ε at that load and nothing else: γ_c is whatever puts the curve through
+    that point for the assumed ε₀ and ε_min. So γ_ref is a function of the priors, ln γ_ref = ln(q₀ / ln((ε₀
+    − ε_min)/(ε̄ − ε_min))) + β(T̄ − T_ref), and its covariance carries their uncertainty through that
+    function: a prediction at the calibrated load is as precise as the data, one away from it is as
+    uncertain as ε₀, ε_min and β are. That is where an honest extrapolation interval comes from.
+    """
+    q, t, eps = (np.asarray(v, dtype=float) for v in (load, temperature, porosity))
+    keep = np.isfinite(q) & np.isfinite(t) & np.isfinite(eps) & (q > 0)
+    q, t, eps = q[keep], t[keep], eps[keep]
+    eps_0, eps_min, prior_sigma = priors
+    if q.size < 10:
+        return None
+    q0, t0, e0 = float(q.mean()), float(t.mean()), float(eps.mean())
+    if not eps_min < e0 < eps_0:
+        return None
+    a, b = eps_0 - eps_min, e0 - eps_min
+    spread = math.log(a / b)
+    log_gamma_ref = math.log(q0 / spread) + beta * (t0 - t_ref)
+    inside = (eps > eps_min) & (eps < eps_0)
+    per_sample = np.log(q[inside] / np.log(a / (eps[inside] - eps_min)))
+    data_var = float(per_sample.var(ddof=1) / per_sample.size) if per_sample.size > 1 else 0.0
+    # ln γ_ref = g(ε₀, ε_min, β) + data error: covariance M·diag(priors, data, β)·Mᵀ
+    mix = np.eye(4)
+    mix[2] = [-1 / (spread * a), (1 / a - 1 / b) / spread, 1.0, t0 - t_ref]
+    covariance = mix @ np.diag([prior_sigma**2, prior_sigma**2, data_var, beta_sigma**2]) @ mix.T
+    return CompactionFit(eps_0, eps_min, log_gamma_ref, beta, covariance)

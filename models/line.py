@@ -39,8 +39,10 @@ CHANNEL_DRIFT_SIGMAS = 2.0
 CHANNEL_REFERENCE_CELLS = 8  # a channel's own cells (calibration ones included) that fix its static offset
 K_SHARE_FLOOR = 0.01  # in-control share above the K-value limit: 48 calibration cells cannot show less
 K_SHIFT_RATIO = 5.0  # the K-value CUSUM's design shift: five times the in-control share above the limit
-#: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references)
-SNAPSHOT_VERSION = 2
+#: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references;
+#: 3: calibrated ranges and the compaction law anchored on its priors)
+SNAPSHOT_VERSION = 3
+RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rarest spikes
 COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode a channel is judged against
 # alarms that follow from a coater fault already raised (ISA-18.2 consequential alarms)
 CONSEQUENTIAL = {(CALENDER, "upstream_loading"), (CYCLER, "formation_drift")}
@@ -128,6 +130,10 @@ class LineModel:
         self.pending: list[dict[str, Any]] = []
         self.outputs: list[ModelValue] = []
         self.current: dict[str, dict[str, float]] = {COATER: {}, CALENDER: {}}
+        #: machine -> signal -> (low, high) seen during calibration: beyond it a prediction extrapolates
+        self.ranges: dict[str, dict[str, tuple[float, float]]] = {}
+        #: machine -> signal -> robust σ of its readings during calibration: in-control scatter
+        self.scatter: dict[str, dict[str, float]] = {}
         self.current_roll: dict[str, str] = {}
         self.roll_loading: dict[str, dict[str, list[float]]] = {}
         self.cell_buffer: list[tuple[str, float, float, float]] = []
@@ -342,8 +348,17 @@ class LineModel:
         matrix = np.array([[d.get(s, math.nan) for s in signals] for _, d in buffer], dtype=float)
         if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
             self.pca[machine] = PCAMonitor(signals, arl0=self.arl0).fit(matrix)
+        self.ranges[machine], self.scatter[machine] = _spread(buffer)
         self.buffers[machine] = []
         self.calibrated[machine] = True
+
+    def calibration_progress(self, machine: str) -> str:
+        """How far a machine's calibration is, for an operator ("31 of 45 plant minutes")."""
+        if machine == CYCLER:
+            return f"{len(self.cell_buffer)} of {self.calibration_cells} cells"
+        buffer = self.buffers.get(machine, [])
+        done = (buffer[-1][0] - buffer[0][0]) / 60e9 if buffer else 0.0
+        return f"{done:.0f} of {self.calibration_s / 60:.0f} plant minutes"
 
     def _onset_ns(self, machine: str, detector: Any, time_ns: int) -> int:
         onset = detector.onset if detector.onset is not None else detector.n
@@ -787,6 +802,8 @@ class LineModel:
             "emitted_ns": self.emitted_ns,
             "pending": self.pending,
             "current_roll": self.current_roll,
+            "ranges": self.ranges,
+            "scatter": self.scatter,
             "roll_loading": self.roll_loading,
             "cell_buffer": self.cell_buffer,
             "cell_ref": list(self.cell_ref),
@@ -825,6 +842,11 @@ class LineModel:
         model.emitted_ns = dict(snapshot["emitted_ns"])
         model.pending = [dict(p) for p in snapshot["pending"]]
         model.current_roll = dict(snapshot["current_roll"])
+        model.ranges = {
+            m: {name: (float(lo), float(hi)) for name, (lo, hi) in signals.items()}
+            for m, signals in snapshot["ranges"].items()
+        }
+        model.scatter = {m: dict(signals) for m, signals in snapshot["scatter"].items()}
         model.roll_loading = {
             r: {b: list(e) for b, e in bins.items()} for r, bins in snapshot["roll_loading"].items()
         }
@@ -844,6 +866,21 @@ class LineModel:
             model.k_flagged = [(int(n), str(c)) for n, c in snapshot["k_flagged"]]
             model.k_start_ns = int(snapshot["k_start_ns"])
         return model
+
+
+def _spread(
+    buffer: list[tuple[int, dict[str, float]]],
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """Each signal's range (``RANGE_PERCENTILES``) and robust σ over a calibration buffer."""
+    ranges, scatter = {}, {}
+    for name in {name for _, values in buffer for name in values}:
+        series = np.array([values.get(name, math.nan) for _, values in buffer], dtype=float)
+        series = series[np.isfinite(series)]
+        if series.size:
+            low, high = np.percentile(series, RANGE_PERCENTILES)
+            ranges[name] = (float(low), float(high))
+            scatter[name] = robust_location_scale(series)[1]
+    return ranges, scatter
 
 
 def _pack(rows: list[tuple[int, dict[str, float]]]) -> dict[str, Any]:

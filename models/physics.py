@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.calibration import RecursiveLeastSquares
-from models.compaction import CompactionFit, identify
+from models.compaction import MIN_TEMPERATURE_SPAN, CompactionFit, anchored, identify, span
 
 Values = dict[str, float]
 Source = Literal["data", "prior"]
@@ -157,10 +157,17 @@ class CalenderModel:
     roll temperature moved) by nonlinear least squares instead (``models.compaction``), and
     ``compaction_status`` says which of the two the law rests on.
     The skeletal density comes from the calender's own gauges: 10·m_A/h = ρ_true·(1 − ε).
+
+    When the line load did not move, ``identify`` keeps ε₀ and ε_min as priors but anchors the law at the
+    calibration's operating point (``models.compaction.anchored``), so their uncertainty widens predictions
+    away from it. When the roll temperature did not move either, β is a prior too: the RLS slope would
+    only fit the thermometer's noise, which is no temperature dependence at all.
     """
 
     machine = "calender1"
     prior_sigma = 0.025  # of ε₀ and ε_min as priors: DOMAIN.md's 45–55 % as-coated range as ±2σ
+    # β as a prior: γ_c falls with roll temperature (DOMAIN.md), by 0–1 %/K taken as ±1σ around 0.5 %/K
+    beta_prior = (0.005, 0.005)
 
     def __init__(self, eps_0: float = 0.50, eps_min: float = 0.15) -> None:
         self.eps_0 = eps_0
@@ -173,6 +180,9 @@ class CalenderModel:
         self.sample_stride = 1
         self.samples_seen = 0
         self.fit: CompactionFit | None = None
+        #: the law through the calibrated operating point, ε₀ and ε_min as priors (when ``fit`` is None)
+        self.anchor: CompactionFit | None = None
+        self.beta_source: Source = "data"
         self.compaction_status = "prior: not calibrated yet"
 
     def calibrate(self, values: Values) -> None:
@@ -201,15 +211,23 @@ class CalenderModel:
         """At the end of calibration: fit the whole law if the calibration data identify it, else keep
         the priors; either way ``compaction_status`` says so."""
         load, temperature, eps = np.array(self.samples, dtype=float).reshape(-1, 3).T
-        beta, beta_sigma = float(self.gamma.theta[1]), float(self.gamma.sigmas[1])
+        if span(temperature) >= MIN_TEMPERATURE_SPAN:
+            beta, beta_sigma = float(self.gamma.theta[1]), float(self.gamma.sigmas[1])
+            self.beta_source = "data"
+        else:
+            (beta, beta_sigma), self.beta_source = self.beta_prior, "prior"
         self.fit, self.compaction_status = identify(load, temperature, eps, self.t_ref, beta, beta_sigma)
+        if self.fit is None:
+            priors = (self.eps_0, self.eps_min, self.prior_sigma)
+            self.anchor = anchored(load, temperature, eps, self.t_ref, priors, beta, beta_sigma)
         self.samples, self.sample_stride, self.samples_seen = [], 1, 0
 
     def _law(self) -> tuple[float, float, float, float, np.ndarray]:
-        """(ε₀, ε_min, ln γ_ref, β) and their covariance: identified, or priors with the RLS's γ and β."""
-        if self.fit is not None:
-            f = self.fit
-            return f.eps_0, f.eps_min, f.log_gamma_ref, f.beta, f.covariance
+        """(ε₀, ε_min, ln γ_ref, β) and their covariance: identified, anchored on priors, or (while still
+        calibrating) priors with the RLS's γ and β."""
+        law = self.fit if self.fit is not None else self.anchor
+        if law is not None:
+            return law.eps_0, law.eps_min, law.log_gamma_ref, law.beta, law.covariance
         covariance = np.zeros((4, 4))
         covariance[2:, 2:] = self.gamma.covariance
         log_gamma, beta = (float(v) for v in self.gamma.theta)
@@ -242,7 +260,9 @@ class CalenderModel:
         return [
             Estimate(m, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"),
             Estimate(m, "compaction_resistance", gamma, gamma * float(sigmas[2]), "N/mm"),
-            Estimate(m, "compaction_temperature_coefficient", beta, float(sigmas[3]), "1/Cel"),
+            Estimate(
+                m, "compaction_temperature_coefficient", beta, float(sigmas[3]), "1/Cel", self.beta_source
+            ),
             Estimate(m, "porosity_as_coated", 100 * eps_0, 100 * float(eps_sigmas[0]), "%", source),
             Estimate(m, "porosity_limit", 100 * eps_min, 100 * float(eps_sigmas[1]), "%", source),
         ]
@@ -258,6 +278,8 @@ class CalenderModel:
             "sample_stride": self.sample_stride,
             "samples_seen": self.samples_seen,
             "fit": self.fit.state() if self.fit is not None else None,
+            "anchor": self.anchor.state() if self.anchor is not None else None,
+            "beta_source": self.beta_source,
             "compaction_status": self.compaction_status,
         }
 
@@ -269,6 +291,8 @@ class CalenderModel:
         self.sample_stride = state["sample_stride"]
         self.samples_seen = state["samples_seen"]
         self.fit = CompactionFit.from_state(state["fit"]) if state["fit"] is not None else None
+        self.anchor = CompactionFit.from_state(state["anchor"]) if state["anchor"] is not None else None
+        self.beta_source = state["beta_source"]
         self.compaction_status = state["compaction_status"]
 
 
