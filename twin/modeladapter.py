@@ -24,7 +24,16 @@ from models.scraprisk import ScrapRisk
 from models.whatif import WhatIf, WhatIfError
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
-from twin.ports import Analyser, ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
+from twin.ports import (
+    Analyser,
+    ModelOutput,
+    Parameter,
+    Prediction,
+    Unavailable,
+    Verdict,
+    WhatIfAnswer,
+    WhatIfUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,17 +266,27 @@ class LiveWhatIf:
         except WhatIfError as exc:
             raise WhatIfUnavailable(str(exc)) from None
 
-    def predict(self, line: str, setpoints: Mapping[str, float]) -> list[Prediction]:
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> WhatIfAnswer:
         try:
             found = self._whatif(line).predict(setpoints)
         except WhatIfError as exc:
             raise WhatIfUnavailable(str(exc)) from None
         predictions = [
-            Prediction(p.quantity, p.value, p.sigma, p.unit, p.lower_spec, p.upper_spec) for p in found
+            Prediction(
+                p.quantity,
+                p.value,
+                p.sigma,
+                p.unit,
+                p.lower_spec,
+                p.upper_spec,
+                p.sigma_model,
+                p.sigma_noise,
+                p.interval,
+                p.extrapolated,
+            )
+            for p in found.predictions
         ]
-        if not all(math.isfinite(p.value) and math.isfinite(p.sigma) for p in predictions):
-            raise WhatIfUnavailable("the models give no finite prediction for these setpoints")
-        return predictions
+        return WhatIfAnswer(predictions, [Unavailable(u.quantity, u.reason) for u in found.unavailable])
 
     def inverse(
         self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]

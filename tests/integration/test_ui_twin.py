@@ -1,7 +1,8 @@
 """The twin's web page in headless Debian Chromium against the whole loop (real services and parts).
 
 It loads, shows live values that change, shows the pump-wear alert and acknowledges it, and a what-if
-returns a prediction; the README's screenshot (docs/ui.png) is
+returns predictions with their intervals, flags an extrapolation and says what it cannot predict yet; the
+README's screenshot (docs/ui.png) is
 taken by it with LINETWIN_UPDATE_SCREENSHOT=1.
 """
 
@@ -65,6 +66,11 @@ async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
             await page.locator("#predictions tr.prediction").first.wait_for(timeout=15_000)
             rows = await page.locator("#predictions tr.prediction").all_inner_texts()
             assert any(row.startswith("dry_loading") for row in rows)
+            assert all("95 %:" in row for row in rows), "each prediction shows its interval"
+            loading = next(row for row in rows if row.startswith("dry_loading"))
+            assert "extrapolated" in loading, "70 mL/min lies far outside the calibrated pump flow"
+            reasons = await page.locator("#unavailable li").all_inner_texts()
+            assert any(r.startswith("cell_capacity: cell model calibrating") for r in reasons), reasons
             assert await page.locator("#chart circle").count() == len(rows)
             assert await page.locator("#whatif-error").inner_text() == ""
 

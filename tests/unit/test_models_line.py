@@ -109,14 +109,14 @@ def test_whatif_predicts_more_loading_for_more_flow_and_inverts_to_a_target() ->
     rec = _recording()
     replay(model, rec.process.iloc[:2000], rec.cells[rec.cells.formation_end < rec.process.index[1999]])
     whatif = WhatIf(model)
-    base = {p.quantity: p for p in whatif.predict({})}
-    more = {p.quantity: p for p in whatif.predict({"pump_flow": 1.05 * whatif.base["pump_flow"]})}
+    base = {p.quantity: p for p in whatif.predict({}).predictions}
+    more = {p.quantity: p for p in whatif.predict({"pump_flow": 1.05 * whatif.base["pump_flow"]}).predictions}
     assert more["dry_loading"].value == pytest.approx(1.05 * base["dry_loading"].value, rel=0.002)
     assert more["thickness"].value > base["thickness"].value
     assert base["dry_loading"].lower_spec < base["dry_loading"].value < base["dry_loading"].upper_spec
     target = {"dry_loading": 20.6, "porosity": 29.0}
     setpoints = whatif.inverse(target, {"pump_flow": (60, 100), "line_load": (500, 1200)})
-    predicted = {p.quantity: p.value for p in whatif.predict(setpoints)}
+    predicted = whatif.predict(setpoints).values()
     assert predicted["dry_loading"] == pytest.approx(20.6, rel=0.002)
     assert predicted["porosity"] == pytest.approx(29.0, abs=0.1)
     assert 60 <= setpoints["pump_flow"] <= 100

@@ -15,7 +15,15 @@ from core.sample import Sample
 from core.settings import Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
-from twin.ports import ModelOutput, Parameter, Prediction, Verdict, WhatIfUnavailable
+from twin.ports import (
+    ModelOutput,
+    Parameter,
+    Prediction,
+    Unavailable,
+    Verdict,
+    WhatIfAnswer,
+    WhatIfUnavailable,
+)
 from twin.service import build_twin
 
 TARGET = 20.0
@@ -81,9 +89,12 @@ class FakeWhatIf:
     def __init__(self, engine: object) -> None:
         self.engine = engine
 
-    def predict(self, line: str, setpoints: Mapping[str, float]) -> list[Prediction]:
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> WhatIfAnswer:
         loading = setpoints.get("pump_flow", 100.0) / setpoints.get("web_speed", 5.0)
-        return [Prediction("dry_loading", loading, 0.2, "mg/cm2", 19.6, 20.4)]
+        prediction = Prediction(
+            "dry_loading", loading, 0.2, "mg/cm2", 19.6, 20.4, 0.1, 0.17, (loading - 0.4, loading + 0.4)
+        )
+        return WhatIfAnswer([prediction], [Unavailable("porosity", "calender1 model calibrating: 3 of 45")])
 
     def inverse(
         self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
@@ -193,6 +204,12 @@ def test_whatif_predicts_against_spec_and_inverse_finds_setpoints(twin_client: T
     [prediction] = result["predictions"]
     assert prediction["value"] == pytest.approx(22.0)
     assert prediction["within_spec"] is False
+    assert (prediction["interval_low"], prediction["interval_high"]) == pytest.approx((21.6, 22.4))
+    assert result["unavailable"] == [
+        {"quantity": "porosity", "reason": "calender1 model calibrating: 3 of 45"}
+    ]
+    current = twin_client.post("/whatif", json={})
+    assert current.status_code == 200, "no setpoints at all asks for the current operating point"
     inverse = twin_client.post("/whatif/inverse", json={"targets": {"dry_loading": 20.0}}).json()
     assert inverse["setpoints"]["pump_flow"] == pytest.approx(100.0)
     assert inverse["predictions"][0]["within_spec"] is True

@@ -183,24 +183,53 @@ class Setpoints(Strict):
 
 class WhatIfRequest(Strict):
     line: Name | None = Field(None, description="default: the first line this twin serves")
-    setpoints: Setpoints
+    setpoints: Setpoints = Field(default_factory=Setpoints, description="default: the current ones")
     save: bool = Field(False, description="keep the run (needs the API token when one is configured)")
 
 
 class PredictionOut(Strict):
+    """A predicted quality once the line has settled at the setpoints."""
+
     quantity: str
     value: float
-    sigma: float
+    sigma: float = Field(
+        description="standard uncertainty of one reading after settling: sigma_model and sigma_noise "
+        "combined (root sum of squares)"
+    )
+    sigma_model: float | None = Field(
+        None,
+        description="the model parameters' uncertainty, priors included; where a parameter is only a "
+        "prior it is small at the calibrated operating point and grows away from it",
+    )
+    sigma_noise: float | None = Field(
+        None, description="in-control scatter of a reading about the model, from calibration"
+    )
+    interval_low: float | None = Field(None, description="value − 2·sigma: a reading falls inside at ~95 %")
+    interval_high: float | None = Field(None, description="value + 2·sigma")
+    extrapolated: list[str] = Field(
+        default_factory=list,
+        description="inputs outside the range the model was calibrated on; the prediction extrapolates",
+    )
     unit: str
     lower_spec: float | None
     upper_spec: float | None
     within_spec: bool | None
 
 
+class UnavailableOut(Strict):
+    """A quantity the models cannot predict now."""
+
+    quantity: str
+    reason: str = Field(description="e.g. a model still calibrating, or an input never reported")
+
+
 class WhatIfResponse(Strict):
     line: str
     setpoints: dict[str, float]
     predictions: list[PredictionOut]
+    unavailable: list[UnavailableOut] = Field(
+        default_factory=list, description="what cannot be predicted now, each with its reason"
+    )
     saved_id: int | None = None
 
 
@@ -259,6 +288,7 @@ class InverseResponse(Strict):
     line: str
     setpoints: dict[str, float]
     predictions: list[PredictionOut]
+    unavailable: list[UnavailableOut] = Field(default_factory=list)
 
 
 class Health(Strict):

@@ -14,10 +14,11 @@ from twin.api.schemas import (
     Problem,
     PushResult,
     SetpointPush,
+    UnavailableOut,
     WhatIfRequest,
     WhatIfResponse,
 )
-from twin.ports import Prediction, WhatIf, WhatIfUnavailable
+from twin.ports import Prediction, WhatIf, WhatIfAnswer, WhatIfUnavailable
 from twin.setpoints import SETPOINT_NODES, push_setpoints
 
 router = APIRouter(
@@ -57,6 +58,11 @@ def _out(p: Prediction) -> PredictionOut:
         quantity=p.quantity,
         value=p.value,
         sigma=p.sigma,
+        sigma_model=p.sigma_model,
+        sigma_noise=p.sigma_noise,
+        interval_low=p.interval[0] if p.interval else None,
+        interval_high=p.interval[1] if p.interval else None,
+        extrapolated=list(p.extrapolated),
         unit=p.unit,
         lower_spec=p.lower_spec,
         upper_spec=p.upper_spec,
@@ -64,19 +70,28 @@ def _out(p: Prediction) -> PredictionOut:
     )
 
 
+def _answer(answer: WhatIfAnswer) -> tuple[list[PredictionOut], list[UnavailableOut]]:
+    return [_out(p) for p in answer.predictions], [
+        UnavailableOut(quantity=u.quantity, reason=u.reason) for u in answer.unavailable
+    ]
+
+
 @router.post("", response_model=WhatIfResponse)
 async def predict(
     twin: TwinDep, body: WhatIfRequest, authorised: Annotated[bool, Depends(authenticated)]
 ) -> WhatIfResponse:
-    """Predicted loading, thickness, porosity and cell capacity with uncertainty for these setpoints."""
+    """Predicted loading, thickness, porosity and cell capacity with uncertainty for these setpoints; what
+    cannot be predicted yet is listed under ``unavailable`` with its reason."""
     if body.save and not authorised:
         raise HTTPException(
             401, "saving a what-if run needs the API token", headers={"WWW-Authenticate": "Bearer"}
         )
     line = _line(twin, body.line)
     setpoints = body.setpoints.given()
-    predictions = [_out(p) for p in _models(twin).predict(line, setpoints)]
-    response = WhatIfResponse(line=line, setpoints=setpoints, predictions=predictions)
+    predictions, unavailable = _answer(_models(twin).predict(line, setpoints))
+    response = WhatIfResponse(
+        line=line, setpoints=setpoints, predictions=predictions, unavailable=unavailable
+    )
     if body.save:
         response.saved_id = twin.engine.state.save_whatif(body.model_dump_json(), response.model_dump_json())
     return response
@@ -91,9 +106,8 @@ async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
     line = _line(twin, body.line)
     models = _models(twin)
     setpoints = models.inverse(line, targets, {name: b.interval() for name, b in body.bounds.items()})
-    return InverseResponse(
-        line=line, setpoints=setpoints, predictions=[_out(p) for p in models.predict(line, setpoints)]
-    )
+    predictions, unavailable = _answer(models.predict(line, setpoints))
+    return InverseResponse(line=line, setpoints=setpoints, predictions=predictions, unavailable=unavailable)
 
 
 @router.post(
