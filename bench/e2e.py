@@ -161,15 +161,33 @@ def upstream(
     settings: Settings, scenario: Scenario | None = None, ready_s: float = 120.0
 ) -> Iterator[Upstream]:
     """Start connectors, then the simulator (so no early sample is missed); stop both on exit."""
-    started = _SPAWN.Queue()
+    with ingest_process(settings) as ingest, simulator(settings, scenario, ready_s) as (plant, start):
+        yield Upstream(plant, ingest, start)
+
+
+@contextlib.contextmanager
+def ingest_process(settings: Settings) -> Iterator[BaseProcess]:
+    """``twin ingest`` in a child process, stopped (SIGTERM, then SIGKILL) on exit."""
     ingest = _SPAWN.Process(target=_run_ingest, args=(settings,), daemon=True)
     ingest.start()
+    try:
+        yield ingest
+    finally:
+        _stop(ingest)
+
+
+@contextlib.contextmanager
+def simulator(
+    settings: Settings, scenario: Scenario | None = None, ready_s: float = 120.0
+) -> Iterator[tuple[BaseProcess, float]]:
+    """``twin sim`` in a child process; yields it with plant time zero once it serves."""
+    started = _SPAWN.Queue()
     plant = _SPAWN.Process(target=_run_plant, args=(settings, scenario, started), daemon=True)
     plant.start()
     try:
-        yield Upstream(plant, ingest, _plant_start(started, plant, ready_s))
+        yield plant, _plant_start(started, plant, ready_s)
     finally:
-        _stop(plant, ingest)
+        _stop(plant)
 
 
 def _run_twin(settings: Settings) -> None:

@@ -1,7 +1,10 @@
-"""``twin bench whatif``: latency of the what-if prediction and of its inverse on a calibrated line model.
+"""``twin bench whatif``: latency of the what-if prediction and of its inverse on a calibrated line model,
+and each prediction checked against the plant after a setpoint step (``bench.whatif_steps``).
 
-Goals (issue 5): a prediction within 50 ms, an inverse within 200 ms. The model is calibrated on a
-recorded nominal hour; setpoints and targets are drawn around the operating point.
+Goals: a prediction within 50 ms, an inverse within 200 ms; after every step the measured quality inside
+the predicted interval and within 1 % (loading) or 2 % (porosity, thickness) of the prediction. The
+latency model is calibrated on a recorded nominal hour; setpoints and targets are drawn around the
+operating point.
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ def measure(whatif: WhatIf, calls: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {"predict": np.array(predict), "inverse": np.array(inverse)}
 
 
-def whatif_command(calls: Annotated[int, typer.Option(min=10, help="calls of each kind")] = 300) -> None:
-    """What-if prediction and inverse latency, p50 and p99, against the 50 ms / 200 ms goals."""
+def whatif_command(
+    calls: Annotated[int, typer.Option(min=10, help="calls of each kind")] = 300,
+    steps: Annotated[bool, typer.Option(help="also check setpoint steps against the running plant")] = True,
+    speed: Annotated[float, typer.Option(help="plant seconds per wall-clock second for the steps")] = 120.0,
+) -> None:
+    """What-if latency (p50/p99 against 50 ms / 200 ms) and prediction error after setpoint steps."""
     console = Console()
     with console.status("calibrating on a recorded nominal hour"):
         whatif = calibrated_whatif()
@@ -62,3 +69,31 @@ def whatif_command(calls: Annotated[int, typer.Option(min=10, help="calls of eac
         p50, p99 = np.percentile(timings[name], [50, 99]) * 1e3
         table.add_row(name, f"{p50:.2f}", f"{p99:.2f}", str(goal))
     console.print(table)
+    if steps:
+        _steps(console, speed)
+
+
+def _steps(console: Console, speed: float) -> None:
+    from bench.whatif_steps import STEPS, run_steps, table_rows
+    from core.localservices import start_influxd, start_mosquitto
+
+    services = [start_mosquitto(), start_influxd()]
+    try:
+        with console.status(
+            f"{len(STEPS)} setpoint steps through simulator, connectors and twin at {speed:g}x"
+        ):
+            checks = run_steps(services[0].port, f"http://127.0.0.1:{services[1].port}", speed)
+    finally:
+        for service in services:
+            service.cleanup()
+    rows = table_rows(checks)
+    table = Table(title="what-if prediction against the settled plant after each setpoint step")
+    for column in rows[0]:
+        table.add_column(column, justify="left" if column in ("step", "quality") else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    bad = [c for c in checks if not (c.inside and c.close)]
+    console.print(f"{len(checks) - len(bad)} of {len(checks)} checks inside the interval and the tolerance")
+    if bad:
+        raise typer.Exit(1)
