@@ -46,12 +46,17 @@ class OpcUaMachine(Section):
 
 
 class MqttSource(Section):
-    """A topic filter and how its payloads read.
+    r"""A topic filter and how its payloads read.
 
     ``json``: the topic level ``channel_level`` (0-based) names the channel; payload keys are signals whose
     units are listed in ``units``, keys in ``ignore`` are skipped, any other key is rejected as
-    ``unknown_signal``. ``sparkplug``: device IDs are channels, the last segment of a metric name
-    (``result/charge_capacity`` → ``charge_capacity``) is the signal.
+    ``unknown_signal``. ``sparkplug``: device IDs are channels and a metric's full name identifies its
+    series: it is the signal (``Channel01/Voltage``), unless ``metric_pattern`` (a regular expression
+    matched against the whole name) names the signal, and optionally the channel, with the groups
+    ``signal`` and ``channel``: ``(?P<channel>Channel\d+)/(?P<signal>.+)`` splits a gateway's
+    per-channel metrics of one device. Two metrics of one device that the pattern would put in one series
+    are refused (``ambiguous_metric``), never merged. A signal's unit is ``units[signal]`` when listed,
+    else the ``engUnit`` property of the metric's birth certificate.
     """
 
     topic: str = Field(min_length=1)
@@ -60,6 +65,20 @@ class MqttSource(Section):
     channel_level: int | None = Field(None, ge=0)
     units: dict[str, str] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
+    metric_pattern: str | None = None
+
+    @field_validator("metric_pattern")
+    @classmethod
+    def _valid_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not groups <= {"signal", "channel"}:
+            raise ValueError(f"named groups may be 'signal' and 'channel' only, not {sorted(groups)}")
+        return pattern
 
     @field_validator("topic")
     @classmethod
@@ -94,6 +113,8 @@ CYCLER_UNITS = {
     "k_value": "mV/d",
 }
 CYCLER_IGNORED = ["formation_start", "formation_end"]
+#: The simulated cyclers' Sparkplug folders (``result/``, ``ocv/``) group metrics; the signal is the rest.
+CYCLER_METRICS = r"(?:(?:result|ocv)/)?(?P<signal>[a-z_]+)"
 
 
 def builtin() -> TagMap:
@@ -110,7 +131,13 @@ def builtin() -> TagMap:
                 units=CYCLER_UNITS,
                 ignore=CYCLER_IGNORED,
             ),
-            MqttSource(topic="spBv1.0/linetwin/#", machine="cycler1", format="sparkplug", units=CYCLER_UNITS),
+            MqttSource(
+                topic="spBv1.0/linetwin/#",
+                machine="cycler1",
+                format="sparkplug",
+                units=CYCLER_UNITS,
+                metric_pattern=CYCLER_METRICS,
+            ),
         ]
     )
 

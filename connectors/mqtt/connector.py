@@ -108,7 +108,9 @@ class MqttConnector:
         self.network: AsyncioNetwork | None = None
         self._sequences: dict[str, ChannelSequence] = {}
         self._hosts = {
-            id(source): SparkplugHost(settings.line, source.machine, source.units, self.window)
+            id(source): SparkplugHost(
+                settings.line, source.machine, source.units, self.window, source.metric_pattern
+            )
             for source in self.sources
             if source.format == "sparkplug"
         }

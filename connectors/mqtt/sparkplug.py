@@ -6,14 +6,18 @@ matching ``bdSeq`` ends the session. A ``seq`` that does not follow the previous
 before a birth, or an unknown alias means this host missed something: the missing messages are counted
 as a gap and a rebirth is requested (NCMD ``Node Control/Rebirth``), after which aliases are fresh.
 
-Device IDs are channels; the last segment of a metric name is the signal (``result/charge_capacity`` →
-``charge_capacity``). ``cell_id`` and ``roll_id``/``cathode_roll_id`` string metrics are context that a
-device keeps until it changes (DDATA carries only changed metrics); a metric named ``seq`` is the
-channel's own sequence number (``Sample.seq``); null metrics carry no measurement and are skipped.
+Device IDs are channels. A metric's full name identifies its series: it is the signal, unless the source's
+``metric_pattern`` names the signal (and the channel) within it; two metrics of one device that would land
+in one series are refused (``ambiguous_metric``) rather than overwrite each other. A signal's unit is the
+tag map's, else the ``engUnit`` property the metric carried in its birth certificate. Metrics whose
+signal ends in ``cell_id``, ``roll_id``/``cathode_roll_id`` are context that a device keeps until it
+changes (DDATA carries only changed metrics); one ending in ``seq`` is the channel's own sequence number
+(``Sample.seq``); null metrics carry no measurement and are skipped.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -35,7 +39,12 @@ class EdgeNode:
     bd_seq: int | None = None
     seq: int | None = None
     aliases: dict[int, tuple[str, int]] = field(default_factory=dict)
-    context: dict[str | None, dict[str, object]] = field(default_factory=dict)
+    #: (device, channel) -> its context (cell, roll, seq)
+    context: dict[tuple[str | None, str | None], dict[str, object]] = field(default_factory=dict)
+    #: metric full name -> its birth certificate's engUnit
+    units: dict[str, str] = field(default_factory=dict)
+    #: (device, channel, signal) -> the full metric name that owns that series
+    series: dict[tuple[str | None, str | None, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,11 +70,19 @@ def rebirth_request(topic: Topic) -> tuple[str, bytes]:
 class SparkplugHost:
     """Decode Sparkplug B messages of many edge nodes into samples."""
 
-    def __init__(self, line: str, machine: str, units: dict[str, str], window: TimeWindow) -> None:
+    def __init__(
+        self,
+        line: str,
+        machine: str,
+        units: dict[str, str],
+        window: TimeWindow,
+        metric_pattern: str | None = None,
+    ) -> None:
         self.line = line
         self.machine = machine
         self.units = units
         self.window = window
+        self.pattern = re.compile(metric_pattern) if metric_pattern else None
         self.nodes: dict[tuple[str, str], EdgeNode] = {}
 
     def handle(self, topic: Topic, data: bytes, receive_time_ns: int) -> Outcome:
@@ -117,6 +134,21 @@ class SparkplugHost:
         for metric in payload.metrics:
             if metric.HasField("alias") and metric.name:
                 node.aliases[metric.alias] = (metric.name, metric.datatype)
+            if metric.name and metric.HasField("properties"):
+                props = metric.properties
+                for key, value in zip(props.keys, props.values, strict=False):
+                    if key == "engUnit" and value.WhichOneof("value") == "string_value":
+                        node.units[metric.name] = value.string_value
+
+    def _series(self, full_name: str, device: str | None) -> tuple[str | None, str]:
+        """(channel, signal) of a metric; ``unknown_signal`` when the source's pattern does not match."""
+        if self.pattern is None:
+            return device, full_name
+        match = self.pattern.fullmatch(full_name)
+        if match is None:
+            raise RejectedInput("unknown_signal", f"metric {full_name!r} does not match the metric pattern")
+        groups = match.groupdict()
+        return groups.get("channel") or device, groups.get("signal") or full_name
 
     def _samples(
         self,
@@ -127,29 +159,42 @@ class SparkplugHost:
         receive_time_ns: int,
         outcome: Outcome,
     ) -> None:
-        context = node.context.setdefault(channel, {})
-        context.pop("seq", None)
+        device = channel
+        for (owner, _), context in node.context.items():
+            if owner == device:
+                context.pop("seq", None)
         values = []
         for metric in payload.metrics:
             try:
                 full_name, datatype = self._identify(node, metric)
+                if metric.is_null or metric.WhichOneof("value") is None or full_name == "bdSeq":
+                    continue
+                channel, name = self._series(full_name, device)
             except RejectedInput as exc:
                 outcome.rejects.append(exc)
-                outcome.rebirth = True
+                outcome.rebirth = outcome.rebirth or exc.reason == "unknown_alias"
                 continue
-            name = full_name.rsplit("/", 1)[-1]
-            if metric.is_null or metric.WhichOneof("value") is None:
-                continue
-            if name in _CONTEXT:
-                context[_CONTEXT[name]] = _value(metric, datatype)
-            elif name != "bdSeq":
-                values.append((name, datatype, metric))
-        seq = context.get("seq")
-        for name, datatype, metric in values:
+            key = name.rsplit("/", 1)[-1]
+            if key in _CONTEXT:
+                node.context.setdefault((device, channel), {})[_CONTEXT[key]] = _value(metric, datatype)
+            else:
+                values.append((full_name, channel, name, datatype, metric))
+        for full_name, channel, name, datatype, metric in values:
+            context = node.context.get((device, channel), {})
+            seq = context.get("seq")
             try:
-                unit = self.units.get(name)
+                owner = node.series.setdefault((device, channel, name), full_name)
+                if owner != full_name:
+                    raise RejectedInput(
+                        "ambiguous_metric",
+                        f"metrics {owner!r} and {full_name!r} would both be {self.machine} {name}"
+                        + (f" of {channel}" if channel else ""),
+                    )
+                unit = self.units.get(name) or node.units.get(full_name)
                 if unit is None:
-                    raise RejectedInput("unknown_signal", f"{self.machine} has no signal {name!r}")
+                    raise RejectedInput(
+                        "unknown_signal", f"{self.machine} has no signal {name!r} (no unit, no engUnit)"
+                    )
                 stamp = metric.timestamp if metric.HasField("timestamp") else payload.timestamp
                 if not stamp:
                     raise RejectedInput("missing_timestamp", f"metric {name}")

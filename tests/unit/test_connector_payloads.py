@@ -15,6 +15,8 @@ from connectors.validate import TimeWindow
 from core.errors import RejectedInput
 from core.sparkplug import DataType, MessageType, Payload, Topic
 
+PropertySet, PropertyValue = Payload.PropertySet, Payload.PropertyValue
+
 NOW = time.time_ns()
 WINDOW = TimeWindow(max_future_skew_ns=86_400 * 10**9, max_past_age_ns=30 * 86_400 * 10**9)
 UNITS = {"voltage": "V", "current": "A", "capacity": "Ah"}
@@ -183,3 +185,49 @@ def test_the_rebirth_request_is_an_ncmd_with_the_control_metric() -> None:
     assert topic == "spBv1.0/linetwin/NCMD/cycler1"
     (metric,) = Payload.FromString(data).metrics
     assert (metric.name, metric.boolean_value) == (REBIRTH, True)
+
+
+def _gateway(pattern: str | None) -> tuple[SparkplugHost, list[dict[str, object]]]:
+    """One device carrying two channels' voltages, as a cycler gateway publishes them."""
+    host = SparkplugHost("line1", "cycler1", {}, WINDOW, pattern)
+    host.handle(
+        *_message(
+            MessageType.NBIRTH, 0, [{"name": "bdSeq", "datatype": DataType.UINT64, "long_value": 0}], None
+        ),
+        NOW,
+    )
+    volt = PropertySet(keys=["engUnit"], values=[PropertyValue(type=DataType.STRING, string_value="V")])
+    birth = [
+        {"name": f"Channel0{k}/Voltage", "alias": k, "datatype": DataType.DOUBLE, "properties": volt}
+        for k in (1, 2)
+    ]
+    host.handle(*_message(MessageType.DBIRTH, 1, [{**m, "double_value": 3.0} for m in birth], "Gateway"), NOW)
+    data = [{"alias": 1, "double_value": 3.61}, {"alias": 2, "double_value": 3.72}]
+    return host, data
+
+
+def test_metrics_whose_names_end_alike_stay_two_series_with_the_birth_certificates_unit() -> None:
+    host, data = _gateway(None)
+    outcome = host.handle(*_message(MessageType.DDATA, 2, data, "Gateway"), NOW)
+    assert not outcome.rejects
+    assert {(s.channel, s.signal, s.value, s.unit) for s in outcome.samples} == {
+        ("Gateway", "Channel01/Voltage", 3.61, "V"),
+        ("Gateway", "Channel02/Voltage", 3.72, "V"),
+    }
+
+
+def test_a_metric_pattern_splits_a_gateways_channels_out_of_the_metric_names() -> None:
+    host, data = _gateway(r"(?P<channel>Channel\d+)/(?P<signal>\w+)")
+    outcome = host.handle(*_message(MessageType.DDATA, 2, data, "Gateway"), NOW)
+    assert {(s.channel, s.signal, s.value) for s in outcome.samples} == {
+        ("Channel01", "Voltage", 3.61),
+        ("Channel02", "Voltage", 3.72),
+    }
+
+
+def test_a_pattern_that_would_merge_two_metrics_refuses_the_second_instead_of_overwriting() -> None:
+    host, data = _gateway(r"\w+/(?P<signal>\w+)")
+    outcome = host.handle(*_message(MessageType.DDATA, 2, data, "Gateway"), NOW)
+    assert [(s.signal, s.value) for s in outcome.samples] == [("Voltage", 3.61)]
+    assert [e.reason for e in outcome.rejects] == ["ambiguous_metric"]
+    assert "Channel01/Voltage" in str(outcome.rejects[0]) and "Channel02/Voltage" in str(outcome.rejects[0])

@@ -65,6 +65,19 @@ def test_a_wildcard_must_fill_a_topic_level(tmp_path: Path) -> None:
         load(path)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [("(?P<channel>Ch\\d+", "not a regular expression"), ("(?P<lane>\\w+)", "named groups may be")],
+)
+def test_a_metric_pattern_must_be_a_regex_naming_only_signal_and_channel(
+    tmp_path: Path, pattern: str, problem: str
+) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(f'[[mqtt]]\ntopic = "spBv1.0/g/#"\nmachine = "m"\nmetric_pattern = \'{pattern}\'\n')
+    with pytest.raises(ConfigError, match=rf"line 4, field mqtt.0.metric_pattern: .*{problem}"):
+        load(path)
+
+
 def test_node_ids_and_browse_paths_are_told_apart() -> None:
     assert is_node_id("ns=2;s=coater1.pump_flow")
     assert is_node_id("i=2258")
