@@ -58,6 +58,12 @@ def _fill(settings: Settings, influxd: Influxd) -> None:
             "AND \"kind\" = 'predicted'",
             1,
         ),
+        # drift statistics exist once the twin has calibrated the calender and caught up with the bus
+        "calender statistic": (
+            f'SELECT count("value") FROM "model" WHERE {line} AND "machine" = \'calender1\' '
+            "AND \"signal\" = 'thickness_residual' AND \"kind\" = 'statistic'",
+            1,
+        ),
         "K-value threshold": (
             f'SELECT count("value") FROM "model" WHERE {cycler} AND "signal" = \'k_value\' '
             "AND \"kind\" = 'threshold'",
