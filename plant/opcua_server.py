@@ -20,17 +20,15 @@ from urllib.parse import urlsplit
 from asyncua import Node, Server, ua
 from asyncua.server.address_space import NodeData
 
+from core import units
 from plant.line import SETPOINT_SIGNALS, PilotLine, SetpointError, Tick
 from plant.signals import (
     GAUGE_SIGNALS,
     MACHINES,
     OBJECT_NAMES,
     SIGNALS,
-    UNECE_CODES,
-    UNECE_NAMESPACE,
     Signal,
     browse_name,
-    unece_unit_id,
 )
 
 NAMESPACE = "urn:linetwin:pilotline"
@@ -61,11 +59,12 @@ _HELD = _status(ua.StatusCodes.UncertainLastUsableValue)
 
 
 def _eu_information(unit: str) -> ua.EUInformation:
-    code = UNECE_CODES[unit]
+    """OPC UA Part 8, 5.6.3: the UNECE code packed in UnitId, the unit's symbol as DisplayName."""
+    code = units.to_unece(unit)
     return ua.EUInformation(
-        NamespaceUri=UNECE_NAMESPACE,
-        UnitId=unece_unit_id(code),
-        DisplayName=ua.LocalizedText(unit),
+        NamespaceUri=units.UNECE_NAMESPACE,
+        UnitId=units.unece_unit_id(code),
+        DisplayName=ua.LocalizedText(units.symbol(unit)),
         Description=ua.LocalizedText(f"UNECE {code}"),
     )
 

@@ -2,38 +2,13 @@
 
 One table drives the OPC UA address space, the recorder's column units and docs/address-space.md, so the
 three can never disagree. Names follow docs/interfaces.md (snake_case); OPC UA BrowseNames are their
-CamelCase form. Units are UCUM-style text plus the UNECE Recommendation 20 common code that OPC UA's
-EUInformation carries.
+CamelCase form. Units are UCUM codes; their UNECE Recommendation 20 common code for OPC UA's EUInformation
+comes from ``core.units``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-UNECE_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
-
-# UCUM-style unit text -> UNECE Rec 20 common code
-UNECE_CODES: dict[str, str] = {
-    "mL/min": "41",
-    "m/min": "2X",
-    "mm": "MMT",
-    "um": "4H",
-    "%": "P1",
-    "g/cm3": "23",
-    "Cel": "CEL",
-    "N": "NEU",
-    "N/mm": "F47",
-    "mg/cm2": "H63",
-    "m": "MTR",
-}
-
-
-def unece_unit_id(code: str) -> int:
-    """OPC UA Part 8, 5.6.3: the common code's ASCII characters packed into an Int32, left to right."""
-    unit_id = 0
-    for char in code:
-        unit_id = (unit_id << 8) | ord(char)
-    return unit_id
 
 
 def browse_name(signal: str) -> str:

@@ -10,12 +10,14 @@ DisplayName. A ``RollId`` variable carries the roll being processed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
 from asyncua import Client, Node, ua
 
 from connectors.tagmap import OpcUaMachine, OpcUaTag
+from core import units
 
 _SERVER = ua.NodeId.from_string(f"i={ua.ObjectIds.Server}")
 _ANALOG_ITEM = ua.NodeId.from_string(f"i={ua.ObjectIds.AnalogItemType}")
@@ -77,8 +79,20 @@ async def _engineering_unit(client: Client, node: Node) -> str | None:
         if prop.BrowseName.Name == "EngineeringUnits":
             info = await client.get_node(prop.NodeId).read_value()
             if isinstance(info, ua.EUInformation):
-                return info.DisplayName.Text or str(info.UnitId)
+                return unit_of(info)
     return None
+
+
+def unit_of(info: ua.EUInformation) -> str:
+    """The UCUM code of an EUInformation: from its UNECE UnitId, else from its DisplayName (``mg/cm²``);
+    a unit linetwin's table does not know is kept as the server wrote it, for the user to check."""
+    if info.NamespaceUri == units.UNECE_NAMESPACE and info.UnitId > 0:
+        with contextlib.suppress(units.UnitError):
+            return units.from_unece(units.unece_code(info.UnitId))
+    text = info.DisplayName.Text or ""
+    with contextlib.suppress(units.UnitError):
+        return units.from_unece(units.to_unece(text))
+    return text or str(info.UnitId)
 
 
 def render(machines: list[OpcUaMachine], endpoint: str) -> str:
@@ -103,5 +117,5 @@ def render(machines: list[OpcUaMachine], endpoint: str) -> str:
 
 
 def _q(text: str) -> str:
-    """A TOML basic string (JSON string escapes are valid TOML)."""
-    return json.dumps(text)
+    """A TOML basic string (JSON string escapes are valid TOML), UTF-8 kept readable (``µm``)."""
+    return json.dumps(text, ensure_ascii=False)
