@@ -15,10 +15,11 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 from core.settings import Section
+from core.units import Conversion, UnitError, converter, same
 
 _NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$")
 
@@ -28,12 +29,32 @@ def is_node_id(node: str) -> bool:
     return bool(_NODE_ID.match(node))
 
 
+def _conversion(source: str, target: str) -> Conversion | None:
+    """The conversion from the unit a source sends into the one stored; None when they are one unit.
+    Raises ``ValueError`` (a validation error naming the field) when there is none."""
+    try:
+        return None if same(source, target) else converter(source, target)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class OpcUaTag(Section):
-    """One analog item: its node and the signal and unit it becomes."""
+    """One analog item: its node and the signal and unit it becomes. ``source_unit`` is the unit the server
+    sends when it is not ``unit``: values are converted into ``unit`` and stored with both."""
 
     node: str = Field(min_length=1)
     signal: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     unit: str = Field(min_length=1)
+    source_unit: str | None = None
+
+    @model_validator(mode="after")
+    def _convertible(self) -> OpcUaTag:
+        if self.source_unit is not None:
+            _conversion(self.source_unit, self.unit)
+        return self
+
+    def conversion(self) -> Conversion | None:
+        return None if self.source_unit is None else _conversion(self.source_unit, self.unit)
 
 
 class OpcUaMachine(Section):
@@ -64,8 +85,23 @@ class MqttSource(Section):
     format: Literal["json", "sparkplug"] = "json"
     channel_level: int | None = Field(None, ge=0)
     units: dict[str, str] = Field(default_factory=dict)
+    #: signal -> the unit the payload carries, when not ``units[signal]``: values are converted
+    source_units: dict[str, str] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
     metric_pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _convertible(self) -> MqttSource:
+        for signal, unit in self.source_units.items():
+            if signal not in self.units:
+                raise ValueError(f"source_units names {signal!r}, which units does not list")
+            _conversion(unit, self.units[signal])
+        return self
+
+    def conversions(self) -> dict[str, Conversion]:
+        """Signal -> conversion into its stored unit, for the signals that need one."""
+        found = {s: _conversion(unit, self.units[s]) for s, unit in self.source_units.items()}
+        return {s: c for s, c in found.items() if c is not None}
 
     @field_validator("metric_pattern")
     @classmethod

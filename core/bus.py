@@ -28,7 +28,9 @@ STATE_ROOT = "linetwin/state"
 _FIELDS = tuple(f.name for f in fields(Sample))
 _STR_FIELDS = ("line", "machine", "signal", "unit", "source")
 _INT_FIELDS = ("source_time_ns", "receive_time_ns")
-_OPTIONAL_STR = ("channel", "roll_id", "cell_id")
+_OPTIONAL_STR = ("channel", "roll_id", "cell_id", "source_unit")
+#: fields a producer of an older version may leave out; they decode as None
+_NEWER = frozenset({"source_unit"})
 
 
 def topic(line: str, machine: str) -> str:
@@ -68,6 +70,7 @@ def encode(samples: Iterable[Sample]) -> bytes:
                 "channel": s.channel,
                 "roll_id": s.roll_id,
                 "cell_id": s.cell_id,
+                "source_unit": s.source_unit,
             }
             for s in samples
         ],
@@ -90,8 +93,8 @@ def decode(payload: bytes) -> list[Sample]:
 def _sample(item: Any, index: int) -> Sample:
     if not isinstance(item, dict):
         raise RejectedInput("wrong_type", f"item {index} is not an object")
-    if set(item) != set(_FIELDS):
-        missing = sorted(set(_FIELDS) - set(item))
+    if set(item) | _NEWER != set(_FIELDS):
+        missing = sorted(set(_FIELDS) - set(item) - _NEWER)
         extra = sorted(set(item) - set(_FIELDS))
         raise RejectedInput("wrong_type", f"item {index}: missing {missing}, unexpected {extra}")
     for name in _STR_FIELDS:
@@ -101,7 +104,7 @@ def _sample(item: Any, index: int) -> Sample:
         if not _is_int(item[name]):
             raise RejectedInput("wrong_type", f"item {index}: {name} must be an integer")
     for name in _OPTIONAL_STR:
-        if item[name] is not None and not isinstance(item[name], str):
+        if item.get(name) is not None and not isinstance(item[name], str):
             raise RejectedInput("wrong_type", f"item {index}: {name} must be a string or null")
     if item["seq"] is not None and not _is_int(item["seq"]):
         raise RejectedInput("wrong_type", f"item {index}: seq must be an integer or null")
@@ -114,7 +117,7 @@ def _sample(item: Any, index: int) -> Sample:
         quality = Quality(item["quality"])
     except ValueError:
         raise RejectedInput("wrong_type", f"item {index}: quality {item['quality']!r}") from None
-    return Sample(**{**item, "value": float(value), "quality": quality})
+    return Sample(**{"source_unit": None, **item, "value": float(value), "quality": quality})
 
 
 def _is_int(value: Any) -> bool:

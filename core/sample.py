@@ -44,3 +44,5 @@ class Sample:
     channel: str | None = None
     roll_id: str | None = None
     cell_id: str | None = None
+    #: the unit the source sent, when ingest converted the value into ``unit``; None when it did not
+    source_unit: str | None = None

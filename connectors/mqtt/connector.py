@@ -46,6 +46,7 @@ from core.influx.writer import Ack
 from core.sample import Sample
 from core.settings import Settings
 from core.sparkplug import Topic
+from core.units import Conversion
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Route:
     mine: bool
     ignore: frozenset[str]
     reject: Callable[[RejectedInput], None]
+    #: signal -> its conversion into the stored unit, for signals sent in another unit
+    convert: dict[str, Conversion]
     #: Line protocol up to the value, per (channel, quality) and signal: the unit follows from the
     #: signal here, so two short-key lookups replace ``process_series``'s six-argument cache per value.
     series: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict)
@@ -212,6 +215,7 @@ class MqttConnector:
             self._mine(source),
             frozenset(config.ignore),
             partial(self.accounting.reject, CONNECTOR, source),
+            config.conversions(),
         )
 
     def _mine(self, source: str) -> bool:
@@ -238,6 +242,7 @@ class MqttConnector:
             receive_time_ns=receive_time,
             reject=route.reject,
             ignore=route.ignore,
+            convert=route.convert,
         )
         bus = self.pipeline.bus is not None
         series = route.series
@@ -258,7 +263,9 @@ class MqttConnector:
                 lines.append(f"{prefixes[signal]}{value!r}{fields}")
             times += [time_ns] * len(values)
             if bus:
-                samples += record.samples(self.settings.line, config.machine, source, receive_time)
+                samples += record.samples(
+                    self.settings.line, config.machine, source, receive_time, config.source_units
+                )
         if lines:
             self.pipeline.hand_over(Handover(CONNECTOR, source, lines, times, samples, ack))
         else:
@@ -267,8 +274,11 @@ class MqttConnector:
     def _prefixes(self, route: Route, record: jsonpayload.Record) -> dict[str, str]:
         """The line protocol up to the value of each tag-mapped signal, for one (channel, quality)."""
         line, machine = self.settings.line, route.config.machine
+        sent_in = route.config.source_units
         prefixes = route.series[(record.channel, record.quality)] = {
-            signal: process_series(line, machine, record.channel, signal, unit, record.quality)
+            signal: process_series(
+                line, machine, record.channel, signal, unit, record.quality, sent_in.get(signal)
+            )
             for signal, unit in route.config.units.items()
         }
         return prefixes

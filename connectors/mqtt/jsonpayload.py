@@ -26,6 +26,7 @@ import orjson
 from connectors.validate import NS, TimeWindow, number
 from core.errors import RejectedInput
 from core.sample import Quality, Sample
+from core.units import Conversion
 
 CONTEXT = ("cell_id", "roll_id", "cathode_roll_id", "channel")
 RESERVED = frozenset({"seq", "run", "ts", "quality", "values", *CONTEXT})
@@ -50,7 +51,16 @@ class Record(NamedTuple):
     cell_id: str | None = None
     values: tuple[tuple[str, float, str], ...] = ()
 
-    def samples(self, line: str, machine: str, source: str, receive_time_ns: int) -> list[Sample]:
+    def samples(
+        self,
+        line: str,
+        machine: str,
+        source: str,
+        receive_time_ns: int,
+        source_units: dict[str, str] | None = None,
+    ) -> list[Sample]:
+        """One Sample per value; ``source_units`` names the unit a converted signal was sent in."""
+        sent_in = source_units or {}
         return [
             Sample(
                 line,
@@ -66,6 +76,7 @@ class Record(NamedTuple):
                 self.channel,
                 self.roll_id,
                 self.cell_id,
+                sent_in.get(signal),
             )
             for signal, value, unit in self.values
         ]
@@ -120,8 +131,10 @@ def parse(
     receive_time_ns: int,
     reject: Reject,
     ignore: frozenset[str] = frozenset(),
+    convert: dict[str, Conversion] | None = None,
 ) -> list[Record]:
-    """Parse one message; whole-message problems raise, per-record and per-value problems go to ``reject``."""
+    """Parse one message; whole-message problems raise, per-record and per-value problems go to ``reject``.
+    ``convert`` maps a signal sent in another unit than its stored one to its conversion."""
     document = loads(payload)
     items = document if isinstance(document, list) else [document]
     earliest, latest = receive_time_ns - window.max_past_age_ns, receive_time_ns + window.max_future_skew_ns
@@ -142,6 +155,7 @@ def parse(
                     earliest,
                     latest,
                     reject,
+                    convert or {},
                 )
             )
         except RejectedInput as exc:
@@ -169,6 +183,7 @@ def _record(
     earliest_ns: int,
     latest_ns: int,
     reject: Reject,
+    convert: dict[str, Conversion],
 ) -> Record:
     """One record. The common case (an ns ``ts`` inside the window, text context, finite floats of known
     signals) is checked inline, without calls; anything else takes the general checks that name a reason."""
@@ -208,13 +223,15 @@ def _record(
         if raw is None or signal in skip:
             continue
         unit = units.get(signal)
-        if unit is not None and type(raw) is float and raw - raw == 0.0:  # finite: inf - inf is nan
+        if unit is not None and type(raw) is float and raw - raw == 0.0 and not convert:  # finite
             accepted.append((signal, raw, unit))
             continue
         try:
             if unit is None:
                 raise RejectedInput("unknown_signal", f"{machine} has no signal {signal!r} in the tag map")
-            accepted.append((signal, number(raw), unit))
+            value = number(raw)
+            conversion = convert.get(signal)
+            accepted.append((signal, value if conversion is None else conversion(value), unit))
         except RejectedInput as exc:
             reject(exc)
     return Record(

@@ -26,6 +26,7 @@ from connectors.validate import TimeWindow, number
 from core.errors import RejectedInput
 from core.sample import Sample
 from core.sparkplug import DataType, MessageType, Payload, Topic
+from core.units import Conversion, UnitError, converter, same
 
 REBIRTH = "Node Control/Rebirth"
 _CONTEXT = {"seq": "seq", "cell_id": "cell_id", "roll_id": "roll_id", "cathode_roll_id": "roll_id"}
@@ -84,6 +85,8 @@ class SparkplugHost:
         self.window = window
         self.pattern = re.compile(metric_pattern) if metric_pattern else None
         self.nodes: dict[tuple[str, str], EdgeNode] = {}
+        #: (engUnit, stored unit) -> the conversion, None for one unit, or why there is none
+        self._conversions: dict[tuple[str, str], Conversion | str | None] = {}
 
     def handle(self, topic: Topic, data: bytes, receive_time_ns: int) -> Outcome:
         """Handle one message. Raises ``RejectedInput`` when the whole message is unusable."""
@@ -190,11 +193,14 @@ class SparkplugHost:
                         f"metrics {owner!r} and {full_name!r} would both be {self.machine} {name}"
                         + (f" of {channel}" if channel else ""),
                     )
-                unit = self.units.get(name) or node.units.get(full_name)
+                sent_in = node.units.get(full_name)
+                unit = self.units.get(name) or sent_in
                 if unit is None:
                     raise RejectedInput(
                         "unknown_signal", f"{self.machine} has no signal {name!r} (no unit, no engUnit)"
                     )
+                value = number(_value(metric, datatype))
+                conversion = None if sent_in is None else self._conversion(sent_in, unit)
                 stamp = metric.timestamp if metric.HasField("timestamp") else payload.timestamp
                 if not stamp:
                     raise RejectedInput("missing_timestamp", f"metric {name}")
@@ -203,7 +209,7 @@ class SparkplugHost:
                         self.line,
                         self.machine,
                         name,
-                        number(_value(metric, datatype)),
+                        value if conversion is None else conversion(value),
                         unit,
                         self.window.check(stamp * 1_000_000, receive_time_ns),
                         receive_time_ns,
@@ -212,10 +218,26 @@ class SparkplugHost:
                         channel=channel,
                         roll_id=_text(context.get("roll_id")),
                         cell_id=_text(context.get("cell_id")),
+                        source_unit=None if conversion is None else sent_in,
                     )
                 )
             except RejectedInput as exc:
                 outcome.rejects.append(exc)
+
+    def _conversion(self, sent_in: str, unit: str) -> Conversion | None:
+        """From a birth certificate's engUnit into the tag map's unit; ``unit_mismatch`` if impossible."""
+        key = (sent_in, unit)
+        if key not in self._conversions:
+            try:
+                self._conversions[key] = None if same(sent_in, unit) else converter(sent_in, unit)
+            except UnitError as exc:
+                self._conversions[key] = str(exc)
+        found = self._conversions[key]
+        if isinstance(found, str):
+            raise RejectedInput(
+                "unit_mismatch", f"engUnit {sent_in!r} against the tag map's {unit!r}: {found}"
+            )
+        return found
 
     @staticmethod
     def _identify(node: EdgeNode, metric: Payload.Metric) -> tuple[str, int]:

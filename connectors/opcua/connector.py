@@ -34,6 +34,7 @@ from connectors.validate import TimeWindow, number
 from core.errors import LinetwinError, RejectedInput
 from core.sample import Quality, Sample
 from core.settings import Settings
+from core.units import Conversion
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Tag:
     role: str
     signal: str = ""
     unit: str = ""
+    #: from the unit the server sends into ``unit`` (the tag map's ``source_unit``), when they differ
+    conversion: Conversion | None = None
 
 
 @dataclass
@@ -145,7 +148,9 @@ class OpcUaConnector:
             if machine.roll_id:
                 tags[await _node_id(client, machine.roll_id)] = Tag(state, "roll_id")
             for item in machine.tags:
-                tags[await _node_id(client, item.node)] = Tag(state, "value", item.signal, item.unit)
+                tags[await _node_id(client, item.node)] = Tag(
+                    state, "value", item.signal, item.unit, item.conversion()
+                )
         return tags
 
     async def _monitor(self, subscription: Subscription, node_ids: list[ua.NodeId]) -> None:
@@ -282,11 +287,14 @@ class OpcUaConnector:
         if raw is None:
             raise RejectedInput("no_value", f"{tag.machine.name}.{tag.signal}")
         status = value.StatusCode.value if value.StatusCode is not None else 0
+        converted, source_unit = number(raw), None
+        if tag.conversion is not None:
+            converted, source_unit = tag.conversion(converted), tag.conversion.source
         return Sample(
             self.settings.line,
             tag.machine.name,
             tag.signal,
-            number(raw),
+            converted,
             tag.unit,
             source_time,
             receive_time,
@@ -294,6 +302,7 @@ class OpcUaConnector:
             tag.machine.source,
             seq,
             roll_id=tag.machine.roll_id,
+            source_unit=source_unit,
         )
 
 

@@ -28,12 +28,22 @@ def string_field(value: str) -> str:
 
 
 @lru_cache(maxsize=SERIES_CACHE_SIZE)
-def process_series(line: str, machine: str, channel: str | None, signal: str, unit: str, quality: str) -> str:
-    """The measurement and tags of one ``process`` series, followed by ``value=``."""
+def process_series(
+    line: str,
+    machine: str,
+    channel: str | None,
+    signal: str,
+    unit: str,
+    quality: str,
+    source_unit: str | None = None,
+) -> str:
+    """The measurement and tags of one ``process`` series, followed by ``value=``; ``source_unit`` is the
+    unit the source sent when ingest converted the value into ``unit``."""
     channel_tag = f"channel={tag(channel)}," if channel else ""
+    source_unit_tag = f"source_unit={tag(source_unit)}," if source_unit else ""
     return (
         f"process,{channel_tag}line={tag(line)},machine={tag(machine)},quality={quality},"
-        f"signal={tag(signal)},unit={tag(unit)} value="
+        f"signal={tag(signal)},{source_unit_tag}unit={tag(unit)} value="
     )
 
 
@@ -50,7 +60,13 @@ def process_fields(seq: int | None, roll_id: str | None, cell_id: str | None, ti
 def process_point(sample: Sample) -> str:
     """One ``process`` point."""
     series = process_series(
-        sample.line, sample.machine, sample.channel, sample.signal, sample.unit, sample.quality.value
+        sample.line,
+        sample.machine,
+        sample.channel,
+        sample.signal,
+        sample.unit,
+        sample.quality.value,
+        sample.source_unit,
     )
     return (
         f"{series}{sample.value!r}"

@@ -28,6 +28,7 @@ _samples = st.builds(
     channel=st.none() | _text,
     roll_id=st.none() | _text,
     cell_id=st.none() | _text,
+    source_unit=st.none() | _text,
 )
 
 
@@ -66,3 +67,10 @@ def test_decode_rejects_anything_but_a_strict_sample_array(payload: bytes, reaso
 def test_topics_follow_line_and_machine() -> None:
     assert bus.topic("line1", "coater1") == "linetwin/bus/line1/coater1"
     assert bus.subscription() == "linetwin/bus/+/+"
+
+
+def test_a_message_of_a_producer_without_source_unit_still_decodes() -> None:
+    item = json.loads(bus.encode([Sample("line1", "coater1", "pump_flow", 1.5, "mL/min", 10, 11)]))[0]
+    del item["source_unit"]
+    (sample,) = bus.decode(json.dumps([item]).encode())
+    assert sample.source_unit is None and sample.value == 1.5

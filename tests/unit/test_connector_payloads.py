@@ -231,3 +231,27 @@ def test_a_pattern_that_would_merge_two_metrics_refuses_the_second_instead_of_ov
     assert [(s.signal, s.value) for s in outcome.samples] == [("Voltage", 3.61)]
     assert [e.reason for e in outcome.rejects] == ["ambiguous_metric"]
     assert "Channel01/Voltage" in str(outcome.rejects[0]) and "Channel02/Voltage" in str(outcome.rejects[0])
+
+
+def test_a_birth_certificates_engunit_is_converted_into_the_tag_maps_unit_or_refused() -> None:
+    host = SparkplugHost("line1", "coater9", {"CoatWeight": "mg/cm2", "Flow": "mg/cm2"}, WINDOW)
+    host.handle(
+        *_message(
+            MessageType.NBIRTH, 0, [{"name": "bdSeq", "datatype": DataType.UINT64, "long_value": 0}], None
+        ),
+        NOW,
+    )
+
+    def eng(unit: str) -> PropertySet:
+        return PropertySet(keys=["engUnit"], values=[PropertyValue(type=DataType.STRING, string_value=unit)])
+
+    birth = [
+        {"name": "CoatWeight", "alias": 1, "datatype": DataType.DOUBLE, "properties": eng("g/m²")},
+        {"name": "Flow", "alias": 2, "datatype": DataType.DOUBLE, "properties": eng("mL/min")},
+    ]
+    host.handle(*_message(MessageType.DBIRTH, 1, [{**m, "double_value": 0.0} for m in birth], "Die"), NOW)
+    data = [{"alias": 1, "double_value": 205.0}, {"alias": 2, "double_value": 80.0}]
+    outcome = host.handle(*_message(MessageType.DDATA, 2, data, "Die"), NOW)
+    (sample,) = outcome.samples
+    assert (sample.value, sample.unit, sample.source_unit) == (pytest.approx(20.5), "mg/cm2", "g/m²")
+    assert [e.reason for e in outcome.rejects] == ["unit_mismatch"]

@@ -90,3 +90,29 @@ def test_builtin_map_reads_the_simulated_cyclers() -> None:
     assert json_source.channel_level == 4
     assert {"voltage", "current", "temperature", "capacity", "ocv", "k_value"} <= set(json_source.units)
     assert sparkplug_source.format == "sparkplug"
+
+
+def test_a_source_unit_that_cannot_become_the_stored_unit_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(
+        '[[opcua]]\nmachine = "coater9"\n\n[[opcua.tags]]\nnode = "ns=2;s=CoatWeight"\n'
+        'signal = "coat_weight"\nunit = "mg/cm2"\nsource_unit = "cm3/s"\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"tags.toml, line 4, field opcua.0.tags.0: .*cannot convert 'cm3/s'"
+    ):
+        load(path)
+
+
+def test_source_units_convert_listed_signals_only(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(
+        '[[mqtt]]\ntopic = "a/+"\nmachine = "m"\nunits = { v = "V" }\nsource_units = { w = "mV" }\n'
+    )
+    with pytest.raises(ConfigError, match="source_units names 'w', which units does not list"):
+        load(path)
+    path.write_text(
+        '[[mqtt]]\ntopic = "a/+"\nmachine = "m"\nunits = { v = "V" }\nsource_units = { v = "mV" }\n'
+    )
+    (source,) = load(path).mqtt
+    assert source.conversions()["v"](1500.0) == pytest.approx(1.5)
