@@ -9,6 +9,7 @@ COPY models models
 COPY twin twin
 COPY bench bench
 COPY cli cli
+COPY lines lines
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

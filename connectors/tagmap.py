@@ -11,13 +11,12 @@ the Objects folder (``Coater1/Dryer/Zone1/Temperature``; a segment may carry its
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from core.errors import ConfigError
+from core.configfile import load_toml
 from core.settings import Section
 from core.units import Conversion, UnitError, converter, same
 
@@ -180,49 +179,4 @@ def builtin() -> TagMap:
 
 def load(path: Path | None) -> TagMap:
     """Load and validate the tag map; errors name the file, the line where TOML knows it, and the field."""
-    if path is None:
-        return builtin()
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read tag map {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"tag map {path}: {exc}") from None
-    try:
-        return TagMap.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(path, text, err["loc"], err["msg"]) for err in exc.errors())
-        raise ConfigError(f"invalid tag map {problems}") from None
-
-
-def _describe(path: Path, text: str, loc: tuple[int | str, ...], msg: str) -> str:
-    field = ".".join(str(part) for part in loc)
-    line = _line_of(text, loc)
-    where = f"{path}, line {line}" if line else str(path)
-    return f"{where}, field {field}: {msg}"
-
-
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best-effort line number: the n-th ``[[table]]`` header, then the key inside it.
-
-    tomllib keeps no positions for values, so the line is found by walking the text.
-    """
-    lines = text.splitlines()
-    start, end, located = 0, len(lines), False
-    for depth in range(0, len(loc) - 1, 2):
-        table, index = loc[depth], loc[depth + 1]
-        if not isinstance(index, int):
-            break
-        header = re.compile(rf"^\s*\[\[(?:\S+\.)?{re.escape(str(table))}\]\]")
-        hits = [n for n in range(start, end) if header.match(lines[n])]
-        if index >= len(hits):
-            break
-        start, end = hits[index], hits[index + 1] if index + 1 < len(hits) else end
-        located = True
-    key = re.compile(rf"^\s*{re.escape(str(loc[-1]))}\s*=")
-    for n in range(start, end):
-        if key.match(lines[n]):
-            return n + 1
-    return start + 1 if located else None
+    return builtin() if path is None else load_toml(path, TagMap, "tag map")

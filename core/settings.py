@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     site: str = "site1"
     area: str = "electrodes"
     line: str = "line1"
+    #: the line's steps, signals, units, limits and material flow (default: the simulated line)
+    line_description: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()

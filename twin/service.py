@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import uvicorn
 
+from core import linedesc
 from core.settings import Settings
 from twin.alerts import open_database
 from twin.api.app import create_app
@@ -30,7 +31,12 @@ def build_twin(
     )
     if settings.twin.api_token is None:
         log.warning("twin.api_token is not set: anyone who reaches the API can acknowledge and shelve alerts")
-    return Twin(settings=settings, engine=engine, whatif=whatif(engine) if whatif is not None else None)
+    return Twin(
+        settings=settings,
+        engine=engine,
+        whatif=whatif(engine) if whatif is not None else None,
+        description=linedesc.load(settings.line_description),
+    )
 
 
 def server(twin: Twin) -> uvicorn.Server:

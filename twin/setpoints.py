@@ -1,8 +1,10 @@
 """Push approved setpoints to the simulated plant over OPC UA, and only when ``twin.allow_setpoint_push``.
 
-The target is ``plant.opcua_endpoint`` (the simulator), never the connectors' endpoints of a real line.
-Node ids follow docs/address-space.md: ``ns=<urn:linetwin:pilotline>;s=<machine>.<setpoint>``. The server
-refuses a value outside the setpoint's EURange with BadOutOfRange; that refusal is passed on as is.
+Which setpoints exist, their limits and the model input each sets come from the line description
+(``core.linedesc``); a value outside its limits is refused here, before the plant is contacted. The
+target is ``plant.opcua_endpoint`` (the simulator), never the connectors' endpoints of a real line. Node
+ids follow docs/address-space.md: ``ns=<urn:linetwin:pilotline>;s=<step>.<signal>``. The server refuses
+a value outside the setpoint's EURange with BadOutOfRange; that refusal is passed on as is.
 """
 
 from __future__ import annotations
@@ -13,32 +15,42 @@ from collections.abc import Mapping
 from asyncua import Client, ua
 
 from core.errors import LinetwinError
+from core.linedesc import LineDescription
 
 log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:linetwin:pilotline"
-SETPOINT_NODES = {
-    "pump_flow": "coater1.pump_flow_setpoint",
-    "web_speed": "coater1.web_speed_setpoint",
-    "dryer_zone1_temperature": "coater1.dryer_zone1_setpoint",
-    "dryer_zone2_temperature": "coater1.dryer_zone2_setpoint",
-    "dryer_zone3_temperature": "coater1.dryer_zone3_setpoint",
-    "line_load": "calender1.line_load_setpoint",
-    "roll_temperature": "calender1.roll_temperature_setpoint",
-}
 
 
 class SetpointRefused(LinetwinError):
     """The plant refused a setpoint, or cannot be reached."""
 
 
-async def push_setpoints(endpoint: str, setpoints: Mapping[str, float], who: str) -> None:
-    """Write each setpoint as a Double; the first refusal stops the push and names the setpoint."""
-    unknown = sorted(set(setpoints) - set(SETPOINT_NODES))
+def setpoint_nodes(description: LineDescription, setpoints: Mapping[str, float]) -> dict[str, str]:
+    """Model input -> ``<step>.<signal>`` of each setpoint; refuses unknown names and values out of limits."""
+    known = description.setpoints()
+    unknown = sorted(set(setpoints) - set(known))
     if unknown:
-        raise SetpointRefused(
-            f"not a plant setpoint: {', '.join(unknown)}; known: {', '.join(SETPOINT_NODES)}"
-        )
+        raise SetpointRefused(f"not a plant setpoint: {', '.join(unknown)}; known: {', '.join(known)}")
+    nodes = {}
+    for name, value in setpoints.items():
+        step, signal = known[name]
+        limits = signal.setpoint
+        assert limits is not None
+        if not limits.low <= value <= limits.high:
+            raise SetpointRefused(
+                f"{name} = {value} is outside {step.id} {signal.name}'s limits {limits.low} to {limits.high}"
+                f" {signal.unit}"
+            )
+        nodes[name] = f"{step.id}.{signal.name}"
+    return nodes
+
+
+async def push_setpoints(
+    endpoint: str, setpoints: Mapping[str, float], who: str, description: LineDescription
+) -> None:
+    """Write each setpoint as a Double; the first refusal stops the push and names the setpoint."""
+    nodes = setpoint_nodes(description, setpoints)
     client = Client(endpoint, timeout=5)
     try:
         await client.connect()
@@ -47,7 +59,7 @@ async def push_setpoints(endpoint: str, setpoints: Mapping[str, float], who: str
     try:
         index = await client.get_namespace_index(NAMESPACE_URI)
         for name, value in setpoints.items():
-            node = client.get_node(f"ns={index};s={SETPOINT_NODES[name]}")
+            node = client.get_node(f"ns={index};s={nodes[name]}")
             try:
                 await node.write_value(ua.DataValue(ua.Variant(float(value), ua.VariantType.Double)))
             except ua.UaStatusCodeError as exc:

@@ -299,3 +299,38 @@ async def test_stop_analyses_the_queued_backlog_within_its_time_budget(
             await engine.stop()
         assert engine.workers["line1"].processed == analysed
     assert "not analysed" in caplog.text and caplog.records[-1].messages == 3  # type: ignore[attr-defined]
+
+
+def test_the_line_description_lists_steps_in_flow_order_with_units_and_limits(
+    twin_client: TestClient,
+) -> None:
+    described = twin_client.get("/lines/line1/description").json()
+    assert [s["id"] for s in described["steps"]] == ["coater1", "calender1", "cycler1"]
+    coater = {s["name"]: s for s in described["steps"][0]["signals"]}
+    assert (coater["dry_loading"]["unit"], coater["dry_loading"]["symbol"]) == ("mg/cm2", "mg/cm²")
+    assert (coater["dry_loading"]["spec_low"], coater["dry_loading"]["spec_high"]) == (19.6, 20.4)
+    assert coater["pump_flow_setpoint"]["setpoint"] == {"low": 0.0, "high": 200.0, "input": "pump_flow"}
+    assert twin_client.get("/lines/line9/description").status_code == 404
+
+
+def test_a_push_outside_the_described_limits_is_refused_before_the_plant_is_asked(tmp_path: Path) -> None:
+    from core import linedesc
+
+    narrower = (
+        linedesc.builtin_path()
+        .read_text()
+        .replace('high = 2000.0, input = "line_load"', 'high = 1000.0, input = "line_load"')
+    )
+    (tmp_path / "line.toml").write_text(narrower)
+    config = settings(tmp_path)
+    config.line_description = tmp_path / "line.toml"
+    config.twin.allow_setpoint_push = True
+    config.plant.opcua_endpoint = "opc.tcp://127.0.0.1:9/nowhere"  # asked, it answers 502
+    twin = build_twin(config, FakeAnalyser, FakeWhatIf, influx_enabled=False)
+    with TestClient(create_app(twin, run_engine=False)) as client:
+        within = {"by": "ana", "setpoints": {"line_load": 900.0}}
+        assert client.post("/whatif/push", json=within, headers=AUTH).status_code == 502
+        beyond = {"by": "ana", "setpoints": {"line_load": 1500.0}}
+        refused = client.post("/whatif/push", json=beyond, headers=AUTH)
+        assert refused.status_code == 422
+        assert "outside calender1 line_load_setpoint's limits 0.0 to 1000.0 N/mm" in refused.json()["detail"]

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from twin.alerts import AlertConflict, AlertNotFound
-from twin.api import alerts, genealogy, models, ops, signals, state, stream, whatif
+from twin.api import alerts, genealogy, lines, models, ops, signals, state, stream, whatif
 from twin.api.deps import Twin
 from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
@@ -48,7 +48,7 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
         responses={400: {"model": Problem, "description": "the request body is not JSON"}},
     )
     app.state.twin = twin
-    for module in (state, alerts, signals, models, genealogy, stream, whatif, ops):
+    for module in (state, lines, alerts, signals, models, genealogy, stream, whatif, ops):
         app.include_router(module.router)
     _errors(app)
     _document_errors(app, optional_read_auth=twin.settings.twin.read_only_without_token)

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core.linedesc import LineDescription
 from core.settings import Settings
 from twin.engine import TwinEngine
 from twin.ports import WhatIf
@@ -28,6 +29,7 @@ class Twin:
     settings: Settings
     engine: TwinEngine
     whatif: WhatIf | None
+    description: LineDescription
 
 
 def get_twin(request: Request) -> Twin:

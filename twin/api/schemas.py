@@ -291,6 +291,48 @@ class InverseResponse(Strict):
     unavailable: list[UnavailableOut] = Field(default_factory=list)
 
 
+class SetpointOut(Strict):
+    low: float
+    high: float
+    input: str = Field(description="the model input (what-if setpoint) it sets")
+
+
+class SignalSpecOut(Strict):
+    name: str
+    role: str = Field(description="what the step's model calls the signal")
+    unit: str = Field(description="UCUM code, as stored in InfluxDB")
+    symbol: str = Field(description="the unit as people write it (mg/cm², °C)")
+    description: str
+    target: float | None
+    spec_low: float | None
+    spec_high: float | None
+    setpoint: SetpointOut | None
+
+
+class StepOut(Strict):
+    id: str = Field(description="the machine name its samples carry")
+    kind: str
+    name: str
+    signals: list[SignalSpecOut]
+
+
+class FlowOut(Strict):
+    source: str
+    target: str
+    material: str
+
+
+class LineDescriptionOut(Strict):
+    """The line's ISA-95 identity, its steps in material-flow order and the material flow between them."""
+
+    site: str
+    area: str
+    line: str
+    name: str
+    steps: list[StepOut]
+    flow: list[FlowOut]
+
+
 class Health(Strict):
     status: Literal["ok", "degraded"]
     mqtt_connected: bool

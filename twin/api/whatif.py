@@ -19,7 +19,7 @@ from twin.api.schemas import (
     WhatIfResponse,
 )
 from twin.ports import Prediction, WhatIf, WhatIfAnswer, WhatIfUnavailable
-from twin.setpoints import SETPOINT_NODES, push_setpoints
+from twin.setpoints import SetpointRefused, push_setpoints, setpoint_nodes
 
 router = APIRouter(
     prefix="/whatif",
@@ -123,9 +123,10 @@ async def push(twin: TwinDep, body: SetpointPush) -> PushResult:
     setpoints = body.setpoints.given()
     if not setpoints:
         raise HTTPException(422, "give at least one setpoint")
-    unknown = sorted(set(setpoints) - set(SETPOINT_NODES))
-    if unknown:
-        raise HTTPException(422, f"not a plant setpoint: {', '.join(unknown)}")
+    try:
+        setpoint_nodes(twin.description, setpoints)  # names and limits from the line description
+    except SetpointRefused as exc:
+        raise HTTPException(422, str(exc)) from None
     endpoint = twin.settings.plant.opcua_endpoint
-    await push_setpoints(endpoint, setpoints, body.by)
+    await push_setpoints(endpoint, setpoints, body.by, twin.description)
     return PushResult(pushed=setpoints, by=body.by, endpoint=endpoint)
