@@ -43,6 +43,7 @@ class SignalSpec(Section):
     role: str | None = Field(None, pattern=NAME, description="what the step model calls it (default: name)")
     unit: str = Field(min_length=1)
     description: str = ""
+    key: bool = Field(False, description="shown on the operator's step card, with its trend")
     target: float | None = None
     spec_low: float | None = None
     spec_high: float | None = None

@@ -1,6 +1,7 @@
 """The twin's web page in headless Debian Chromium against the whole loop (real services and parts).
 
-It loads, shows live values that change, shows the pump-wear alert and acknowledges it, and a what-if
+It loads, draws the line from its description (steps in flow order, key values against their spec limits
+with a trend), shows live values that change, shows the pump-wear alert and acknowledges it, and a what-if
 returns predictions with their intervals, flags an extrapolation and says what it cannot predict yet; the
 README's screenshot (docs/ui.png) is
 taken by it with LINETWIN_UPDATE_SCREENSHOT=1.
@@ -46,15 +47,29 @@ async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
             page = await browser.new_page(viewport={"width": 1280, "height": 860})
             await page.goto(f"http://127.0.0.1:{settings.twin.port}/")
 
-            flow = page.locator('tr[data-signal="coater1/pump_flow"] td.value')
-            await flow.wait_for(timeout=30_000)
+            flow = page.locator('tr[data-key="coater1/pump_flow"] td.num')
+            await page.wait_for_function(
+                "sel => /\\d/.test(document.querySelector(sel)?.textContent ?? '')",
+                arg='tr[data-key="coater1/pump_flow"] td.num',
+                timeout=30_000,
+            )
             first = await flow.inner_text()
             await page.wait_for_function(
                 "([sel, old]) => document.querySelector(sel)?.textContent !== old",
-                arg=['tr[data-signal="coater1/pump_flow"] td.value', first],
+                arg=['tr[data-key="coater1/pump_flow"] td.num', first],
                 timeout=15_000,
             )
             assert await page.locator("#live-text").inner_text() == "live"
+            cards = page.locator("#steps .step")
+            assert await cards.evaluate_all("cs => cs.map(c => c.dataset.step)") == [
+                "coater1",
+                "calender1",
+                "cycler1",
+            ], "the steps of the line description, in material-flow order"
+            loading = page.locator('tr[data-key="coater1/dry_loading"]')
+            assert "19.6 … 20.4" in await loading.inner_text(), "key values stand against their spec limits"
+            assert await page.locator('.step[data-step="coater1"] svg.trend polyline').count() >= 1
+            assert "coated electrode roll" in await page.locator("#steps .flow").first.inner_text()
 
             pump_wear = page.locator("tr.alert", has_text="Metering pump wear")
             await pump_wear.locator("button.ack").wait_for(timeout=90_000)

@@ -303,6 +303,7 @@ class SignalSpecOut(Strict):
     unit: str = Field(description="UCUM code, as stored in InfluxDB")
     symbol: str = Field(description="the unit as people write it (mg/cm², °C)")
     description: str
+    key: bool = Field(description="one of the step's key values, on the operator's view")
     target: float | None
     spec_low: float | None
     spec_high: float | None
