@@ -1,6 +1,7 @@
 """``twin ingest``: read the plant over OPC UA and MQTT into InfluxDB and the plant bus.
 
-``--discover opc.tcp://...`` prints a tag map built from the server's AnalogItems instead;
+``--discover opc.tcp://...`` prints a tag map built from the server's AnalogItems instead (with
+``--describe``, a starting line description of its machines);
 ``--stats`` prints the counters of a running ingest from its Prometheus endpoint.
 """
 
@@ -19,11 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import run_guarded, settings_from, user_errors
-from connectors.opcua.discover import discover, render
+from connectors.opcua.discover import discover, render, render_description
 from connectors.opcua.security import configure, refusal
 from connectors.service import IngestService
 from core.errors import LinetwinError
-from core.settings import OpcUaSettings, Settings
+from core.settings import Settings
 
 console = Console()
 
@@ -37,6 +38,9 @@ def ingest(
     discover_url: Annotated[
         str | None, typer.Option("--discover", help="browse this OPC UA endpoint and print a tag map")
     ] = None,
+    describe: Annotated[
+        bool, typer.Option("--describe", help="with --discover: print a starting line description instead")
+    ] = False,
     stats: Annotated[bool, typer.Option("--stats", help="print the counters of a running ingest")] = False,
     tag_map: Annotated[Path | None, typer.Option("--tag-map", help="tag map TOML file")] = None,
     partition: Annotated[int | None, typer.Option(help="this process's share of the MQTT sources")] = None,
@@ -56,7 +60,7 @@ def ingest(
         },
     )
     if discover_url:
-        run_guarded(lambda: asyncio.run(_discover(discover_url, settings.opcua)))
+        run_guarded(lambda: asyncio.run(_discover(discover_url, settings, describe)))
     elif stats:
         with user_errors():
             _print_stats(settings)
@@ -72,15 +76,19 @@ async def _run(settings: Settings) -> None:
     await IngestService(settings).run(stop)
 
 
-async def _discover(endpoint: str, opcua: OpcUaSettings) -> None:
+async def _discover(endpoint: str, settings: Settings, describe: bool) -> None:
     client = Client(endpoint, timeout=10)
-    await configure(client, opcua)
+    await configure(client, settings.opcua)
     try:
         await client.connect()
     except Exception as exc:
         raise refusal(exc) or LinetwinError(f"cannot connect to {endpoint}: {exc!r}") from None
     try:
-        print(render(await discover(client), endpoint))
+        machines = await discover(client)
+        if describe:
+            print(render_description(machines, endpoint, settings.site, settings.area, settings.line))
+        else:
+            print(render(machines, endpoint))
     finally:
         await client.disconnect()
 

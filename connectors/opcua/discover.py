@@ -116,6 +116,27 @@ def render(machines: list[OpcUaMachine], endpoint: str) -> str:
     return "\n".join(lines)
 
 
+def render_description(machines: list[OpcUaMachine], endpoint: str, site: str, area: str, line: str) -> str:
+    """A starting line description (``core.linedesc``) of the discovered machines: one step per machine,
+    each analog item a signal with its unit. The user puts the steps in material-flow order, assigns each
+    step its kind and each signal its role, and adds spec limits, setpoints and the material flow."""
+    out = [
+        f"# Line description discovered from {endpoint}. Put the steps in material-flow order, set each",
+        "# step's kind (slot_die_coater, calender, formation, ...; docs/lines.md), each signal's role where",
+        "# it differs from its name, and add spec limits, setpoints and the [[flow]] between steps.",
+        "",
+        f"site = {_q(site)}",
+        f"area = {_q(area)}",
+        f"line = {_q(line)}",
+        "",
+    ]
+    for machine in machines:
+        out += ["[[steps]]", f"id = {_q(machine.machine)}", 'kind = "unassigned"', ""]
+        for tag in machine.tags:
+            out += ["[[steps.signals]]", f"name = {_q(tag.signal)}", f"unit = {_q(tag.unit)}", ""]
+    return "\n".join(out)
+
+
 def _q(text: str) -> str:
     """A TOML basic string (JSON string escapes are valid TOML), UTF-8 kept readable (``µm``)."""
     return json.dumps(text, ensure_ascii=False)

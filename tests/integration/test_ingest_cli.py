@@ -51,6 +51,33 @@ async def test_discover_prints_a_tag_map_of_the_analog_items(source: OpcUaSource
     assert all(m.scan_counter for m in tag_map.opcua)
 
 
+async def test_discover_describe_prints_a_loadable_starting_line_description(
+    source: OpcUaSource, tmp_path: Path
+) -> None:
+    from core import linedesc
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [TWIN, "ingest", "--discover", source.endpoint, "--describe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "line.toml"
+    path.write_text(result.stdout)
+    described = linedesc.load(path)
+    assert [(s.id, s.kind) for s in described.steps] == [
+        ("machine1", "unassigned"),
+        ("machine2", "unassigned"),
+    ]
+    assert [(s.name, s.unit) for s in described.steps[0].signals] == [
+        ("pump_flow", "mL/min"),
+        ("web_speed", "m/min"),
+        ("dry_loading", "mg/cm2"),
+    ]
+
+
 async def test_discover_of_an_unreachable_endpoint_is_a_clear_error() -> None:
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/none"
     result = await asyncio.to_thread(
