@@ -27,7 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core import bus
+from core import bus, linedesc
 from core.errors import RejectedInput
 from core.influx.writer import InfluxWriter
 from core.sample import Sample
@@ -163,6 +163,8 @@ class TwinEngine:
         influx_enabled: bool = True,
     ) -> None:
         self.settings = settings
+        #: the line's steps, signals, units and limits (``line_description``; default: the simulated line)
+        self.description = linedesc.load(settings.line_description)
         self.lines = list(settings.twin.lines) or [settings.line]
         self.alerts = AlertStore(database)
         self.state = StateStore(database)

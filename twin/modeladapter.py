@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from statistics import median
 
+from core import linedesc
+from core.linedesc import LineDescription
 from core.sample import Quality, Sample
 from core.settings import Settings
 from models.line import SNAPSHOT_VERSION, LineModel, ModelValue
@@ -46,6 +48,20 @@ QUALITY = {
     "cell_capacity": ("cycler1", "discharge_capacity"),
 }
 RISK_WINDOW = 300
+Specs = dict[str, tuple[float, float]]
+
+
+def described_specs(description: LineDescription) -> Specs:
+    """What-if quantity -> the spec limits its measured signal has in the line description."""
+    specs = {}
+    for quantity, (machine, name) in QUALITY.items():
+        step = description.step(machine)
+        signal = step.signal(name) if step is not None else None
+        if signal is not None and signal.spec_low is not None and signal.spec_high is not None:
+            specs[quantity] = (signal.spec_low, signal.spec_high)
+    return specs
+
+
 CHANNEL_CELLS = 16
 
 
@@ -87,9 +103,11 @@ class LineModelAnalyser:
     B@t1, B@t2); it is put in source-time order (stable) so that ticks arrive whole.
     """
 
-    def __init__(self, line: str, model: LineModel | None = None) -> None:
+    def __init__(self, line: str, model: LineModel | None = None, specs: Specs | None = None) -> None:
         self.line = line
         self.model = model if model is not None else LineModel(line)
+        #: spec limits from the line description; a quantity it leaves open gets ± tolerance of the recipe
+        self.specs = dict(specs or {})
         self.last_found_ns: dict[str, int] = {}
         self.now_ns = 0
         self.held: dict[str, dict[str, Sample]] = {}
@@ -170,9 +188,10 @@ class LineModelAnalyser:
             ModelOutput(p.machine, p.name, "parameter", p.value, time_ns, p.sigma) for p in self.parameters()
         ]
         try:
-            specs = WhatIf(self.model).specs
+            derived = WhatIf(self.model).specs
         except WhatIfError:
-            specs = {}
+            derived = {}
+        specs = derived | self.specs
         risk: dict[str, float] = {}
         for quantity, (low, high) in specs.items():
             machine, signal = QUALITY[quantity]
@@ -239,11 +258,13 @@ class LineModelAnalyser:
 
 
 def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
-    """A fresh analyser per line, configured by ``settings.models`` (restored from its snapshot by the
-    engine when there is one)."""
+    """A fresh analyser per line, configured by ``settings.models`` and judged against the spec limits of
+    ``line_description`` (restored from its snapshot by the engine when there is one)."""
+
+    specs = described_specs(linedesc.load(settings.line_description))
 
     def make(line: str) -> Analyser:
-        return LineModelAnalyser(line, LineModel(line, **settings.models.model_dump()))
+        return LineModelAnalyser(line, LineModel(line, **settings.models.model_dump()), specs)
 
     return make
 
@@ -271,14 +292,14 @@ class LiveWhatIf:
             found = self._whatif(line).predict(setpoints)
         except WhatIfError as exc:
             raise WhatIfUnavailable(str(exc)) from None
+        specs = self._specs(line)
         predictions = [
             Prediction(
                 p.quantity,
                 p.value,
                 p.sigma,
                 p.unit,
-                p.lower_spec,
-                p.upper_spec,
+                *specs.get(p.quantity, (p.lower_spec, p.upper_spec)),
                 p.sigma_model,
                 p.sigma_noise,
                 p.interval,
@@ -287,6 +308,10 @@ class LiveWhatIf:
             for p in found.predictions
         ]
         return WhatIfAnswer(predictions, [Unavailable(u.quantity, u.reason) for u in found.unavailable])
+
+    def _specs(self, line: str) -> Specs:
+        analyser = self.engine.workers[line].analyser
+        return analyser.specs if isinstance(analyser, LineModelAnalyser) else {}
 
     def inverse(
         self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import uvicorn
 
-from core import linedesc
 from core.settings import Settings
 from twin.alerts import open_database
 from twin.api.app import create_app
@@ -35,7 +34,6 @@ def build_twin(
         settings=settings,
         engine=engine,
         whatif=whatif(engine) if whatif is not None else None,
-        description=linedesc.load(settings.line_description),
     )
 
 

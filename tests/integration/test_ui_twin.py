@@ -84,6 +84,7 @@ async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
             assert all("95 %:" in row for row in rows), "each prediction shows its interval"
             loading = next(row for row in rows if row.startswith("dry_loading"))
             assert "extrapolated" in loading, "70 mL/min lies far outside the calibrated pump flow"
+            assert "spec 19.6 … 20.4" in loading, "the what-if judges against the described spec"
             reasons = await page.locator("#unavailable li").all_inner_texts()
             assert any(r.startswith("cell_capacity: cell model calibrating") for r in reasons), reasons
             assert await page.locator("#chart circle").count() == len(rows)

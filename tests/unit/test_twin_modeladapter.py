@@ -117,3 +117,30 @@ def test_a_snapshot_of_an_older_model_version_calibrates_afresh(caplog: pytest.L
 def test_the_models_settings_defaults_are_the_line_models_own() -> None:
     """``[models]`` and ``LineModel``'s constructor state the same defaults; neither may drift alone."""
     assert LineModel("l1").config() == {"line": "l1", **ModelSettings().model_dump()}
+
+
+def test_spec_limits_come_from_the_line_description_where_it_has_them() -> None:
+    analyser = analyser_factory(load_settings())("l1")
+    assert isinstance(analyser, LineModelAnalyser)
+    before = {(o.machine, o.signal, o.kind): o.value for o in analyser.status(T0)}
+    assert (
+        before[("coater1", "dry_loading", "spec_low")],
+        before[("coater1", "dry_loading", "spec_high")],
+    ) == (
+        19.6,
+        20.4,
+    ), "described limits stand before any calibration"
+    _calibrated(analyser, 1500)
+    status = {(o.machine, o.signal, o.kind): o.value for o in analyser.status(T0)}
+    assert (
+        status[("calender1", "porosity", "spec_low")],
+        status[("calender1", "porosity", "spec_high")],
+    ) == (
+        28.0,
+        32.0,
+    )
+    low, high = (
+        status[("calender1", "thickness", "spec_low")],
+        status[("calender1", "thickness", "spec_high")],
+    )
+    assert low < status[("calender1", "thickness", "target")] < high, "undescribed: ± tolerance of the recipe"

@@ -29,7 +29,10 @@ class Twin:
     settings: Settings
     engine: TwinEngine
     whatif: WhatIf | None
-    description: LineDescription
+
+    @property
+    def description(self) -> LineDescription:
+        return self.engine.description
 
 
 def get_twin(request: Request) -> Twin:
