@@ -13,8 +13,8 @@ with the reason, and the others are still given.
   distance from it (``models.compaction.anchored``);
 - ``sigma_noise``: the in-control scatter of a reading at a steady operating point: the robust σ of the
   measured quality during calibration (of the calibration cells' capacity for cells).
-An input outside the range it took during calibration is named in ``extrapolated``. The interval is
-value ± ``COVERAGE_Z``·σ (about 95 % for a Gaussian reading).
+An input outside the range it took during calibration is named in ``extrapolated``. The records are
+``core.prediction``'s, shared with the twin.
 
 Inverse: bounded nonlinear least squares (scipy ``least_squares``, dogbox) on the forward model, each miss
 scaled by its spec tolerance, with a small pull towards the current operating point so that free
@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import optimize
 
 from core.errors import LinetwinError
+from core.prediction import Answer, Prediction, Unavailable
 from models.line import CALENDER, COATER, CYCLER, LineModel
 
 # what-if name -> (machine, the machine's signal that holds its current value)
@@ -54,7 +55,6 @@ SPEC_TOLERANCE = {
     "porosity": 0.05,
     "cell_capacity": 0.02,
 }  # ± of recipe
-COVERAGE_Z = 2.0
 # quantity -> the measured signal whose in-control scatter at a steady operating point is a reading's noise
 MEASURED = {
     "dry_loading": (COATER, "dry_loading"),
@@ -75,46 +75,6 @@ ZONES = ("dryer_zone1_temperature", "dryer_zone2_temperature", "dryer_zone3_temp
 
 class WhatIfError(LinetwinError):
     """A what-if request the models cannot answer (nothing calibrated yet, unknown name)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """A predicted quality: its value, σ split into model and noise, the inputs it extrapolates on, and
-    the spec limits (± tolerance around the recipe's prediction)."""
-
-    quantity: str
-    value: float
-    sigma_model: float
-    sigma_noise: float
-    unit: str
-    lower_spec: float | None = None
-    upper_spec: float | None = None
-    extrapolated: tuple[str, ...] = ()
-
-    @property
-    def sigma(self) -> float:
-        return math.hypot(self.sigma_model, self.sigma_noise)
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return self.value - COVERAGE_Z * self.sigma, self.value + COVERAGE_Z * self.sigma
-
-
-@dataclass(frozen=True, slots=True)
-class Unavailable:
-    """A quantity the models cannot predict now, and why."""
-
-    quantity: str
-    reason: str
-
-
-@dataclass(slots=True)
-class Answer:
-    predictions: list[Prediction] = field(default_factory=list)
-    unavailable: list[Unavailable] = field(default_factory=list)
-
-    def values(self) -> dict[str, float]:
-        return {p.quantity: p.value for p in self.predictions}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from statistics import median
 
 from core import linedesc
 from core.linedesc import LineDescription
+from core.prediction import Answer
 from core.sample import Quality, Sample
 from core.settings import Settings
 from models.line import SNAPSHOT_VERSION, LineModel, ModelValue
@@ -26,16 +27,7 @@ from models.scraprisk import ScrapRisk
 from models.whatif import WhatIf, WhatIfError
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
-from twin.ports import (
-    Analyser,
-    ModelOutput,
-    Parameter,
-    Prediction,
-    Unavailable,
-    Verdict,
-    WhatIfAnswer,
-    WhatIfUnavailable,
-)
+from twin.ports import Analyser, ModelOutput, Parameter, Verdict, WhatIfUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -287,27 +279,19 @@ class LiveWhatIf:
         except WhatIfError as exc:
             raise WhatIfUnavailable(str(exc)) from None
 
-    def predict(self, line: str, setpoints: Mapping[str, float]) -> WhatIfAnswer:
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> Answer:
         try:
             found = self._whatif(line).predict(setpoints)
         except WhatIfError as exc:
             raise WhatIfUnavailable(str(exc)) from None
         specs = self._specs(line)
-        predictions = [
-            Prediction(
-                p.quantity,
-                p.value,
-                p.sigma,
-                p.unit,
-                *specs.get(p.quantity, (p.lower_spec, p.upper_spec)),
-                p.sigma_model,
-                p.sigma_noise,
-                p.interval,
-                p.extrapolated,
-            )
+        found.predictions = [
+            replace(p, lower_spec=specs[p.quantity][0], upper_spec=specs[p.quantity][1])
+            if p.quantity in specs
+            else p
             for p in found.predictions
         ]
-        return WhatIfAnswer(predictions, [Unavailable(u.quantity, u.reason) for u in found.unavailable])
+        return found
 
     def _specs(self, line: str) -> Specs:
         analyser = self.engine.workers[line].analyser

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from core.errors import LinetwinError
+from core.prediction import Answer
 from core.sample import Sample
 from twin.alerts import Occurrence
 
@@ -66,39 +67,6 @@ class Analyser(Protocol):
     def restore(self, blob: bytes) -> None: ...
 
 
-@dataclass(slots=True, frozen=True)
-class Prediction:
-    """A predicted quality against the spec limits. ``sigma`` is the standard uncertainty of one reading
-    once the line has settled: ``sigma_model`` (parameters, priors included) and ``sigma_noise`` (in-control
-    scatter) combined; ``interval`` the range a reading falls in at about 95 %; ``extrapolated`` names each
-    input outside the range the model was calibrated on."""
-
-    quantity: str
-    value: float
-    sigma: float
-    unit: str
-    lower_spec: float | None = None
-    upper_spec: float | None = None
-    sigma_model: float | None = None
-    sigma_noise: float | None = None
-    interval: tuple[float, float] | None = None
-    extrapolated: tuple[str, ...] = ()
-
-
-@dataclass(slots=True, frozen=True)
-class Unavailable:
-    """A quantity that cannot be predicted now, and why (a model calibrating, an input never reported)."""
-
-    quantity: str
-    reason: str
-
-
-@dataclass(slots=True)
-class WhatIfAnswer:
-    predictions: list[Prediction] = field(default_factory=list)
-    unavailable: list[Unavailable] = field(default_factory=list)
-
-
 class WhatIfUnavailable(LinetwinError):
     """The models cannot answer yet (still calibrating) or cannot answer this question."""
 
@@ -106,7 +74,7 @@ class WhatIfUnavailable(LinetwinError):
 class WhatIf(Protocol):
     """Forward and inverse what-if on a line's calibrated models; unknown names raise ValueError."""
 
-    def predict(self, line: str, setpoints: Mapping[str, float]) -> WhatIfAnswer:
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> Answer:
         """What can be predicted, and for the rest why not; ``WhatIfUnavailable`` when nothing can."""
 
     def inverse(

@@ -11,19 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core import bus
+from core.prediction import Answer, Prediction, Unavailable
 from core.sample import Sample
 from core.settings import Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
-from twin.ports import (
-    ModelOutput,
-    Parameter,
-    Prediction,
-    Unavailable,
-    Verdict,
-    WhatIfAnswer,
-    WhatIfUnavailable,
-)
+from twin.ports import ModelOutput, Parameter, Verdict, WhatIfUnavailable
 from twin.service import build_twin
 
 TARGET = 20.0
@@ -89,12 +82,10 @@ class FakeWhatIf:
     def __init__(self, engine: object) -> None:
         self.engine = engine
 
-    def predict(self, line: str, setpoints: Mapping[str, float]) -> WhatIfAnswer:
+    def predict(self, line: str, setpoints: Mapping[str, float]) -> Answer:
         loading = setpoints.get("pump_flow", 100.0) / setpoints.get("web_speed", 5.0)
-        prediction = Prediction(
-            "dry_loading", loading, 0.2, "mg/cm2", 19.6, 20.4, 0.1, 0.17, (loading - 0.4, loading + 0.4)
-        )
-        return WhatIfAnswer([prediction], [Unavailable("porosity", "calender1 model calibrating: 3 of 45")])
+        prediction = Prediction("dry_loading", loading, 0.12, 0.16, "mg/cm2", 19.6, 20.4)
+        return Answer([prediction], [Unavailable("porosity", "calender1 model calibrating: 3 of 45")])
 
     def inverse(
         self, line: str, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]

@@ -196,16 +196,13 @@ class PredictionOut(Strict):
         description="standard uncertainty of one reading after settling: sigma_model and sigma_noise "
         "combined (root sum of squares)"
     )
-    sigma_model: float | None = Field(
-        None,
+    sigma_model: float = Field(
         description="the model parameters' uncertainty, priors included; where a parameter is only a "
         "prior it is small at the calibrated operating point and grows away from it",
     )
-    sigma_noise: float | None = Field(
-        None, description="in-control scatter of a reading about the model, from calibration"
-    )
-    interval_low: float | None = Field(None, description="value − 2·sigma: a reading falls inside at ~95 %")
-    interval_high: float | None = Field(None, description="value + 2·sigma")
+    sigma_noise: float = Field(description="in-control scatter of a reading at a steady operating point")
+    interval_low: float = Field(description="value − 2·sigma: a reading falls inside at ~95 %")
+    interval_high: float = Field(description="value + 2·sigma")
     extrapolated: list[str] = Field(
         default_factory=list,
         description="inputs outside the range the model was calibrated on; the prediction extrapolates",

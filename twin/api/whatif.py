@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from core.prediction import Answer, Prediction
 from twin.api.deps import Twin, TwinDep, authenticated, require_reader, require_writer
 from twin.api.schemas import (
     InverseRequest,
@@ -18,7 +19,7 @@ from twin.api.schemas import (
     WhatIfRequest,
     WhatIfResponse,
 )
-from twin.ports import Prediction, WhatIf, WhatIfAnswer, WhatIfUnavailable
+from twin.ports import WhatIf, WhatIfUnavailable
 from twin.setpoints import SetpointRefused, push_setpoints, setpoint_nodes
 
 router = APIRouter(
@@ -60,8 +61,8 @@ def _out(p: Prediction) -> PredictionOut:
         sigma=p.sigma,
         sigma_model=p.sigma_model,
         sigma_noise=p.sigma_noise,
-        interval_low=p.interval[0] if p.interval else None,
-        interval_high=p.interval[1] if p.interval else None,
+        interval_low=p.interval[0],
+        interval_high=p.interval[1],
         extrapolated=list(p.extrapolated),
         unit=p.unit,
         lower_spec=p.lower_spec,
@@ -70,7 +71,7 @@ def _out(p: Prediction) -> PredictionOut:
     )
 
 
-def _answer(answer: WhatIfAnswer) -> tuple[list[PredictionOut], list[UnavailableOut]]:
+def _answer(answer: Answer) -> tuple[list[PredictionOut], list[UnavailableOut]]:
     return [_out(p) for p in answer.predictions], [
         UnavailableOut(quantity=u.quantity, reason=u.reason) for u in answer.unavailable
     ]
