@@ -84,6 +84,16 @@ def _source_time(sample: Sample) -> int:
     return sample.source_time_ns
 
 
+GOOD = Quality.GOOD
+
+
+def _measurement(sample: Sample) -> Sample:
+    """A sample as the models may use it: a value whose quality is not good (an OPC UA status other than
+    Good, a value flagged bad) is no measurement, so it reaches calibration, features and detectors as
+    missing (NaN) and is held as missing until a good value arrives, never as the last good one."""
+    return sample if sample.quality is GOOD else replace(sample, value=math.nan)
+
+
 class LineModelAnalyser:
     """One line's ``LineModel``, fed sample by sample so no tick's outputs are missed.
 
@@ -132,14 +142,14 @@ class LineModelAnalyser:
                 held = self.held.setdefault(sample.machine, {})
                 old = held.get(sample.signal)
                 if old is None or old.source_time_ns <= sample.source_time_ns:
-                    held[sample.signal] = sample
+                    held[sample.signal] = _measurement(sample)
 
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
         model = self.model
         for incoming in sorted(samples, key=_source_time):
             self._track_quality(incoming)
-            for sample in self._completed(incoming):
+            for sample in self._completed(_measurement(incoming)):
                 before = model.outputs
                 findings = model.observe([sample])
                 if model.outputs is not before:
@@ -159,7 +169,7 @@ class LineModelAnalyser:
         tracker = self.risk.get((sample.machine, sample.signal))
         if tracker is not None and sample.quality is Quality.GOOD:
             tracker.update(sample.value)
-        if sample.signal == "discharge_capacity" and sample.channel is not None:
+        if sample.signal == "discharge_capacity" and sample.channel is not None and sample.quality is GOOD:
             self.channel_capacity[sample.channel].append(sample.value)
 
     def parameters(self) -> list[Parameter]:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from core.sample import Sample
+from core.sample import Quality, Sample
 from core.settings import ModelSettings, load_settings
 from models.line import LineModel
 from plant.line import PilotLine
@@ -144,3 +144,30 @@ def test_spec_limits_come_from_the_line_description_where_it_has_them() -> None:
         status[("calender1", "thickness", "spec_high")],
     )
     assert low < status[("calender1", "thickness", "target")] < high, "undescribed: ± tolerance of the recipe"
+
+
+def test_a_value_of_bad_quality_never_reaches_calibration_or_the_detectors() -> None:
+    def calibrated(spike: Quality | None) -> LineModel:
+        plant = PilotLine(get_scenario("nominal"), 1, 4)
+        analyser = LineModelAnalyser("l1", LineModel("l1", calibration_s=1200))
+        last: dict[str, float] = {}
+        found = 0
+        for tick in range(900):
+            samples = reported_by_exception(plant, last)
+            if spike is not None and tick % 50 == 7:  # a gauge fault reported as 999 mg/cm²
+                stamp = samples[0].source_time_ns
+                samples.append(Sample("l1", "coater1", "dry_loading", 999.0, "mg/cm2", stamp, stamp, spike))
+            found += len(analyser.observe(samples).occurrences)
+        assert found == 0 or spike is Quality.GOOD
+        return analyser.model
+
+    clean = calibrated(None)
+    flagged = calibrated(Quality.BAD)
+    assert flagged.calibrated["coater1"]
+    gain = {m.coater.parameters()[0].value for m in (clean, flagged)}
+    assert max(gain) - min(gain) < 1e-3, "the calibration saw the good values only"
+    assert flagged.scatter["coater1"]["dry_loading"] == pytest.approx(
+        clean.scatter["coater1"]["dry_loading"], rel=0.05
+    )
+    trusted = calibrated(Quality.GOOD)  # the same spikes marked good: a measurement, and it shows
+    assert trusted.ranges["coater1"]["dry_loading"][1] > 900
