@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.sample import Sample
+from core.sample import Quality, Sample
 
 LISTENER_QUEUE = 1000
 
@@ -26,6 +26,8 @@ class SignalState:
     channel: str | None = None
     roll_id: str | None = None
     cell_id: str | None = None
+    #: since when the signal has had no good value (source time of its first bad or uncertain sample)
+    bad_since_ns: int | None = None
 
 
 def signal_key(sample: Sample) -> str:
@@ -48,8 +50,10 @@ class LiveState:
             old = machine.get(key)
             if old is not None and old.time_ns > s.source_time_ns:
                 continue
+            good = s.quality is Quality.GOOD
+            bad_since = None if good else (old.bad_since_ns if old and old.bad_since_ns else s.source_time_ns)
             state = SignalState(
-                s.value, s.unit, s.source_time_ns, s.quality.value, s.channel, s.roll_id, s.cell_id
+                s.value, s.unit, s.source_time_ns, s.quality.value, s.channel, s.roll_id, s.cell_id, bad_since
             )
             machine[key] = state
             changed.setdefault(s.machine, {})[key] = state

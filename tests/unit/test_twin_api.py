@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from core import bus
 from core.prediction import Answer, Prediction, Unavailable
-from core.sample import Sample
+from core.sample import Quality, Sample
 from core.settings import Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
@@ -325,3 +326,14 @@ def test_a_push_outside_the_described_limits_is_refused_before_the_plant_is_aske
         refused = client.post("/whatif/push", json=beyond, headers=AUTH)
         assert refused.status_code == 422
         assert "outside calender1 line_load_setpoint's limits 0.0 to 1000.0 N/mm" in refused.json()["detail"]
+
+
+def test_a_step_whose_key_signal_is_bad_shows_as_not_monitored_since_then(twin_client: TestClient) -> None:
+    bad = Sample("line1", "coater1", "dry_loading", 999.0, "mg/cm2", 5 * 10**9, 5 * 10**9, Quality.BAD)
+    feed(twin_client, sample(20.0, 4), bad, replace(bad, source_time_ns=6 * 10**9))
+    state = twin_client.get("/lines/line1/state").json()
+    assert state["not_monitored"] == [
+        {"machine": "coater1", "signal": "dry_loading", "quality": "bad", "since_ns": 5 * 10**9}
+    ]
+    feed(twin_client, sample(20.1, 7))
+    assert twin_client.get("/lines/line1/state").json()["not_monitored"] == []

@@ -33,6 +33,16 @@ class SignalValue(Strict):
     channel: str | None = None
     roll_id: str | None = None
     cell_id: str | None = None
+    bad_since_ns: int | None = Field(None, description="since when it has had no good value")
+
+
+class NotMonitored(Strict):
+    """A step the twin cannot judge now: one of its key signals has no good value."""
+
+    machine: str
+    signal: str
+    quality: str
+    since_ns: int
 
 
 class MachineState(Strict):
@@ -48,6 +58,9 @@ class LineState(Strict):
     processed_samples: int
     last_sample_ns: int | None
     open_alerts: int
+    not_monitored: list[NotMonitored] = Field(
+        default_factory=list, description="steps whose key signal is bad or uncertain, and since when"
+    )
 
 
 class AlertOut(Strict):

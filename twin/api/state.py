@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from twin.alerts import AlertState
 from twin.api.deps import TwinDep, require_reader
-from twin.api.schemas import LineState, MachineState, Name, Problem, SignalValue
+from twin.api.schemas import LineState, MachineState, Name, NotMonitored, Problem, SignalValue
+from twin.live import SignalState
 
 router = APIRouter(
     tags=["state"],
@@ -26,12 +27,29 @@ async def line_state(twin: TwinDep, line: Name) -> LineState:
         raise HTTPException(404, f"this twin does not serve line {line!r}; it serves {twin.engine.lines}")
     machines = twin.engine.live.lines.get(line, {})
     return LineState(
+        not_monitored=_not_monitored(twin, machines),
         line=line,
         machines={m: {k: SignalValue(**asdict(v)) for k, v in sig.items()} for m, sig in machines.items()},
         processed_samples=worker.processed,
         last_sample_ns=worker.last_sample_ns,
         open_alerts=len(twin.engine.alerts.find(line=line, states=OPEN, limit=10_000)),
     )
+
+
+def _not_monitored(twin: TwinDep, machines: dict[str, dict[str, SignalState]]) -> list[NotMonitored]:
+    """Each described key signal whose latest value is not good: the twin does not judge that step now."""
+    found = []
+    for step in twin.description.steps:
+        signals = machines.get(step.id, {})
+        for spec in step.signals:
+            state = signals.get(spec.name)
+            if spec.key and state is not None and state.bad_since_ns is not None:
+                found.append(
+                    NotMonitored(
+                        machine=step.id, signal=spec.name, quality=state.quality, since_ns=state.bad_since_ns
+                    )
+                )
+    return found
 
 
 @router.get("/machines/{machine}", response_model=MachineState)
