@@ -30,15 +30,21 @@ async def source() -> AsyncIterator[OpcUaSource]:
     await server.stop()
 
 
-async def test_discover_prints_a_tag_map_of_the_analog_items(source: OpcUaSource, tmp_path: Path) -> None:
+async def _discover(source: OpcUaSource, flags: list[str]) -> subprocess.CompletedProcess[str]:
+    """``twin ingest --discover`` against the bench server, as a user runs it."""
     result = await asyncio.to_thread(
         subprocess.run,
-        [TWIN, "ingest", "--discover", source.endpoint],
+        [TWIN, "ingest", "--discover", source.endpoint, *flags],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+async def test_discover_prints_a_tag_map_of_the_analog_items(source: OpcUaSource, tmp_path: Path) -> None:
+    result = await _discover(source, [])
     path = tmp_path / "tags.toml"
     path.write_text(result.stdout)
     tag_map = load(path)
@@ -56,14 +62,7 @@ async def test_discover_describe_prints_a_loadable_starting_line_description(
 ) -> None:
     from core import linedesc
 
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [TWIN, "ingest", "--discover", source.endpoint, "--describe"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    result = await _discover(source, ["--describe"])
     path = tmp_path / "line.toml"
     path.write_text(result.stdout)
     described = linedesc.load(path)
