@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -85,6 +84,9 @@ class _Value:
     extrapolated: tuple[str, ...]
 
 
+Step = Callable[[dict[str, float], dict[str, "_Value | str"]], dict[str, "_Value"]]
+
+
 class _Missing(Exception):
     """Raised inside the forward model: this quantity cannot be predicted, for this reason."""
 
@@ -115,7 +117,7 @@ class WhatIf:
         """Each quantity's value, or the reason it has none, in the order of the material flow."""
         s = {**self.base, **setpoints}
         out: dict[str, _Value | str] = {}
-        steps: list[tuple[tuple[str, ...], Callable[[dict[str, float], dict[str, _Value | str]], Any]]] = [
+        steps: list[tuple[tuple[str, ...], Step]] = [
             (("dry_loading",), self._loading),
             (("residual_solvent",), self._solvent),
             (("porosity", "thickness"), self._calender),
@@ -123,10 +125,9 @@ class WhatIf:
         ]
         for quantities, step in steps:
             try:
-                found = step(s, out)
+                out.update(step(s, out))
             except _Missing as missing:
-                found = dict.fromkeys(quantities, str(missing))
-            out.update(found if isinstance(found, dict) else {quantities[0]: found})
+                out.update(dict.fromkeys(quantities, str(missing)))
         return out
 
     def _need(self, machine: str, s: Mapping[str, float], *names: str) -> None:
@@ -161,19 +162,22 @@ class WhatIf:
         flow = float(self.model.coater.pump.theta[0]) * s["pump_flow"]
         return {**s, "pump_flow": flow}
 
-    def _loading(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> _Value:
+    def _loading(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> dict[str, _Value]:
         self._need(COATER, s, "pump_flow", "web_speed", "coating_width", "slurry_density", "slurry_solids")
         inputs = self._coater_inputs(s)
         value, sigma = self.model.coater.predict(inputs)
         used = {k: inputs[k] for k in self.model.coater.inputs}
-        return _Value(value, sigma, self._noise("dry_loading"), self._extrapolated(COATER, used))
+        return {
+            "dry_loading": _Value(value, sigma, self._noise("dry_loading"), self._extrapolated(COATER, used))
+        }
 
-    def _solvent(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> _Value:
+    def _solvent(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> dict[str, _Value]:
         self._need(COATER, s, "web_speed", *ZONES)
         inputs = self._coater_inputs(s)
         value, sigma = self.model.dryer.predict(inputs)
         used = {k: inputs[k] for k in (*ZONES, "web_speed")}
-        return _Value(value, sigma, self._noise("residual_solvent"), self._extrapolated(COATER, used))
+        noise = self._noise("residual_solvent")
+        return {"residual_solvent": _Value(value, sigma, noise, self._extrapolated(COATER, used))}
 
     def _calender(self, s: dict[str, float], out: Mapping[str, _Value | str]) -> dict[str, _Value]:
         self._need(CALENDER, s, "line_load", "roll_temperature")
@@ -198,7 +202,7 @@ class WhatIf:
             ),
         }
 
-    def _capacity(self, s: dict[str, float], out: Mapping[str, _Value | str]) -> _Value:
+    def _capacity(self, s: dict[str, float], out: Mapping[str, _Value | str]) -> dict[str, _Value]:
         if not self.model.calibrated[CYCLER]:
             raise _Missing(f"cell model calibrating: {self.model.calibration_progress(CYCLER)}")
         loading = self._upstream(out, "dry_loading")
@@ -206,12 +210,14 @@ class WhatIf:
         capacity, capacity_sigma = formation.predict(loading.value)
         gain = float(formation.capacity.theta[0])
         noise = self.model.cell_ref[2]  # the calibration cells' robust σ of capacity
-        return _Value(
-            capacity,
-            math.hypot(capacity_sigma, gain * loading.sigma_model),
-            noise if math.isfinite(noise) else 0.0,
-            loading.extrapolated,
-        )
+        return {
+            "cell_capacity": _Value(
+                capacity,
+                math.hypot(capacity_sigma, gain * loading.sigma_model),
+                noise if math.isfinite(noise) else 0.0,
+                loading.extrapolated,
+            )
+        }
 
     # ------------------------------------------------------------------ answers
     def predict(self, setpoints: Mapping[str, float]) -> Answer:
