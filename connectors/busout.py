@@ -15,7 +15,6 @@ every ``STATE_INTERVAL_S``, and in full after every (re)connect, since a restart
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -44,10 +43,10 @@ class BusPublisher:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Connect in the background; call on the asyncio loop, which republishes the retained state."""
         connect(self.client, self._settings, persistent=False)
         self.client.loop_start()
-        with contextlib.suppress(RuntimeError):  # no loop: a caller that only publishes the stream
-            self._task = asyncio.get_running_loop().create_task(self._states(), name="bus-state")
+        self._task = asyncio.get_running_loop().create_task(self._states(), name="bus-state")
 
     def stop(self) -> None:
         if self._task is not None:
