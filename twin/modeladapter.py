@@ -2,8 +2,10 @@
 
 The line model says when a drift is found but not when it is over; ISA-18.2 needs both. A condition is
 taken as returned to normal when its detector has been quiet for ``QUIET_MEMORIES`` times the model's
-memory (the model re-reports a persisting drift at least once per memory), measured in plant time so the
-rule holds at any simulator speed.
+memory, measured in plant time so the rule holds at any simulator speed. Quiet means the detector that
+found it has not alarmed again: the model raises a finding once per shift, but its detector, reset after
+each alarm, alarms again and again while the drift lasts, so a pump that keeps wearing stays one active
+alarm instead of returning to normal on a timer.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class LineModelAnalyser:
         #: spec limits from the line description; a quantity it leaves open gets ± tolerance of the recipe
         self.specs = dict(specs or {})
         self.last_found_ns: dict[str, int] = {}
+        #: condition key -> the model detector (``<machine>.<feature>``) whose alarms keep it active
+        self.condition_detector: dict[str, str] = {}
         self.now_ns = 0
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
@@ -157,12 +161,16 @@ class LineModelAnalyser:
                 for finding in findings:
                     verdict.occurrences.append(occurrence(finding))
                     self.last_found_ns[finding.key] = max(finding.time_ns, sample.source_time_ns)
+                    feature = finding.detector.partition(":")[2]
+                    self.condition_detector[finding.key] = f"{finding.machine}.{feature}"
             self.now_ns = max(self.now_ns, incoming.source_time_ns)
         quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
         for key, found in list(self.last_found_ns.items()):
-            if self.now_ns - found > quiet_ns:
+            again = model.last_alarm_ns.get(self.condition_detector.get(key, ""), found)
+            if self.now_ns - max(found, again) > quiet_ns:
                 verdict.cleared.append(key)
                 del self.last_found_ns[key]
+                self.condition_detector.pop(key, None)
         return verdict
 
     def _track_quality(self, sample: Sample) -> None:
@@ -220,6 +228,7 @@ class LineModelAnalyser:
         state = {
             "model": self.model.snapshot(),
             "last_found_ns": self.last_found_ns,
+            "condition_detector": self.condition_detector,
             "now_ns": self.now_ns,
             "held": held,
         }
@@ -252,6 +261,8 @@ class LineModelAnalyser:
                 extra={"line": self.line},
             )
         self.last_found_ns = {k: int(v) for k, v in state["last_found_ns"].items()}
+        # a snapshot from before conditions followed their detector: they return to normal by the timer
+        self.condition_detector = dict(state.get("condition_detector", {}))
         self.now_ns = int(state["now_ns"])
         self.held = {
             m: {name: Sample(**{**h, "quality": Quality(h["quality"])}) for name, h in signals.items()}

@@ -11,8 +11,8 @@ from core.sample import Quality, Sample
 from core.settings import ModelSettings, load_settings
 from models.line import LineModel
 from plant.line import PilotLine
-from plant.scenarios import get_scenario
-from twin.modeladapter import LineModelAnalyser, analyser_factory
+from plant.scenarios import Scenario, get_scenario
+from twin.modeladapter import QUIET_MEMORIES, LineModelAnalyser, analyser_factory
 
 T0 = 1_700_000_000 * 10**9
 TICK_S = 2.0
@@ -171,3 +171,41 @@ def test_a_value_of_bad_quality_never_reaches_calibration_or_the_detectors() -> 
     )
     trusted = calibrated(Quality.GOOD)  # the same spikes marked good: a measurement, and it shows
     assert trusted.ranges["coater1"]["dry_loading"][1] > 900
+
+
+def _conditions(scenario: Scenario, hours: float) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """(plant hour, key) of every raise and every return to normal through the adapter."""
+    plant = PilotLine(scenario, 1, 4)
+    analyser = LineModelAnalyser("l1")
+    last: dict[str, float] = {}
+    raised, cleared = [], []
+    for tick in range(int(hours * 3600 / TICK_S)):
+        verdict = analyser.observe(reported_by_exception(plant, last))
+        hour = tick * TICK_S / 3600
+        raised += [(hour, o.key) for o in verdict.occurrences]
+        cleared += [(hour, key) for key in verdict.cleared]
+    return raised, cleared
+
+
+def test_a_pump_that_keeps_wearing_stays_one_active_alarm() -> None:
+    raised, cleared = _conditions(get_scenario("pump-wear"), 7.0)
+    wear = [key for _, key in raised if key.endswith("/pump_wear")]
+    assert len(wear) == 1, raised
+    assert [c for c in cleared if c[1] == wear[0]] == [], "no return to normal while the pump is worn"
+
+
+def test_a_transient_returns_to_normal_once_its_detector_is_quiet() -> None:
+    from plant.scenarios import Fault
+
+    onset, hold = 1.5 * 3600, 900.0
+    faults = tuple(
+        Fault(
+            f"dip-{name}", "coater1", "pump_efficiency", size, "fraction", at, 0.0, ("coater1.pump_flow",), ""
+        )
+        for name, size, at in (("down", -0.05, onset), ("up", 0.05, onset + hold))
+    )
+    raised, cleared = _conditions(Scenario("pump-dip", "the pump dips for 15 minutes", faults), 5.5)
+    wear = [(hour, key) for hour, key in raised if key.endswith("/pump_wear")]
+    assert len(wear) == 1 and 1.5 <= wear[0][0] < 1.6, raised
+    back = [hour for hour, key in cleared if key == wear[0][1]]
+    assert len(back) == 1 and back[0] > (onset + hold) / 3600 + QUIET_MEMORIES - 0.1, cleared
