@@ -1,4 +1,5 @@
-"""``twin demo``, the README's main command, as an operator runs it: first alert, then Ctrl-C."""
+"""``twin demo``, the README's main command, as an operator runs it: first alert, the alert standing while
+the pump wears, then Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.localservices import free_port, port_open
@@ -17,7 +19,7 @@ from core.localservices import free_port, port_open
 pytestmark = pytest.mark.integration
 
 
-def test_demo_raises_the_pump_wear_alert_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def test_demo_raises_the_pump_wear_alert_keeps_it_active_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {
         **os.environ,
         # nothing listens on these: the demo starts its own Mosquitto and influxd
@@ -25,8 +27,9 @@ def test_demo_raises_the_pump_wear_alert_and_stops_cleanly_on_ctrl_c(tmp_path: P
         "LINETWIN_INFLUX__URL": f"http://127.0.0.1:{free_port()}",
         "COLUMNS": "200",
     }
+    port = free_port()
     demo = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import app; app()", "demo", "--port", str(free_port())],
+        [sys.executable, "-c", "from cli.main import app; app()", "demo", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -44,6 +47,13 @@ def test_demo_raises_the_pump_wear_alert_and_stops_cleanly_on_ctrl_c(tmp_path: P
                 break
         output = "".join(lines)
         assert "alert after" in output and "Metering pump wear" in output, output
+        # at 300x, 40 s are more than three plant hours: the pump keeps wearing, the alert stays active
+        states = set()
+        for _ in range(40):
+            time.sleep(1.0)
+            alerts = httpx.get(f"http://127.0.0.1:{port}/alerts", timeout=10).json()
+            states |= {a["state"] for a in alerts if a["cause"] == "pump_wear"}
+        assert states == {"active_unacknowledged"}, states
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         rest, _ = demo.communicate(timeout=120)
     finally:
