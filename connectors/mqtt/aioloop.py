@@ -9,8 +9,9 @@ under one interpreter lock. On the loop, a readable socket is read packet after 
 
 paho provides the hooks for this (``on_socket_*``, ``loop_read``/``loop_write``/``loop_misc``). What it
 leaves to the application, and this module does, is what ``loop_forever`` would otherwise do: reconnect
-after a loss with the same doubling back-off, using paho's own ``reconnect()`` in a worker thread, since
-it blocks on the TCP connect and the TLS handshake.
+after a loss with the same doubling back-off, cut short when the broker's port accepts again
+(``core.backoff``), using paho's own ``reconnect()`` in a worker thread, since it blocks on the TCP connect
+and the TLS handshake.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import paho.mqtt.client as mqtt
 
 from connectors.mqtt.bufferedsocket import BufferedClient
 from connectors.mqtt.client import certificate_refusal
+from core.backoff import wait_or_return
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class AsyncioNetwork:
             else:
                 if await self._keep_alive():  # the broker took us: this loss starts the back-off anew
                     delay = self._min_delay_s
-            await asyncio.sleep(delay)
+            await wait_or_return(delay, self.client.host, self.client.port)
             delay = min(delay * 2, self._max_delay_s)
 
     async def _keep_alive(self) -> bool:

@@ -6,10 +6,10 @@ SourceTimestamp and StatusCode. The machine's ``ScanCounter`` is monitored too: 
 machine's values one SourceTimestamp and a new counter value, which becomes the values' ``seq``.
 
 On connection loss the connector reconnects with exponential backoff (``reconnect_min_s`` doubling to
-``reconnect_max_s``), creates the subscription again and reads the current values once. Ticks missed
-while disconnected stay missing (counted as ``seq_gaps`` from the ScanCounter jump) rather than being
-bridged by invented values. The subscription queue never drops silently: when it overflows the session
-is dropped and re-established, which shows up as a gap.
+``reconnect_max_s``, cut short when the server's port accepts again: ``core.backoff``), creates the
+subscription again and reads the current values once. Ticks missed while disconnected stay missing (counted as
+``seq_gaps`` from the ScanCounter jump) rather than being bridged by invented values. The subscription queue
+never drops silently: when it overflows the session is dropped and re-established, which shows up as a gap.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from connectors.opcua.security import configure, refusal
 from connectors.pipeline import Pipeline
 from connectors.tagmap import OpcUaMachine, is_node_id
 from connectors.validate import TimeWindow, number
+from core.backoff import wait_or_return
 from core.errors import LinetwinError, RejectedInput
 from core.sample import Quality, Sample
 from core.settings import Settings
@@ -39,6 +40,7 @@ from core.units import Conversion
 log = logging.getLogger(__name__)
 
 CONNECTOR = "opcua"
+OPC_UA_PORT = 4840  # opc.tcp's registered port, when an endpoint names none
 _KNOWN_TICKS = 4096
 
 
@@ -82,6 +84,7 @@ class OpcUaConnector:
         self.accounting = accounting
         self.window = TimeWindow.from_settings(settings.ingest)
         self.host = urlparse(endpoint).hostname or endpoint
+        self.port = urlparse(endpoint).port or OPC_UA_PORT
         self.connected = asyncio.Event()
         self.sessions = 0
         self._states: dict[str, MachineState] = {}
@@ -102,7 +105,7 @@ class OpcUaConnector:
                     "OPC UA connection lost: %r", exc, extra={"endpoint": self.endpoint, "retry_s": delay}
                 )
             self.connected.clear()
-            await asyncio.sleep(delay)
+            await wait_or_return(delay, self.host, self.port)
             delay = min(delay * 2, self.settings.opcua.reconnect_max_s)
 
     async def _session(self) -> None:

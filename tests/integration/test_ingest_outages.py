@@ -11,12 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench.ingest_sources import CyclerSource
+from bench.ingest_sources import CyclerSource, OpcUaSource
 from connectors.service import IngestService
 from core.localservices import Influxd, Mosquitto, free_port, port_open, start_influxd, start_mosquitto
 from tests.integration.ingest_support import count, ingest_settings, points, wait_for
@@ -151,3 +152,53 @@ async def test_kill_9_of_the_ingest_process_mid_batch_loses_nothing_acknowledged
     finally:
         ingest.terminate()
         ingest.wait(10)
+
+
+async def test_ingest_is_back_within_a_second_of_a_broker_returning_after_a_long_outage(
+    tmp_path: Path, own_mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    """8 s down doubles the back-off to 8 s; the port probe cuts the wait short once the broker is back."""
+    settings = ingest_settings(tmp_path, own_mosquitto, influxd)
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    connected = lambda: service.mqtt is not None and service.mqtt.subscribed.is_set()  # noqa: E731
+    await wait_for(connected, what="subscription")
+    own_mosquitto.kill()
+    await wait_for(lambda: not connected(), what="loss detected")
+    await asyncio.sleep(8.0)  # attempts at 1, 2, 4 s back-off fail; the next wait is 8 s
+    own_mosquitto.start()
+    back = time.monotonic()
+    await wait_for(connected, what="resubscribed", within_s=10)
+    assert time.monotonic() - back < 1.5
+    stop.set()
+    await task
+
+
+async def test_opcua_is_back_within_a_second_of_the_server_returning_after_a_long_outage(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    source = OpcUaSource(free_port(), machines=1, signals=2)
+    await source.start()
+    settings = ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={"endpoints": [source.endpoint], "reconnect_min_s": 0.5, "reconnect_max_s": 30.0},
+    )
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    connected = lambda: bool(service.opcua) and service.opcua[0].connected.is_set()  # noqa: E731
+    await wait_for(connected, what="OPC UA session")
+    await source.stop()
+    await wait_for(lambda: not connected(), what="loss detected")
+    await asyncio.sleep(8.0)  # the back-off has doubled well past a second
+    await source.start()
+    back = time.monotonic()
+    await wait_for(connected, what="new session", within_s=15)
+    assert time.monotonic() - back < 1.5
+    stop.set()
+    await task
+    await source.stop()
