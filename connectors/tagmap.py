@@ -45,6 +45,10 @@ class OpcUaTag(Section):
     signal: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     unit: str = Field(min_length=1)
     source_unit: str | None = None
+    #: this item's absolute deadband and sampling interval (default: ``[opcua]``'s); never applied to a
+    #: machine's ScanCounter or RollId, which must report every change
+    deadband_abs: float | None = Field(None, ge=0)
+    sampling_interval_ms: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _convertible(self) -> OpcUaTag:

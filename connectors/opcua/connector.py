@@ -54,6 +54,9 @@ class Tag:
     unit: str = ""
     #: from the unit the server sends into ``unit`` (the tag map's ``source_unit``), when they differ
     conversion: Conversion | None = None
+    #: the monitored item's absolute deadband and sampling interval; counters and IDs keep 0 (every change)
+    deadband_abs: float = 0.0
+    sampling_interval_ms: float | None = None
 
 
 @dataclass
@@ -131,7 +134,7 @@ class OpcUaConnector:
             subscription = await client.create_subscription(
                 opcua.publishing_interval_ms, queue_maxsize=1_000_000, overflow=OverflowPolicy.DISCONNECT
             )
-            await self._monitor(subscription, list(tags))
+            await self._monitor(subscription, tags)
             self.sessions += 1
             self.connected.set()
             log.info("OPC UA subscribed", extra={"endpoint": self.endpoint, "items": len(tags)})
@@ -150,32 +153,41 @@ class OpcUaConnector:
                 tags[await _node_id(client, machine.scan_counter)] = Tag(state, "scan_counter")
             if machine.roll_id:
                 tags[await _node_id(client, machine.roll_id)] = Tag(state, "roll_id")
+            opcua = self.settings.opcua
             for item in machine.tags:
                 tags[await _node_id(client, item.node)] = Tag(
-                    state, "value", item.signal, item.unit, item.conversion()
+                    state,
+                    "value",
+                    item.signal,
+                    item.unit,
+                    item.conversion(),
+                    opcua.deadband_abs if item.deadband_abs is None else item.deadband_abs,
+                    item.sampling_interval_ms,
                 )
         return tags
 
-    async def _monitor(self, subscription: Subscription, node_ids: list[ua.NodeId]) -> None:
+    async def _monitor(self, subscription: Subscription, tags: dict[ua.NodeId, Tag]) -> None:
         """Create one monitored item per node through the public low-level API.
 
         The DataChangeFilter triggers on StatusValueTimestamp, so a tick that repeats a value still
-        arrives (with its new SourceTimestamp and ScanCounter) unless the absolute deadband suppresses it.
+        arrives (with its new SourceTimestamp and ScanCounter) unless the item's absolute deadband
+        suppresses it. A deadband is a value tag's only: on a ScanCounter (+1 a tick) a deadband of 1 would
+        suppress every tick, and on a RollId it would freeze the roll.
         """
         opcua = self.settings.opcua
-        deadband = ua.DataChangeFilter(
-            Trigger=ua.DataChangeTrigger.StatusValueTimestamp,
-            DeadbandType=ua.DeadbandType.Absolute if opcua.deadband_abs > 0 else ua.DeadbandType.None_,
-            DeadbandValue=opcua.deadband_abs,
-        )
+        node_ids = list(tags)
         requests = [
             ua.MonitoredItemCreateRequest(
                 ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
                 MonitoringMode=ua.MonitoringMode.Reporting,
                 RequestedParameters=ua.MonitoringParameters(
                     ClientHandle=handle,
-                    SamplingInterval=opcua.sampling_interval_ms,
-                    Filter=deadband,
+                    SamplingInterval=(
+                        opcua.sampling_interval_ms
+                        if tags[node_id].sampling_interval_ms is None
+                        else tags[node_id].sampling_interval_ms
+                    ),
+                    Filter=_filter(tags[node_id].deadband_abs),
                     QueueSize=opcua.queue_size,
                     DiscardOldest=True,
                 ),
@@ -307,6 +319,14 @@ class OpcUaConnector:
             roll_id=tag.machine.roll_id,
             source_unit=source_unit,
         )
+
+
+def _filter(deadband_abs: float) -> ua.DataChangeFilter:
+    return ua.DataChangeFilter(
+        Trigger=ua.DataChangeTrigger.StatusValueTimestamp,
+        DeadbandType=ua.DeadbandType.Absolute if deadband_abs > 0 else ua.DeadbandType.None_,
+        DeadbandValue=deadband_abs,
+    )
 
 
 async def _close(client: Client) -> None:

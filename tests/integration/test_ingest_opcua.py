@@ -145,3 +145,43 @@ async def test_ingest_recovers_after_kill_9_of_the_server(
     finally:
         server.kill()
         server.wait()
+
+
+async def test_a_deadband_applies_per_tag_and_never_to_the_scan_counter(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, source: OpcUaSource
+) -> None:
+    """The bench server steps every value by 1.0 a tick, and its ScanCounter by 1: a deadband of 1 on
+    the counter would hold back every tick. Here the line's default deadband is 1, one tag lowers its own
+    to 0: that tag's every tick arrives, with its ScanCounter, and the others are held back by theirs."""
+    from connectors.tagmap import OpcUaMachine, OpcUaTag, TagMap
+
+    assert source.server is not None
+    ns = await source.server.get_namespace_index("urn:linetwin:bench")
+    machine = OpcUaMachine(
+        machine="coater5",
+        scan_counter=f"{ns}:Machine1/{ns}:ScanCounter",
+        tags=[
+            OpcUaTag(
+                node=f"{ns}:Machine1/{ns}:PumpFlow", signal="pump_flow", unit="mL/min", deadband_abs=0.0
+            ),
+            OpcUaTag(node=f"{ns}:Machine1/{ns}:WebSpeed", signal="web_speed", unit="m/min"),
+        ],
+    )
+    settings = _settings(tmp_path, mosquitto, influxd, source.endpoint)
+    settings.opcua.deadband_abs = 1.0
+    service = IngestService(settings, TagMap(opcua=[machine]))
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await wait_for(lambda: bool(service.opcua) and service.opcua[0].connected.is_set(), what="OPC UA session")
+    for _ in range(6):
+        await source.tick()
+        await asyncio.sleep(0.15)
+    database = settings.influx.database
+    await wait_for(lambda: len(points(influxd, database, "WHERE signal = 'pump_flow' AND seq > 0")) >= 6)
+    stop.set()
+    await task
+    flow = points(influxd, database, "WHERE signal = 'pump_flow' AND seq > 0")
+    assert sorted(r["seq"] for r in flow) == list(range(1, 7)), "every tick, numbered by its ScanCounter"
+    speeds = points(influxd, database, "WHERE signal = 'web_speed' AND seq > 0")
+    assert len(speeds) <= 1, "steps of exactly 1.0 stay inside the deadband of 1"
+    assert service.accounting.total("rejected") == 0
