@@ -237,6 +237,15 @@ class OpcUaConnector:
         """Turn DataValues into samples; ScanCounter values first, so each tick's values find their seq."""
         receive_time = time.time_ns()
         touched: set[str] = set()
+        overflowed = [tag for tag, value in items if _overflowed(value)]
+        for tag in overflowed:
+            self.accounting.count("queue_overflows", CONNECTOR, tag.machine.source, 1)
+        if overflowed:
+            log.warning(
+                "OPC UA queue overflow: the server dropped values of %d item(s)",
+                len(overflowed),
+                extra={"endpoint": self.endpoint, "signal": overflowed[0].signal or overflowed[0].role},
+            )
         for tag, value in items:
             if tag.role == "scan_counter":
                 self._tick(tag.machine, value)
@@ -319,6 +328,15 @@ class OpcUaConnector:
             roll_id=tag.machine.roll_id,
             source_unit=source_unit,
         )
+
+
+_INFO_TYPE_MASK, _INFO_TYPE_DATA_VALUE, _OVERFLOW = 0x0C00, 0x0400, 0x0080  # OPC UA Part 4, 7.39
+
+
+def _overflowed(value: ua.DataValue) -> bool:
+    """The StatusCode's Overflow info bit: the server's queue for this item dropped values before it."""
+    status = value.StatusCode.value if value.StatusCode is not None else 0
+    return status & _INFO_TYPE_MASK == _INFO_TYPE_DATA_VALUE and bool(status & _OVERFLOW)
 
 
 def _filter(deadband_abs: float) -> ua.DataChangeFilter:

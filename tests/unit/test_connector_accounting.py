@@ -41,7 +41,14 @@ def test_a_new_source_reports_every_counter_from_zero() -> None:
     accounting = Accounting()
     accounting.count("received", "mqtt", "cycler1/ch01", 3)
     readings = {c.name: c.value for c in accounting.values() if c.source == "cycler1/ch01"}
-    assert readings == {"received": 3, "written": 0, "spooled": 0, "replayed": 0, "seq_gaps": 0}
+    assert readings == {
+        "received": 3,
+        "written": 0,
+        "spooled": 0,
+        "replayed": 0,
+        "seq_gaps": 0,
+        "queue_overflows": 0,
+    }
 
 
 def test_every_source_has_exactly_one_stable_partition() -> None:
