@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from core.configfile import load_toml
 from core.settings import Section
-from core.units import Conversion, UnitError, converter, same
+from core.units import Conversion, UnitError, conversion
 
 _NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$")
 
@@ -32,7 +32,7 @@ def _conversion(source: str, target: str) -> Conversion | None:
     """The conversion from the unit a source sends into the one stored; None when they are one unit.
     Raises ``ValueError`` (a validation error naming the field) when there is none."""
     try:
-        return None if same(source, target) else converter(source, target)
+        return conversion(source, target)
     except UnitError as exc:
         raise ValueError(str(exc)) from None
 

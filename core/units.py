@@ -199,6 +199,12 @@ def converter(source: str, target: str) -> Conversion:
     return conversion
 
 
+def conversion(source: str, target: str) -> Conversion | None:
+    """The conversion from ``source`` into ``target``, or None when they are one unit spelled alike or not
+    (``A.h`` and ``Ah``): nothing to convert. ``UnitError`` when there is none."""
+    return None if same(source, target) else converter(source, target)
+
+
 def symbol(text: str) -> str:
     """A readable UTF-8 symbol (``mg/cm2`` → ``mg/cm²``, ``Cel`` → ``°C``) for people and files."""
     unit = parse(text)

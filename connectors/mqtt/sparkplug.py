@@ -26,7 +26,7 @@ from connectors.validate import TimeWindow, number
 from core.errors import RejectedInput
 from core.sample import Sample
 from core.sparkplug import DataType, MessageType, Payload, Topic
-from core.units import Conversion, UnitError, converter, same
+from core.units import Conversion, UnitError, conversion
 
 REBIRTH = "Node Control/Rebirth"
 _CONTEXT = {"seq": "seq", "cell_id": "cell_id", "roll_id": "roll_id", "cathode_roll_id": "roll_id"}
@@ -229,7 +229,7 @@ class SparkplugHost:
         key = (sent_in, unit)
         if key not in self._conversions:
             try:
-                self._conversions[key] = None if same(sent_in, unit) else converter(sent_in, unit)
+                self._conversions[key] = conversion(sent_in, unit)
             except UnitError as exc:
                 self._conversions[key] = str(exc)
         found = self._conversions[key]
