@@ -21,6 +21,13 @@ from core.configfile import load_toml
 from core.settings import Section
 
 NAME = r"^[a-z][a-z0-9_]*$"
+
+
+def _repeated(values: list[str]) -> list[str]:
+    """The values listed more than once, sorted."""
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 BUILTIN = "pilot-nmc"
 
 
@@ -63,11 +70,8 @@ class SignalSpec(Section):
         low, high = self.spec_low, self.spec_high
         if low is not None and high is not None and not low < high:
             raise ValueError(f"spec_low {low} must be below spec_high {high}")
+        self.role = self.role or self.name
         return self
-
-    @property
-    def model_role(self) -> str:
-        return self.role or self.name
 
 
 class Step(Section):
@@ -79,8 +83,7 @@ class Step(Section):
     @field_validator("signals")
     @classmethod
     def _unique(cls, signals: list[SignalSpec]) -> list[SignalSpec]:
-        names = [s.name for s in signals]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        twice = _repeated([s.name for s in signals])
         if twice:
             raise ValueError(f"signals listed twice: {', '.join(twice)}")
         return signals
@@ -108,14 +111,13 @@ class LineDescription(Section):
     @model_validator(mode="after")
     def _consistent(self) -> LineDescription:
         ids = [s.id for s in self.steps]
-        twice = sorted({i for i in ids if ids.count(i) > 1})
+        twice = _repeated(ids)
         if twice:
             raise ValueError(f"steps listed twice: {', '.join(twice)}")
         unknown = sorted({end for f in self.flow for end in (f.source, f.target)} - set(ids))
         if unknown:
             raise ValueError(f"flow names steps the line does not have: {', '.join(unknown)}")
-        inputs = [(s.id, sig.setpoint.input) for s in self.steps for sig in s.signals if sig.setpoint]
-        doubled = sorted({i for _, i in inputs if [x for _, x in inputs].count(i) > 1})
+        doubled = _repeated([sig.setpoint.input for s in self.steps for sig in s.signals if sig.setpoint])
         if doubled:
             raise ValueError(f"model inputs set by two setpoints: {', '.join(doubled)}")
         return self

@@ -70,7 +70,7 @@ def test_a_described_line_loads_with_its_steps_signals_and_setpoints(tmp_path: P
     press = described.step("press2")
     assert press is not None and press.kind == "dry_electrode_press"
     signal = press.signal("gap_setpoint")
-    assert signal is not None and signal.model_role == "gap_setpoint"
+    assert signal is not None and signal.role == "gap_setpoint"
     assert list(described.setpoints()) == ["roll_gap"]
 
 

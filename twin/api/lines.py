@@ -25,5 +25,4 @@ async def description(twin: TwinDep, line: Name) -> LineDescriptionOut:
     for step in described["steps"]:
         for signal in step["signals"]:
             signal["symbol"] = units.symbol(signal["unit"])
-            signal["role"] = signal["role"] or signal["name"]
     return LineDescriptionOut.model_validate({**described, "line": line})
