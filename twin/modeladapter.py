@@ -175,7 +175,7 @@ class LineModelAnalyser:
 
     def _track_quality(self, sample: Sample) -> None:
         tracker = self.risk.get((sample.machine, sample.signal))
-        if tracker is not None and sample.quality is Quality.GOOD:
+        if tracker is not None and sample.quality is GOOD:
             tracker.update(sample.value)
         if sample.signal == "discharge_capacity" and sample.channel is not None and sample.quality is GOOD:
             self.channel_capacity[sample.channel].append(sample.value)
