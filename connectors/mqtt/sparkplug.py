@@ -47,6 +47,12 @@ class EdgeNode:
     #: (device, channel, signal) -> the full metric name that owns that series
     series: dict[tuple[str | None, str | None, str], str] = field(default_factory=dict)
 
+    def forget_births(self) -> None:
+        """A new NBIRTH (or the node's death) declares the metrics afresh: aliases, units, series owners."""
+        self.aliases.clear()
+        self.units.clear()
+        self.series.clear()
+
 
 @dataclass
 class Outcome:
@@ -104,7 +110,7 @@ class SparkplugHost:
             raise RejectedInput("malformed_protobuf", f"{kind} without seq")
         outcome = Outcome()
         if kind is MessageType.NBIRTH:
-            node.aliases.clear()
+            node.forget_births()
             node.bd_seq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
             node.seq = payload.seq
             self._learn(node, payload)
@@ -129,7 +135,7 @@ class SparkplugHost:
         bd_seq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
         if node.bd_seq is None or bd_seq == node.bd_seq:
             node.seq = None
-            node.aliases.clear()
+            node.forget_births()
         return Outcome()
 
     @staticmethod

@@ -255,3 +255,27 @@ def test_a_birth_certificates_engunit_is_converted_into_the_tag_maps_unit_or_ref
     (sample,) = outcome.samples
     assert (sample.value, sample.unit, sample.source_unit) == (pytest.approx(20.5), "mg/cm2", "g/m²")
     assert [e.reason for e in outcome.rejects] == ["unit_mismatch"]
+
+
+def test_a_rebirth_declares_the_metrics_afresh() -> None:
+    host, data = _gateway(r"\w+/(?P<signal>\w+)")
+    assert host.handle(*_message(MessageType.DDATA, 2, data, "Gateway"), NOW).rejects, (
+        "two metrics, one series"
+    )
+    host.handle(
+        *_message(
+            MessageType.NBIRTH, 0, [{"name": "bdSeq", "datatype": DataType.UINT64, "long_value": 1}], None
+        ),
+        NOW,
+    )
+    reborn = [{"name": "Channel02/Voltage", "alias": 2, "datatype": DataType.DOUBLE, "double_value": 3.0}]
+    host.handle(*_message(MessageType.DBIRTH, 1, reborn, "Gateway"), NOW)
+    outcome = host.handle(
+        *_message(MessageType.DDATA, 2, [{"alias": 2, "double_value": 3.8}], "Gateway"), NOW
+    )
+    assert [e.reason for e in outcome.rejects] == ["unknown_signal"], "the old birth's engUnit is gone"
+    host.units["Voltage"] = "V"
+    outcome = host.handle(
+        *_message(MessageType.DDATA, 3, [{"alias": 2, "double_value": 3.9}], "Gateway"), NOW
+    )
+    assert [(s.signal, s.value) for s in outcome.samples] == [("Voltage", 3.9)], "the new owner of the series"
