@@ -49,9 +49,10 @@ from bench.baselines import (
     match,
     run_baseline,
 )
+from core import linedesc
 from models.backtest import SHIFT_S, Detection, score
 from models.detectors import CUSUM
-from models.line import CYCLER, LineModel
+from models.line import LineModel
 from models.replay import replay
 from plant.recording import Recording, record
 from plant.scenarios import SCENARIOS, Scenario
@@ -59,7 +60,7 @@ from plant.scenarios import SCENARIOS, Scenario
 TRAIN_S = 2700.0
 CELL_ONSET_S = 4 * 3600.0  # formation faults: ~12 cells per channel before onset
 CELL_RUN_S = 8 * 3600.0  # and as many after it
-CELL_MACHINES = frozenset({CYCLER})
+CELL_MACHINES = frozenset(s.id for s in linedesc.load().steps if s.kind == "formation")
 CALIBRATION_SEED = 1001
 FALSE_ALARM_BUDGET = 1.0  # per 8 h shift: linetwin's goal
 KEY_SIGNALS = (

@@ -117,18 +117,26 @@ class LineDescription(Section):
         unknown = sorted({end for f in self.flow for end in (f.source, f.target)} - set(ids))
         if unknown:
             raise ValueError(f"flow names steps the line does not have: {', '.join(unknown)}")
-        doubled = _repeated([sig.setpoint.input for s in self.steps for sig in s.signals if sig.setpoint])
-        if doubled:
-            raise ValueError(f"model inputs set by two setpoints: {', '.join(doubled)}")
+        for step in self.steps:
+            doubled = _repeated([sig.setpoint.input for sig in step.signals if sig.setpoint])
+            if doubled:
+                raise ValueError(f"step {step.id}: model inputs set by two setpoints: {', '.join(doubled)}")
         return self
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)
 
+    def qualified(self, step_id: str, name: str) -> str:
+        """A what-if name (a model input or a quantity) on this line: ``name`` when the step's kind is the
+        only one of its kind, ``<step>.<name>`` when two steps share it (an anode and a cathode coater)."""
+        step = self.step(step_id)
+        kind = step.kind if step is not None else None
+        return f"{step_id}.{name}" if sum(s.kind == kind for s in self.steps) > 1 else name
+
     def setpoints(self) -> dict[str, tuple[Step, SignalSpec]]:
-        """Model input (what-if name) -> the step and writable signal that set it."""
+        """What-if input name (``qualified``) -> the step and writable signal that set it."""
         return {
-            sig.setpoint.input: (step, sig)
+            self.qualified(step.id, sig.setpoint.input): (step, sig)
             for step in self.steps
             for sig in step.signals
             if sig.setpoint is not None

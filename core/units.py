@@ -110,6 +110,10 @@ class Conversion:
     def __call__(self, value: float) -> float:
         return self.scale * value + self.offset
 
+    def inverse(self, value: float) -> float:
+        """``value`` in ``target`` back in ``source``."""
+        return (value - self.offset) / self.scale
+
 
 def from_unece(code: str) -> str:
     """The UCUM code of a UNECE common code (``H63`` → ``mg/cm2``)."""

@@ -1,9 +1,10 @@
 """Backtest on recorded history of any plant: the live detectors over a table, scored against ground truth.
 
 Every numeric column gets a univariate detector and all of them a PCA T²/SPE monitor, limits from an
-in-control training period at the stated ARL₀. When linetwin's own columns (``coater1.*``,
-``calender1.*``) are present, the physics ``LineModel`` runs on them instead, so its residuals and root
-causes are what is judged; the other columns keep their plain detectors.
+in-control training period at the stated ARL₀. When the columns of the simulated line's modelled steps
+(``<step>.<signal>`` of ``lines/pilot-nmc.toml``) are present, the physics ``LineModel`` runs on them
+instead, so its residuals and root causes are what is judged; the other columns keep their plain
+detectors.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import linedesc
 from models.detectors import make_detector, robust_location_scale
-from models.line import CALENDER, COATER, LineModel
+from models.line import LineModel
 from models.pca import PCAMonitor
 from models.replay import replay
 from models.rootcause import Finding
+from models.steps import kinds
 
 SHIFT_S = 8 * 3600.0
-LINE_MACHINES = (COATER, CALENDER)
+
+
+def line_machines() -> tuple[str, ...]:
+    """The modelled tick steps of the line description the backtest's line model runs (``lines/``)."""
+    return tuple(s.id for s in linedesc.load().steps if s.kind in kinds() and s.kind != "formation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +95,7 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def uses_line_model(frame: pd.DataFrame) -> bool:
-    return any(str(c).startswith(f"{m}.") for c in frame.columns for m in LINE_MACHINES)
+    return any(str(c).startswith(f"{m}.") for c in frame.columns for m in line_machines())
 
 
 def run(
@@ -106,7 +113,7 @@ def run(
     plain = numeric_columns(training)
     if uses_line_model(history):
         detections += _line_model(history, training, arl0, detector, cells)
-        plain = [c for c in plain if not c.startswith(tuple(f"{m}." for m in LINE_MACHINES))]
+        plain = [c for c in plain if not c.startswith(tuple(f"{m}." for m in line_machines()))]
     monitor = None
     if pca and len(plain) >= 2:
         monitor = PCAMonitor(plain, arl0=arl0).fit(training[plain].to_numpy(dtype=float))

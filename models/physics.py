@@ -9,29 +9,16 @@ the line's units (mL/min, m/min, mm, %, g/cm3, mg/cm2, N/mm, Cel, um, Ah).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from core.records import Parameter, Source
 from models.calibration import RecursiveLeastSquares
 from models.compaction import MIN_TEMPERATURE_SPAN, CompactionFit, anchored, identify, span
 
 Values = dict[str, float]
-Source = Literal["data", "prior"]
 SWEEP_SAMPLES = 20_000  # (q_L, T, ε) kept for identifying the compaction law, thinned 2:1 when full
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """A calibrated parameter with its standard uncertainty; ``source`` "prior" where data could not tell."""
-
-    machine: str
-    name: str
-    value: float
-    sigma: float
-    unit: str
-    source: Source = "data"
 
 
 def mass_balance_loading(flow: float, density: float, solids_pct: float, width: float, speed: float) -> float:
@@ -51,10 +38,10 @@ class CoaterModel:
     ``b`` has a tight prior around 0 because at one operating point a and b are collinear.
     """
 
-    machine = "coater1"
     inputs = ("pump_flow", "slurry_density", "slurry_solids", "coating_width", "web_speed")
 
-    def __init__(self) -> None:
+    def __init__(self, machine: str = "") -> None:
+        self.machine = machine
         self.loading = RecursiveLeastSquares(2, prior=[1.0, 0.0])
         self.loading.p = np.diag([1.0, 0.05**2])
         self.pump = RecursiveLeastSquares(1, prior=[1.0])
@@ -79,12 +66,12 @@ class CoaterModel:
             return math.nan, math.nan
         return self.loading.predict(phi), self.loading.prediction_sigma(phi)
 
-    def parameters(self) -> list[Estimate]:
+    def parameters(self) -> list[Parameter]:
         (a, b), (sa, sb) = self.loading.theta, self.loading.sigmas
         return [
-            Estimate(self.machine, "mass_balance_gain", float(a), float(sa), "1"),
-            Estimate(self.machine, "gauge_offset", float(b), float(sb), "mg/cm2"),
-            Estimate(
+            Parameter(self.machine, "mass_balance_gain", float(a), float(sa), "1"),
+            Parameter(self.machine, "gauge_offset", float(b), float(sb), "mg/cm2"),
+            Parameter(
                 self.machine, "pump_efficiency", float(self.pump.theta[0]), float(self.pump.sigmas[0]), "1"
             ),
         ]
@@ -103,10 +90,10 @@ class DryerModel:
     The slope gets a weak prior (hotter or slower dries more) because at one recipe it is barely excited.
     """
 
-    machine = "coater1"
-    zones = ("dryer_zone1_temperature", "dryer_zone2_temperature", "dryer_zone3_temperature")
-
-    def __init__(self) -> None:
+    def __init__(self, machine: str = "", zones: tuple[str, ...] = ()) -> None:
+        self.machine = machine
+        #: the dryer's zone temperatures, whose sum over the web speed is the drying dose
+        self.zones = zones
         self.fit = RecursiveLeastSquares(2, prior=[0.0, 0.0])
         self.dose_ref = math.nan
 
@@ -134,9 +121,9 @@ class DryerModel:
         value = math.exp(self.fit.predict(phi))
         return value, value * self.fit.prediction_sigma(phi)
 
-    def parameters(self) -> list[Estimate]:
+    def parameters(self) -> list[Parameter]:
         slope, sigma = float(self.fit.theta[1]), float(self.fit.sigmas[1])
-        return [Estimate(self.machine, "drying_dose_coefficient", -slope, sigma, "min/(Cel·m)")]
+        return [Parameter(self.machine, "drying_dose_coefficient", -slope, sigma, "min/(Cel·m)")]
 
     def state(self) -> dict[str, Any]:
         return {"fit": self.fit.state(), "dose_ref": self.dose_ref}
@@ -164,12 +151,12 @@ class CalenderModel:
     only fit the thermometer's noise, which is no temperature dependence at all.
     """
 
-    machine = "calender1"
     prior_sigma = 0.025  # of ε₀ and ε_min as priors: DOMAIN.md's 45–55 % as-coated range as ±2σ
     # β as a prior: γ_c falls with roll temperature (DOMAIN.md), by 0–1 %/K taken as ±1σ around 0.5 %/K
     beta_prior = (0.005, 0.005)
 
-    def __init__(self, eps_0: float = 0.50, eps_min: float = 0.15) -> None:
+    def __init__(self, machine: str = "", eps_0: float = 0.50, eps_min: float = 0.15) -> None:
+        self.machine = machine
         self.eps_0 = eps_0
         self.eps_min = eps_min
         self.gamma = RecursiveLeastSquares(2, prior=[math.log(1000.0), 0.0])
@@ -250,7 +237,7 @@ class CalenderModel:
         rel = math.hypot(rho_sigma / rho, eps_sigma / (1 - eps))
         return {"porosity": (100 * eps, 100 * eps_sigma), "thickness": (thickness, thickness * rel)}
 
-    def parameters(self) -> list[Estimate]:
+    def parameters(self) -> list[Parameter]:
         eps_0, eps_min, log_gamma, beta, covariance = self._law()
         sigmas = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
         gamma = math.exp(log_gamma)
@@ -258,13 +245,13 @@ class CalenderModel:
         eps_sigmas = sigmas[:2] if self.fit is not None else (self.prior_sigma, self.prior_sigma)
         m = self.machine
         return [
-            Estimate(m, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"),
-            Estimate(m, "compaction_resistance", gamma, gamma * float(sigmas[2]), "N/mm"),
-            Estimate(
+            Parameter(m, "rho_true", float(self.density.theta[0]), float(self.density.sigmas[0]), "g/cm3"),
+            Parameter(m, "compaction_resistance", gamma, gamma * float(sigmas[2]), "N/mm"),
+            Parameter(
                 m, "compaction_temperature_coefficient", beta, float(sigmas[3]), "1/Cel", self.beta_source
             ),
-            Estimate(m, "porosity_as_coated", 100 * eps_0, 100 * float(eps_sigmas[0]), "%", source),
-            Estimate(m, "porosity_limit", 100 * eps_min, 100 * float(eps_sigmas[1]), "%", source),
+            Parameter(m, "porosity_as_coated", 100 * eps_0, 100 * float(eps_sigmas[0]), "%", source),
+            Parameter(m, "porosity_limit", 100 * eps_min, 100 * float(eps_sigmas[1]), "%", source),
         ]
 
     def state(self) -> dict[str, Any]:
@@ -303,9 +290,8 @@ class FormationModel:
     is discharge/charge capacity, learnt as its mean with uncertainty.
     """
 
-    machine = "cycler1"
-
-    def __init__(self) -> None:
+    def __init__(self, machine: str = "") -> None:
+        self.machine = machine
         self.capacity = RecursiveLeastSquares(1, prior=[0.0])
         self.efficiency = RecursiveLeastSquares(1, prior=[0.88])
 
@@ -320,16 +306,16 @@ class FormationModel:
             return math.nan, math.nan
         return self.capacity.predict([loading]), self.capacity.prediction_sigma([loading])
 
-    def parameters(self) -> list[Estimate]:
+    def parameters(self) -> list[Parameter]:
         return [
-            Estimate(
+            Parameter(
                 self.machine,
                 "capacity_per_loading",
                 float(self.capacity.theta[0]),
                 float(self.capacity.sigmas[0]),
                 "Ah/(mg/cm2)",
             ),
-            Estimate(
+            Parameter(
                 self.machine,
                 "first_cycle_efficiency",
                 float(self.efficiency.theta[0]),

@@ -18,6 +18,7 @@ its setpoint. Which of them move, and in which direction, separates a sensor fau
 | capacity residual on one channel         | other channels             | cycler_channel_offset |
 | capacity level across channels           | capacity residual          | upstream_loading      |
 | K-value outlier share                    |                            | micro_short           |
+| one signal of a step without a model     |                            | signal_drift          |
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ CAUSES: dict[str, Cause] = {
     "micro_short": Cause(
         "Self-discharge tail: more cells above the K-value threshold (micro-shorts, contamination)",
         "Scrap the flagged cells; audit assembly cleanliness for the batch.",
+    ),
+    "signal_drift": Cause(
+        "A signal of a step without a process model left its in-control level",
+        "Look at the signal and what changed on its step since onset; describe the step's kind to get a "
+        "cause.",
     ),
     "correlation_break": Cause(
         "Signals of the machine no longer move together as in training",

@@ -1,10 +1,16 @@
 """What-if on the calibrated models: setpoints in, predicted quality with an honest interval out, and the
 inverse.
 
-Forward: coater mass balance (delivered flow = learnt pump efficiency × setpoint) → dry loading →
-calender compaction → porosity and thickness → cell capacity from loading. Each quantity is answered on
-its own: one that cannot be predicted (its machine still calibrating, an input never reported) is listed
-with the reason, and the others are still given.
+Forward: each step model that forecasts (``StepModel.forecast``) is asked in the order of the line's
+material flow, and a step that builds on an upstream quantity gets the nearest upstream step's forecast
+of it: coater mass balance (delivered flow = learnt pump efficiency × setpoint) → dry loading → calender
+compaction → porosity and thickness → cell capacity from loading. Each quantity is answered on its own:
+one that cannot be predicted (its step still calibrating, an input never reported) is listed with the
+reason, and the others are still given.
+
+Names: a what-if input is its role (``pump_flow``) and a quantity its name (``dry_loading``); on a line
+with two steps of one kind both are qualified by the step (``<step>.pump_flow``). Values are in the
+units the line stores the signal in, converted to and from the kind's units.
 
 σ is the standard uncertainty of one reading of the quality once the line has settled at the setpoints:
 - ``sigma_model``: the parameters' uncertainty, priors included, propagated to first order. Where a law's
@@ -24,7 +30,7 @@ setpoints stay where they are.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,44 +38,8 @@ from scipy import optimize
 
 from core.errors import LinetwinError
 from core.prediction import Answer, Prediction, Unavailable
-from models.line import CALENDER, COATER, CYCLER, LineModel
-
-# what-if name -> (machine, the machine's signal that holds its current value)
-SETPOINT_SIGNALS = {
-    "pump_flow": (COATER, "pump_flow_setpoint"),
-    "web_speed": (COATER, "web_speed_setpoint"),
-    "coating_width": (COATER, "coating_width"),
-    "slurry_density": (COATER, "slurry_density"),
-    "slurry_solids": (COATER, "slurry_solids"),
-    "dryer_zone1_temperature": (COATER, "dryer_zone1_setpoint"),
-    "dryer_zone2_temperature": (COATER, "dryer_zone2_setpoint"),
-    "dryer_zone3_temperature": (COATER, "dryer_zone3_setpoint"),
-    "line_load": (CALENDER, "line_load_setpoint"),
-    "roll_temperature": (CALENDER, "roll_temperature_setpoint"),
-}
-SETPOINTS = tuple(SETPOINT_SIGNALS)
-SPEC_TOLERANCE = {
-    "dry_loading": 0.02,
-    "thickness": 0.03,
-    "porosity": 0.05,
-    "cell_capacity": 0.02,
-}  # ± of recipe
-# quantity -> the measured signal whose in-control scatter at a steady operating point is a reading's noise
-MEASURED = {
-    "dry_loading": (COATER, "dry_loading"),
-    "residual_solvent": (COATER, "residual_solvent"),
-    "porosity": (CALENDER, "porosity"),
-    "thickness": (CALENDER, "thickness"),
-}
-UNITS = {
-    "dry_loading": "mg/cm2",
-    "residual_solvent": "%",
-    "porosity": "%",
-    "thickness": "um",
-    "cell_capacity": "Ah",
-}
-QUANTITIES = tuple(UNITS)
-ZONES = ("dryer_zone1_temperature", "dryer_zone2_temperature", "dryer_zone3_temperature")
+from models.line import LineModel
+from models.steps.base import Forecast, StepModel, Unpredictable
 
 
 class WhatIfError(LinetwinError):
@@ -77,22 +47,39 @@ class WhatIfError(LinetwinError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Value:
-    value: float
-    sigma_model: float
-    sigma_noise: float
-    extrapolated: tuple[str, ...]
+class _Input:
+    step: StepModel
+    role: str  # the input the step's forecast takes
+    held: str  # the role whose current value it starts from
 
 
-Step = Callable[[dict[str, float], dict[str, "_Value | str"]], dict[str, "_Value"]]
+@dataclass(frozen=True, slots=True)
+class _Quantity:
+    step: StepModel
+    name: str  # the step's quantity
+    measured: str  # the role it is read as
 
 
-class _Missing(Exception):
-    """Raised inside the forward model: this quantity cannot be predicted, for this reason."""
+def names(model: LineModel) -> tuple[dict[str, _Input], dict[str, _Quantity]]:
+    """The line's what-if inputs and quantities by name, qualified by step where a kind repeats."""
+    line = model.description
+    inputs: dict[str, _Input] = {}
+    quantities: dict[str, _Quantity] = {}
+    for step in model.steps.values():
+        for role, held in step.whatif_inputs().items():
+            inputs[line.qualified(step.machine, role)] = _Input(step, role, held)
+        for name, measured in step.quantities.items():
+            quantities[line.qualified(step.machine, name)] = _Quantity(step, name, measured)
+    return inputs, quantities
+
+
+def measured_signals(model: LineModel) -> dict[str, tuple[str, str]]:
+    """What-if quantity -> the (machine, stored signal) it is read as: its spec limits and scrap risk."""
+    return {name: (q.step.machine, q.step.signal_name(q.measured)) for name, q in names(model)[1].items()}
 
 
 class WhatIf:
-    """Forward and inverse what-if on a ``LineModel``; the operating point is its last tick."""
+    """Forward and inverse what-if on a ``LineModel``; the operating point is each step's last tick."""
 
     def __init__(self, model: LineModel) -> None:
         if not any(model.calibrated.values()):
@@ -101,147 +88,81 @@ class WhatIf:
                 + "; ".join(f"{m} {model.calibration_progress(m)}" for m in model.calibrated)
             )
         self.model = model
+        self.steps = [s for s in model.steps.values() if s.quantities]
+        self.inputs, self.quantities = names(model)
         self.base = {
-            name: float(model.current.get(machine, {}).get(signal, math.nan))
-            for name, (machine, signal) in SETPOINT_SIGNALS.items()
+            name: model.stored(i.step.machine, i.held, float(i.step.current.get(i.held, math.nan)))
+            for name, i in self.inputs.items()
         }
         recipe = self._forward(self.base)
-        self.specs = {
-            q: (v.value * (1 - SPEC_TOLERANCE[q]), v.value * (1 + SPEC_TOLERANCE[q]))
-            for q, v in recipe.items()
-            if q in SPEC_TOLERANCE and isinstance(v, _Value)
-        }
+        self.specs = {}
+        for name, found in recipe.items():
+            q = self.quantities[name]
+            share = q.step.tolerance.get(q.name)
+            if share is not None and isinstance(found, Forecast):
+                value = model.stored(q.step.machine, q.measured, found.value)
+                self.specs[name] = (value * (1 - share), value * (1 + share))
+
+    @property
+    def setpoints(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
+
+    def unit(self, quantity: str) -> str:
+        q = self.quantities[quantity]
+        return self.model.unit(q.step.machine, q.measured)
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, setpoints: Mapping[str, float]) -> dict[str, _Value | str]:
-        """Each quantity's value, or the reason it has none, in the order of the material flow."""
-        s = {**self.base, **setpoints}
-        out: dict[str, _Value | str] = {}
-        steps: list[tuple[tuple[str, ...], Step]] = [
-            (("dry_loading",), self._loading),
-            (("residual_solvent",), self._solvent),
-            (("porosity", "thickness"), self._calender),
-            (("cell_capacity",), self._capacity),
-        ]
-        for quantities, step in steps:
-            try:
-                out.update(step(s, out))
-            except _Missing as missing:
-                out.update(dict.fromkeys(quantities, str(missing)))
-        return out
+    def _forward(self, setpoints: Mapping[str, float]) -> dict[str, Forecast | str]:
+        """Each quantity's forecast (kind's units) or the reason it has none, in the material flow's order."""
+        given = {**self.base, **setpoints}
+        found: dict[tuple[str, str], Forecast | str] = {}
+        for step in self.steps:
+            inputs = {
+                i.role: self.model.into(step.machine, i.held, given[name])
+                for name, i in self.inputs.items()
+                if i.step is step
+            }
 
-    def _need(self, machine: str, s: Mapping[str, float], *names: str) -> None:
-        if not self.model.calibrated[machine]:
-            raise _Missing(f"{machine} model calibrating: {self.model.calibration_progress(machine)}")
-        for name in names:
-            if not math.isfinite(s[name]):
-                held_in = SETPOINT_SIGNALS[name]
-                raise _Missing(f"no value for {held_in[0]} {held_in[1]} yet")
+            def upstream(quantity: str, step: StepModel = step) -> Forecast:
+                for source in step.upstream_order():
+                    if (source.machine, quantity) in found:
+                        forecast = found[(source.machine, quantity)]
+                        if isinstance(forecast, str):
+                            raise Unpredictable(f"needs {quantity}: {forecast}")
+                        return forecast
+                raise Unpredictable(f"no step upstream of {step.machine} forecasts {quantity}")
 
-    def _upstream(self, out: Mapping[str, _Value | str], quantity: str) -> _Value:
-        found = out[quantity]
-        if isinstance(found, str):
-            raise _Missing(f"needs {quantity}: {found}")
-        return found
-
-    def _extrapolated(self, machine: str, inputs: Mapping[str, float]) -> tuple[str, ...]:
-        ranges = self.model.ranges.get(machine, {})
-        outside = []
-        for name, value in inputs.items():
-            if name in ranges and not ranges[name][0] <= value <= ranges[name][1]:
-                low, high = ranges[name]
-                outside.append(f"{machine} {name} {value:.4g} outside the calibrated {low:.4g} to {high:.4g}")
-        return tuple(outside)
-
-    def _noise(self, quantity: str) -> float:
-        machine, signal = MEASURED[quantity]
-        sigma = self.model.scatter.get(machine, {}).get(signal, math.nan)
-        return sigma if math.isfinite(sigma) else 0.0
-
-    def _coater_inputs(self, s: Mapping[str, float]) -> dict[str, float]:
-        flow = float(self.model.coater.pump.theta[0]) * s["pump_flow"]
-        return {**s, "pump_flow": flow}
-
-    def _loading(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> dict[str, _Value]:
-        self._need(COATER, s, "pump_flow", "web_speed", "coating_width", "slurry_density", "slurry_solids")
-        inputs = self._coater_inputs(s)
-        value, sigma = self.model.coater.predict(inputs)
-        used = {k: inputs[k] for k in self.model.coater.inputs}
+            for name, forecast in step.forecast(inputs, upstream).items():
+                found[(step.machine, name)] = forecast
         return {
-            "dry_loading": _Value(value, sigma, self._noise("dry_loading"), self._extrapolated(COATER, used))
-        }
-
-    def _solvent(self, s: dict[str, float], _out: Mapping[str, _Value | str]) -> dict[str, _Value]:
-        self._need(COATER, s, "web_speed", *ZONES)
-        inputs = self._coater_inputs(s)
-        value, sigma = self.model.dryer.predict(inputs)
-        used = {k: inputs[k] for k in (*ZONES, "web_speed")}
-        noise = self._noise("residual_solvent")
-        return {"residual_solvent": _Value(value, sigma, noise, self._extrapolated(COATER, used))}
-
-    def _calender(self, s: dict[str, float], out: Mapping[str, _Value | str]) -> dict[str, _Value]:
-        self._need(CALENDER, s, "line_load", "roll_temperature")
-        loading = self._upstream(out, "dry_loading")
-        inputs = {
-            "line_load": s["line_load"],
-            "roll_temperature": s["roll_temperature"],
-            "incoming_loading": loading.value,
-        }
-        predicted = self.model.calender.predict(inputs)
-        outside = self._extrapolated(CALENDER, inputs) + loading.extrapolated
-        porosity, porosity_sigma = predicted["porosity"]
-        thickness, thickness_sigma = predicted["thickness"]
-        share = thickness / loading.value  # thickness follows the incoming loading in proportion
-        return {
-            "porosity": _Value(porosity, porosity_sigma, self._noise("porosity"), outside),
-            "thickness": _Value(
-                thickness,
-                math.hypot(thickness_sigma, share * loading.sigma_model),
-                self._noise("thickness"),
-                outside,
-            ),
-        }
-
-    def _capacity(self, s: dict[str, float], out: Mapping[str, _Value | str]) -> dict[str, _Value]:
-        if not self.model.calibrated[CYCLER]:
-            raise _Missing(f"cell model calibrating: {self.model.calibration_progress(CYCLER)}")
-        loading = self._upstream(out, "dry_loading")
-        formation = self.model.formation
-        capacity, capacity_sigma = formation.predict(loading.value)
-        gain = float(formation.capacity.theta[0])
-        noise = self.model.cell_ref[2]  # the calibration cells' robust σ of capacity
-        return {
-            "cell_capacity": _Value(
-                capacity,
-                math.hypot(capacity_sigma, gain * loading.sigma_model),
-                noise if math.isfinite(noise) else 0.0,
-                loading.extrapolated,
-            )
+            name: found.get((q.step.machine, q.name), "not forecast") for name, q in self.quantities.items()
         }
 
     # ------------------------------------------------------------------ answers
     def predict(self, setpoints: Mapping[str, float]) -> Answer:
         """Every quality the models can predict for these setpoints, and why the others cannot be."""
-        unknown = set(setpoints) - set(SETPOINTS)
+        unknown = set(setpoints) - set(self.inputs)
         if unknown:
             raise WhatIfError(
-                f"unknown setpoint(s) {', '.join(sorted(unknown))}; known: {', '.join(SETPOINTS)}"
+                f"unknown setpoint(s) {', '.join(sorted(unknown))}; known: {', '.join(self.inputs)}"
             )
         answer = Answer()
-        for quantity, found in self._forward(setpoints).items():
+        for name, found in self._forward(setpoints).items():
             if isinstance(found, str):
-                answer.unavailable.append(Unavailable(quantity, found))
+                answer.unavailable.append(Unavailable(name, found))
             elif not (math.isfinite(found.value) and math.isfinite(found.sigma_model)):
-                answer.unavailable.append(Unavailable(quantity, "the model gives no finite value here"))
+                answer.unavailable.append(Unavailable(name, "the model gives no finite value here"))
             else:
-                low, high = self.specs.get(quantity, (None, None))
+                q = self.quantities[name]
+                machine, model = q.step.machine, self.model
+                low, high = self.specs.get(name, (None, None))
                 answer.predictions.append(
                     Prediction(
-                        quantity,
-                        found.value,
-                        found.sigma_model,
-                        found.sigma_noise,
-                        UNITS[quantity],
+                        name,
+                        model.stored(machine, q.measured, found.value),
+                        model.stored_sigma(machine, q.measured, found.sigma_model),
+                        model.stored_sigma(machine, q.measured, found.sigma_noise),
+                        self.unit(name),
                         low,
                         high,
                         found.extrapolated,
@@ -249,14 +170,22 @@ class WhatIf:
                 )
         return answer
 
+    def _forecast_value(self, name: str, found: Forecast | str) -> float:
+        if not isinstance(found, Forecast):
+            return math.nan
+        q = self.quantities[name]
+        return self.model.stored(q.step.machine, q.measured, found.value)
+
     def inverse(
         self, targets: Mapping[str, float], bounds: Mapping[str, tuple[float, float]] | None = None
     ) -> dict[str, float]:
-        """Setpoints within ``bounds`` (default: ±20 % of the current ones for flow, speed, load and roll
-        temperature) whose predictions come closest to ``targets``, each weighted by its spec tolerance."""
-        names = list(bounds) if bounds else ["pump_flow", "web_speed", "line_load", "roll_temperature"]
-        unknown = [n for n in names if n not in SETPOINTS]
-        unnamed = [q for q in targets if q not in QUANTITIES]
+        """Setpoints within ``bounds`` (default: ±20 % of the current ones of each step's usual handles:
+        flow, speed, load and roll temperature) whose predictions come closest to ``targets``, each
+        weighted by its spec tolerance."""
+        defaults = [name for name, i in self.inputs.items() if i.role in type(i.step).inverse_inputs]
+        names = list(bounds) if bounds else defaults
+        unknown = [n for n in names if n not in self.inputs]
+        unnamed = [q for q in targets if q not in self.quantities]
         if unknown or unnamed:
             raise WhatIfError(f"unknown setpoint(s) {unknown} or quantity(ies) {unnamed}")
         now = self.predict({})
@@ -281,8 +210,7 @@ class WhatIf:
             predicted = self._forward(dict(zip(names, start + u * span, strict=True)))
             misses = []
             for q, t in targets.items():
-                found = predicted[q]
-                value = found.value if isinstance(found, _Value) else math.nan
+                value = self._forecast_value(q, predicted[q])
                 misses.append((value - t) / scale[q] if math.isfinite(value) else 1e6)
             return np.r_[misses, 0.01 * u]
 

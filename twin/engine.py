@@ -30,12 +30,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from core import bus, linedesc
 from core.errors import RejectedInput
 from core.influx.writer import InfluxWriter
+from core.records import ModelOutput
 from core.sample import Sample
 from core.settings import Settings, TwinSettings
 from twin.alerts import Alert, AlertState, AlertStore, Occurrence
 from twin.influx import InfluxUnavailable, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
-from twin.ports import Analyser, ModelOutput
+from twin.ports import Analyser
 from twin.store import StateStore
 
 log = logging.getLogger(__name__)

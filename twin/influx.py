@@ -15,10 +15,10 @@ import httpx
 from influxdb_client import Point, WritePrecision
 
 from core.errors import LinetwinError
+from core.records import ModelOutput
 from core.sample import Sample
 from core.settings import InfluxSettings
 from twin.alerts import Alert
-from twin.ports import ModelOutput
 
 
 class InfluxUnavailable(LinetwinError):

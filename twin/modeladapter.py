@@ -13,50 +13,39 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
-from statistics import median
 
 from core import linedesc
 from core.linedesc import LineDescription
 from core.prediction import Answer
+from core.records import ModelOutput, Parameter
 from core.sample import Quality, Sample
 from core.settings import Settings
-from models.line import SNAPSHOT_VERSION, LineModel, ModelValue
+from models.line import SNAPSHOT_VERSION, LineModel
 from models.rootcause import Finding
 from models.scraprisk import ScrapRisk
-from models.whatif import WhatIf, WhatIfError
+from models.whatif import WhatIf, WhatIfError, measured_signals
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
-from twin.ports import Analyser, ModelOutput, Parameter, Verdict, WhatIfUnavailable
+from twin.ports import Analyser, Verdict, WhatIfUnavailable
 
 log = logging.getLogger(__name__)
 
 QUIET_MEMORIES = 2.0
-# What-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to.
-QUALITY = {
-    "dry_loading": ("coater1", "dry_loading"),
-    "thickness": ("calender1", "thickness"),
-    "porosity": ("calender1", "porosity"),
-    "cell_capacity": ("cycler1", "discharge_capacity"),
-}
 RISK_WINDOW = 300
 Specs = dict[str, tuple[float, float]]
 
 
-def described_specs(description: LineDescription) -> Specs:
+def described_specs(description: LineDescription, model: LineModel) -> Specs:
     """What-if quantity -> the spec limits its measured signal has in the line description."""
     specs = {}
-    for quantity, (machine, name) in QUALITY.items():
+    for quantity, (machine, name) in measured_signals(model).items():
         step = description.step(machine)
         signal = step.signal(name) if step is not None else None
         if signal is not None and signal.spec_low is not None and signal.spec_high is not None:
             specs[quantity] = (signal.spec_low, signal.spec_high)
     return specs
-
-
-CHANNEL_CELLS = 16
 
 
 def occurrence(finding: Finding) -> Occurrence:
@@ -77,9 +66,13 @@ def occurrence(finding: Finding) -> Occurrence:
     )
 
 
-def _output(value: ModelValue) -> ModelOutput:
-    sigma = value.sigma if value.sigma is not None and math.isfinite(value.sigma) else None
-    return ModelOutput(value.machine, value.signal, value.kind, value.value, value.time_ns, sigma)
+def _finite_sigma(sigma: float | None) -> float | None:
+    """A σ the models could not give (NaN) is no σ."""
+    return sigma if sigma is not None and math.isfinite(sigma) else None
+
+
+def _output(value: ModelOutput) -> ModelOutput:
+    return value if value.sigma is None else replace(value, sigma=_finite_sigma(value.sigma))
 
 
 def _source_time(sample: Sample) -> int:
@@ -111,15 +104,16 @@ class LineModelAnalyser:
         self.line = line
         self.model = model if model is not None else LineModel(line)
         #: spec limits from the line description; a quantity it leaves open gets ± tolerance of the recipe
-        self.specs = dict(specs or {})
+        self.specs = dict(specs) if specs is not None else described_specs(self.model.description, self.model)
         self.last_found_ns: dict[str, int] = {}
         #: condition key -> the model detector (``<machine>.<feature>``) whose alarms keep it active
         self.condition_detector: dict[str, str] = {}
         self.now_ns = 0
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
-        self.risk = {measured: ScrapRisk(RISK_WINDOW) for measured in QUALITY.values()}
-        self.channel_capacity: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=CHANNEL_CELLS))
+        #: what-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to
+        self.quality = measured_signals(self.model)
+        self.risk = {measured: ScrapRisk(RISK_WINDOW) for measured in self.quality.values()}
 
     def _completed(self, sample: Sample) -> list[Sample]:
         """``sample`` preceded, when it opens a new tick, by the held values the previous tick lacked."""
@@ -177,23 +171,19 @@ class LineModelAnalyser:
         tracker = self.risk.get((sample.machine, sample.signal))
         if tracker is not None and sample.quality is GOOD:
             tracker.update(sample.value)
-        if sample.signal == "discharge_capacity" and sample.channel is not None and sample.quality is GOOD:
-            self.channel_capacity[sample.channel].append(sample.value)
 
     def parameters(self) -> list[Parameter]:
         return [
-            Parameter(
-                e.machine, e.name, e.value, e.sigma if math.isfinite(e.sigma) else None, e.unit, e.source
-            )
-            for e in self.model.parameters()
-            if math.isfinite(e.value)
+            replace(p, sigma=_finite_sigma(p.sigma))
+            for p in self.model.parameters()
+            if math.isfinite(p.value)
         ]
 
     def status(self, time_ns: int) -> list[ModelOutput]:
-        """Calibrated parameters, spec limits around the current recipe, scrap risk per machine and each
-        cycler channel's capacity offset against the other channels (a calibration error shows there).
+        """Calibrated parameters, spec limits around the current recipe, scrap risk per machine and what
+        the step models chart between ticks (a cycler channel's capacity offset against the others).
 
-        The risk windows and channel histories are not in the snapshot: they refill within minutes."""
+        The risk windows are not in the snapshot: they refill within minutes."""
         outputs = [
             ModelOutput(p.machine, p.name, "parameter", p.value, time_ns, p.sigma) for p in self.parameters()
         ]
@@ -204,7 +194,7 @@ class LineModelAnalyser:
         specs = derived | self.specs
         risk: dict[str, float] = {}
         for quantity, (low, high) in specs.items():
-            machine, signal = QUALITY[quantity]
+            machine, signal = self.quality[quantity]
             outputs += [
                 ModelOutput(machine, signal, "target", (low + high) / 2, time_ns),
                 ModelOutput(machine, signal, "spec_low", low, time_ns),
@@ -214,14 +204,7 @@ class LineModelAnalyser:
             if share is not None:
                 risk[machine] = max(share, risk.get(machine, 0.0))
         outputs += [ModelOutput(m, "scrap_risk", "risk", share, time_ns) for m, share in risk.items()]
-        filled = {ch: sum(v) / len(v) for ch, v in self.channel_capacity.items() if len(v) >= 3}
-        if len(filled) >= 2:
-            reference = median(filled.values())
-            outputs += [
-                ModelOutput("cycler1", f"{ch}_offset", "parameter", mean / reference - 1, time_ns)
-                for ch, mean in sorted(filled.items())
-            ]
-        return outputs
+        return outputs + [_output(v) for v in self.model.status(time_ns)]
 
     def snapshot(self) -> bytes:
         held = {m: {name: asdict(h) for name, h in signals.items()} for m, signals in self.held.items()}
@@ -251,8 +234,14 @@ class LineModelAnalyser:
                 SNAPSHOT_VERSION,
                 extra={"line": self.line},
             )
+        elif state["model"]["layout"] != self.model.layout():
+            log.warning(
+                "the line description's steps or roles changed since the snapshot: the line model "
+                "calibrates afresh",
+                extra={"line": self.line},
+            )
         elif saved == wanted:
-            self.model = LineModel.restore(state["model"])
+            self.model = LineModel.restore(state["model"], self.model.description)
         else:
             changed = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in wanted.items() if saved.get(k) != v)
             log.warning(
@@ -274,10 +263,13 @@ def analyser_factory(settings: Settings) -> Callable[[str], Analyser]:
     """A fresh analyser per line, configured by ``settings.models`` and judged against the spec limits of
     ``line_description`` (restored from its snapshot by the engine when there is one)."""
 
-    specs = described_specs(linedesc.load(settings.line_description))
+    description = linedesc.load(settings.line_description)
 
     def make(line: str) -> Analyser:
-        return LineModelAnalyser(line, LineModel(line, **settings.models.model_dump()), specs)
+        model = LineModel(line, description=description, **settings.models.model_dump())
+        for step, reason in model.unmodelled.items():
+            log.warning("step %s runs without its model: %s", step, reason, extra={"line": line})
+        return LineModelAnalyser(line, model)
 
     return make
 

@@ -7,37 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from core.errors import LinetwinError
 from core.prediction import Answer
+from core.records import ModelOutput, Parameter
 from core.sample import Sample
 from twin.alerts import Occurrence
-
-
-@dataclass(slots=True, frozen=True)
-class ModelOutput:
-    """One model value for InfluxDB measurement ``model`` (kind: predicted, residual, statistic, ...)."""
-
-    machine: str
-    signal: str
-    kind: str
-    value: float
-    time_ns: int
-    sigma: float | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class Parameter:
-    """A calibrated model parameter with its standard uncertainty; ``source`` is "prior" where the line's
-    data could not identify it (a domain value, not a measurement)."""
-
-    machine: str
-    name: str
-    value: float
-    sigma: float | None
-    unit: str = ""
-    source: Literal["data", "prior"] = "data"
 
 
 @dataclass(slots=True)

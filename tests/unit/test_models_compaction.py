@@ -12,9 +12,10 @@ from functools import cache
 import numpy as np
 import pytest
 
+from core.records import Parameter
 from models.compaction import identify
 from models.line import LineModel
-from models.physics import SWEEP_SAMPLES, CalenderModel, Estimate
+from models.physics import SWEEP_SAMPLES, CalenderModel
 from models.replay import replay
 from models.rootcause import Finding
 from plant.line import EPS_MIN, PilotLine
@@ -32,7 +33,7 @@ def _run(seed: int, trial: bool, duration_s: float = 2800.0) -> tuple[LineModel,
     return model, replay(model, recording.process)
 
 
-def _calender(model: LineModel) -> dict[str, Estimate]:
+def _calender(model: LineModel) -> dict[str, Parameter]:
     return {e.name: e for e in model.parameters() if e.machine == "calender1"}
 
 
@@ -41,7 +42,7 @@ def test_a_calender_trial_identifies_eps_0_eps_min_and_gamma_near_the_hidden_tru
     model, _ = _run(seed, True)
     hidden = PilotLine(get_scenario("nominal"), seed).hidden
     p = _calender(model)
-    assert model.calender.compaction_status.startswith("identified")
+    assert model.steps["calender1"].calender.compaction_status.startswith("identified")
     assert p["porosity_as_coated"].source == p["porosity_limit"].source == "data"
     # as-coated porosity within 0.5 points, dense limit within 0.5 points, γ_ref within 2 %
     assert p["porosity_as_coated"].value == pytest.approx(100 * hidden.eps_0, abs=0.5)
@@ -52,7 +53,7 @@ def test_a_calender_trial_identifies_eps_0_eps_min_and_gamma_near_the_hidden_tru
 def test_at_one_line_load_the_priors_stay_and_the_status_says_why() -> None:
     model, _ = _run(4, False)
     p = _calender(model)
-    assert model.calender.compaction_status.startswith("prior: line load spans")
+    assert model.steps["calender1"].calender.compaction_status.startswith("prior: line load spans")
     assert (p["porosity_as_coated"].value, p["porosity_limit"].value) == (50.0, 15.0)
     assert p["porosity_as_coated"].source == p["porosity_limit"].source == "prior"
 
@@ -68,8 +69,9 @@ def test_the_identified_law_predicts_porosity_away_from_the_recipe_line_load() -
     hidden = PilotLine(get_scenario("nominal"), 4).hidden
     values = {"line_load": 1600.0, "roll_temperature": 50.0, "incoming_loading": 20.0}
     truth = 100 * (EPS_MIN + (hidden.eps_0 - EPS_MIN) * math.exp(-1600.0 / hidden.gamma_ref))
-    assert identified.calender.predict(values)["porosity"][0] == pytest.approx(truth, abs=0.3)
-    assert abs(prior.calender.predict(values)["porosity"][0] - truth) > 1.0
+    porosity = {m: m.steps["calender1"].calender.predict(values)["porosity"][0] for m in (identified, prior)}
+    assert porosity[identified] == pytest.approx(truth, abs=0.3)
+    assert abs(porosity[prior] - truth) > 1.0
 
 
 def test_beta_joins_the_fit_when_the_roll_temperature_moves_too() -> None:
@@ -113,8 +115,8 @@ def test_a_trial_at_the_start_of_a_long_calibration_stays_in_the_bounded_buffer(
 
 def test_an_identified_calender_survives_a_json_snapshot() -> None:
     model, _ = _run(4, True)
-    restored = CalenderModel()
-    restored.load(json.loads(json.dumps(model.calender.state())))
+    restored = CalenderModel("calender1")
+    restored.load(json.loads(json.dumps(model.steps["calender1"].calender.state())))
     values = {"line_load": 1200.0, "roll_temperature": 55.0, "incoming_loading": 20.0}
-    assert restored.predict(values) == model.calender.predict(values)
-    assert restored.parameters() == model.calender.parameters()
+    assert restored.predict(values) == model.steps["calender1"].calender.predict(values)
+    assert restored.parameters() == model.steps["calender1"].calender.parameters()

@@ -11,6 +11,7 @@ import pytest
 from core.sample import Sample
 from models.line import LineModel
 from models.replay import events, feed, replay
+from models.steps.formation import FormationStep
 from models.whatif import WhatIf, WhatIfError
 from plant.recording import Recording, record
 from plant.scenarios import get_scenario
@@ -143,7 +144,9 @@ def test_a_small_channel_drift_is_caught_against_the_channels_own_reference_acro
     half = next(i for i, event in enumerate(stream) if event[0] > onset_ns + 3600e9)
     resumed = LineModel()
     found = feed(resumed, stream[:half])
-    assert not resumed.channel_reference, "every channel armed before the drift shows"
+    cells = resumed.steps["cycler1"]
+    assert isinstance(cells, FormationStep)
+    assert not cells.channel_reference, "every channel armed before the drift shows"
     resumed = LineModel.restore(json.loads(json.dumps(resumed.snapshot())))
     found += feed(resumed, stream[half:])
     channel = [f for f in expected if f.cause == "cycler_channel_offset"]

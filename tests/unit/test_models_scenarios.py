@@ -88,4 +88,5 @@ def test_nominal_calibration_converges_near_the_hidden_truth() -> None:
     )
     assert p["first_cycle_efficiency"].value == pytest.approx(0.885, abs=0.005)
     for estimate in p.values():
-        assert estimate.sigma >= 0 or estimate.name == "k_value_limit"
+        assert (estimate.sigma is None) == (estimate.name == "k_value_limit")
+        assert estimate.sigma is None or estimate.sigma >= 0

@@ -13,11 +13,12 @@ from fastapi.testclient import TestClient
 
 from core import bus
 from core.prediction import Answer, Prediction, Unavailable
+from core.records import ModelOutput, Parameter
 from core.sample import Quality, Sample
 from core.settings import Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
-from twin.ports import ModelOutput, Parameter, Verdict, WhatIfUnavailable
+from twin.ports import Verdict, WhatIfUnavailable
 from twin.service import build_twin
 
 TARGET = 20.0

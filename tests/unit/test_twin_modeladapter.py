@@ -105,8 +105,7 @@ def test_a_snapshot_of_an_older_model_version_calibrates_afresh(caplog: pytest.L
     blob = _calibrated(LineModelAnalyser("l1", LineModel("l1", calibration_s=600)), 400).snapshot()
     state = json.loads(blob)
     state["model"]["version"] = 1
-    for key in ("channel_reference", "channel_sigma"):
-        del state["model"][key]
+    del state["model"]["steps"]
     analyser = LineModelAnalyser("l1", LineModel("l1", calibration_s=600))
     with caplog.at_level(logging.WARNING):
         analyser.restore(json.dumps(state).encode())
@@ -164,13 +163,13 @@ def test_a_value_of_bad_quality_never_reaches_calibration_or_the_detectors() -> 
     clean = calibrated(None)
     flagged = calibrated(Quality.BAD)
     assert flagged.calibrated["coater1"]
-    gain = {m.coater.parameters()[0].value for m in (clean, flagged)}
+    gain = {m.steps["coater1"].parameters()[0].value for m in (clean, flagged)}
     assert max(gain) - min(gain) < 1e-3, "the calibration saw the good values only"
-    assert flagged.scatter["coater1"]["dry_loading"] == pytest.approx(
-        clean.scatter["coater1"]["dry_loading"], rel=0.05
+    assert flagged.steps["coater1"].scatter["dry_loading"] == pytest.approx(
+        clean.steps["coater1"].scatter["dry_loading"], rel=0.05
     )
     trusted = calibrated(Quality.GOOD)  # the same spikes marked good: a measurement, and it shows
-    assert trusted.ranges["coater1"]["dry_loading"][1] > 900
+    assert trusted.steps["coater1"].ranges["dry_loading"][1] > 900
 
 
 def _conditions(scenario: Scenario, hours: float) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:

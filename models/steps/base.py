@@ -1,0 +1,582 @@
+"""What every step model is, and the machinery the tick-read steps share.
+
+A step model is one process step of a line (coating, calendering, sintering, formation, ...) as its kind
+understands it: it calibrates on an in-control period, observes its step's signals, returns findings with
+their cause, and keeps all its state as plain data. It speaks in *roles* (``pump_flow``, ``dry_loading``)
+and in its kind's units; the line model (``models.line``) renames a line's signals to roles and converts
+their units from the line description, so a step model never knows a machine's or a signal's name.
+
+``TickStep`` is the part all steps read as ticks share: an initial in-control period (``calibration_s``)
+fits the kind's physics and each feature's robust mean and σ; from then on one drift detector per feature
+(limits from ``arl0``) and a PCA T²/SPE monitor over the step's signals run on every tick, and an alarm is
+classified by the pattern of features moving at that time into a ``Finding``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.records import ModelOutput, Parameter
+from models.detectors import make_detector, robust_location_scale
+from models.ml import ResidualRegressor
+from models.pca import PCAMonitor
+from models.rootcause import Finding
+
+Values = dict[str, float]
+RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rarest spikes
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A what-if quantity in the kind's units: σ of the parameters (priors included), σ of a reading's
+    in-control scatter, and the inputs it extrapolates on, each named with its calibrated range."""
+
+    value: float
+    sigma_model: float
+    sigma_noise: float
+    extrapolated: tuple[str, ...] = ()
+
+
+class Unpredictable(Exception):
+    """Raised inside a forecast: this quantity cannot be predicted, for this reason."""
+
+
+#: a forecast of an upstream step's quantity (raises ``Unpredictable``), for a step that builds on it
+Upstream = Callable[[str], Forecast]
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The statistical settings every step model of a line shares (``settings.models``)."""
+
+    arl0: float = 1e6
+    cell_arl0: float = 1e4
+    calibration_s: float = 2700.0
+    calibration_cells: int = 48
+    detector: str = "cusum"
+    memory_s: float = 3600.0
+    confirm_s: float = 120.0
+    realarm_s: float = 8 * 3600.0
+    k_mad: float = 5.0
+    pca_findings: bool = False
+
+
+@dataclass(slots=True)
+class StepSpec:
+    """What a step model is built from: the line, the step's id (its machine name), its tuning, the roles
+    its description gives signals and the units their values arrive in, and the steps upstream of it
+    along the material flow, nearest first."""
+
+    line: str
+    machine: str
+    tuning: Tuning
+    roles: frozenset[str] = frozenset()
+    units: Mapping[str, str] = field(default_factory=dict)
+    #: role -> the name the line stores it under (for messages an operator reads)
+    names: Mapping[str, str] = field(default_factory=dict)
+    upstream: list[StepModel] = field(default_factory=list)
+
+
+class StepModel(ABC):
+    """One process step's model. Subclasses set ``kind`` and register with ``models.steps.register``."""
+
+    kind: ClassVar[str]
+    #: role -> the unit the kind's physics works in; the line's signals are converted into it
+    units: ClassVar[Mapping[str, str]] = {}
+    #: roles a step of this kind cannot be modelled without
+    required: ClassVar[tuple[str, ...]] = ()
+    #: causes that follow from a finding upstream (ISA-18.2 consequential alarms): quiet while one is active
+    consequential: ClassVar[frozenset[str]] = frozenset()
+    #: samples carry a cell and a channel (a cycler), not ticks of one machine
+    per_cell: ClassVar[bool] = False
+    #: what-if quantity -> the measured role it is read as (its unit and spec limits)
+    quantities: ClassVar[Mapping[str, str]] = {}
+    #: what-if quantity -> ± share of the recipe's value taken as spec limits when the line gives none
+    tolerance: ClassVar[Mapping[str, float]] = {}
+    #: what-if inputs an inverse moves when the user names none
+    inverse_inputs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def role_units(cls, roles: frozenset[str]) -> dict[str, str]:
+        """Role -> model unit for a step whose description names ``roles``."""
+        del roles
+        return dict(cls.units)
+
+    def __init__(self, spec: StepSpec) -> None:
+        self.spec = spec
+        self.line = spec.line
+        self.machine = spec.machine
+        self.tuning = spec.tuning
+        self.outputs: list[ModelOutput] = []
+        #: ``<feature>`` -> plant time of the last alarm of its detector, even if no finding was raised
+        self.last_alarm_ns: dict[str, int] = {}
+        #: the last tick's values by role, and the roll it belonged to
+        self.current: Values = {}
+        self.roll: str | None = None
+        #: role -> (low, high) seen during calibration: beyond it a prediction extrapolates
+        self.ranges: dict[str, tuple[float, float]] = {}
+        #: role -> robust σ of its readings during calibration: in-control scatter
+        self.scatter: dict[str, float] = {}
+
+    @property
+    @abstractmethod
+    def calibrated(self) -> bool: ...
+
+    @abstractmethod
+    def calibration_progress(self) -> str:
+        """How far calibration is, for an operator ("31 of 45 plant minutes")."""
+
+    def tick(self, time_ns: int, values: Values) -> list[Finding]:
+        """One tick of the step's signals by role (tick-read kinds)."""
+        del time_ns, values
+        return []
+
+    def cell(self, time_ns: int, cell: str, channel: str, roll: str, values: Values) -> list[Finding]:
+        """One cell's values by role (per-cell kinds)."""
+        del time_ns, cell, channel, roll, values
+        return []
+
+    def whatif_inputs(self) -> dict[str, str]:
+        """What-if input role -> the role whose current value it starts from (a setpoint, or itself)."""
+        return {}
+
+    def forecast(self, inputs: Mapping[str, float], upstream: Upstream) -> dict[str, Forecast | str]:
+        """Each of ``quantities`` at these inputs (kind's units), or the reason it cannot be predicted."""
+        del inputs, upstream
+        return {}
+
+    def signal_name(self, role: str) -> str:
+        return self.spec.names.get(role, role)
+
+    def need(self, inputs: Mapping[str, float], *roles: str) -> None:
+        """Raise ``Unpredictable`` while calibrating or while an input has no value."""
+        if not self.calibrated:
+            raise Unpredictable(f"{self.machine} model calibrating: {self.calibration_progress()}")
+        held = self.whatif_inputs()
+        for role in roles:
+            if not math.isfinite(inputs.get(role, math.nan)):
+                name = self.signal_name(held.get(role, role))
+                raise Unpredictable(f"no value for {self.machine} {name} yet")
+
+    def extrapolated(self, inputs: Mapping[str, float]) -> tuple[str, ...]:
+        """The inputs outside the range they took during calibration, each named with that range."""
+        outside = []
+        for role, value in inputs.items():
+            if role in self.ranges and not self.ranges[role][0] <= value <= self.ranges[role][1]:
+                low, high = self.ranges[role]
+                outside.append(
+                    f"{self.machine} {self.signal_name(role)} {value:.4g} outside the calibrated "
+                    f"{low:.4g} to {high:.4g}"
+                )
+        return tuple(outside)
+
+    def noise(self, role: str) -> float:
+        """The in-control scatter of a reading of ``role`` (0 when unknown)."""
+        sigma = self.scatter.get(role, math.nan)
+        return sigma if math.isfinite(sigma) else 0.0
+
+    def roll_value(self, role: str, roll: str, position_m: float) -> float:
+        """What this step measured of ``role`` where a roll position passed it (genealogy); NaN if never."""
+        del role, roll, position_m
+        return math.nan
+
+    def roll_means(self, role: str) -> dict[str, float]:
+        """Each remembered roll's mean of ``role``, for tracing a downstream shift to its rolls."""
+        del role
+        return {}
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+    def status(self, time_ns: int) -> list[ModelOutput]:
+        """What operators chart between ticks beside the parameters (a cycler's channel offsets)."""
+        del time_ns
+        return []
+
+    def statistics(self) -> dict[str, tuple[float, float]]:
+        """Every detector's current statistic and threshold, by feature."""
+        return {}
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """All state as JSON-able data; ``load`` resumes from it."""
+
+    @abstractmethod
+    def load(self, state: Mapping[str, Any]) -> None: ...
+
+    def upstream_order(self) -> list[StepModel]:
+        """The steps upstream, in the order this step's what-if asks them for a quantity it builds on."""
+        return list(self.spec.upstream)
+
+    def upstream_value(self, role: str, roll: str, position_m: float) -> float:
+        """``role`` of this roll position from the nearest step upstream that measured it."""
+        for step in self.spec.upstream:
+            value = step.roll_value(role, roll, position_m)
+            if math.isfinite(value):
+                return value
+        return math.nan
+
+    def _common_state(self) -> dict[str, Any]:
+        return {
+            "last_alarm_ns": self.last_alarm_ns,
+            "current": self.current,
+            "roll": self.roll,
+            "ranges": self.ranges,
+            "scatter": self.scatter,
+        }
+
+    def _load_common(self, state: Mapping[str, Any]) -> None:
+        self.last_alarm_ns = dict(state["last_alarm_ns"])
+        self.current = dict(state["current"])
+        self.roll = state["roll"]
+        self.ranges = {name: (float(lo), float(hi)) for name, (lo, hi) in state["ranges"].items()}
+        self.scatter = dict(state["scatter"])
+
+
+def get(values: Mapping[str, float], name: str) -> float:
+    value = values.get(name, math.nan)
+    return float(value) if value is not None else math.nan
+
+
+class TickStep(StepModel):
+    """A step read as ticks: calibration buffer, per-feature detectors, PCA, residual ML, classification.
+
+    Subclasses give the kind's physics (``fit``), its features (``features``) and its fault signatures
+    (``classify``).
+    """
+
+    #: feature -> its detector's design shift in σ (levels drift slowly and widely)
+    level_features: ClassVar[Mapping[str, float]] = {}
+    #: signals no physics of the kind uses: the residual regressors may learn from them (models.ml)
+    ml_context: ClassVar[tuple[str, ...]] = ()
+    ml_targets: ClassVar[tuple[str, ...]] = ()
+    #: causes found by what does *not* move: confirmed after ``confirm_s`` before they are raised
+    elimination_causes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: StepSpec) -> None:
+        super().__init__(spec)
+        #: feature -> unit of its magnitude in a finding
+        self.feature_units: dict[str, str] = {}
+        self.buffer: list[tuple[int, Values]] = []
+        self.done = False
+        self.detectors: dict[str, Any] = {}
+        self.pca: PCAMonitor | None = None
+        self.ml: dict[str, ResidualRegressor] = {}
+        self.ticks = 0
+        self.tick_ns = 1e9
+        self.last_ns: int | None = None
+        self.pending: list[dict[str, Any]] = []
+        self.history: deque[Values] = deque(maxlen=int(self.tuning.memory_s))
+
+    # ------------------------------------------------------------ the kind's part
+    @abstractmethod
+    def fit(self, buffer: Sequence[tuple[int, Values]]) -> None:
+        """Calibrate the kind's physics on the in-control buffer."""
+
+    @abstractmethod
+    def features(self, values: Values) -> Values:
+        """The structured features of one tick (residuals against the physics, actuator − setpoint,
+        levels); predictions go to ``self.outputs``."""
+
+    @abstractmethod
+    def classify(self, moving: set[str], feature: str) -> tuple[str, str, float] | None:
+        """(cause, role to name, confidence) for an alarm on ``feature``, or None if it is no finding."""
+
+    def observed(self, values: Values) -> None:
+        """A hook for each tick before calibration and detection (genealogy records)."""
+        del values
+
+    def judged(self, feature: str, magnitude: float) -> bool:
+        """Whether an alarm of ``feature`` in this direction is a quality risk at all."""
+        del feature, magnitude
+        return True
+
+    # ------------------------------------------------------------ the shared part
+    @property
+    def calibrated(self) -> bool:
+        return self.done
+
+    def calibration_progress(self) -> str:
+        buffer = self.buffer
+        done = (buffer[-1][0] - buffer[0][0]) / 60e9 if buffer else 0.0
+        return f"{done:.0f} of {self.tuning.calibration_s / 60:.0f} plant minutes"
+
+    def tick(self, time_ns: int, values: Values) -> list[Finding]:
+        self.outputs = []
+        if self.last_ns is not None:
+            dt = time_ns - self.last_ns
+            if dt > 0:
+                self.tick_ns += 0.01 * (dt - self.tick_ns)
+        self.last_ns = time_ns
+        self.current = values
+        self.observed(values)
+        if not self.done:
+            self.buffer.append((time_ns, values))
+            if (time_ns - self.buffer[0][0]) / 1e9 >= self.tuning.calibration_s:
+                self._calibrate()
+            return []
+        self.ticks += 1
+        features = self._features(values)
+        self.history.append(features)
+        findings: list[Finding] = []
+        for name, value in features.items():
+            detector = self.detectors.get(name)
+            if detector is None or not math.isfinite(value):
+                continue
+            detector.update(value)
+            self.outputs.append(ModelOutput(self.machine, name, "statistic", detector.statistic, time_ns))
+            self.outputs.append(ModelOutput(self.machine, name, "threshold", detector.threshold, time_ns))
+            if detector.drift_detected:
+                findings += self._alarm(name, detector, time_ns)
+        monitor = self.pca
+        if monitor is not None:
+            monitor.update([values.get(s, math.nan) for s in monitor.signals])
+            self.outputs.append(ModelOutput(self.machine, "pca", "statistic", monitor.statistic, time_ns))
+            if monitor.drift_detected:
+                findings += self._pca_alarm(monitor, time_ns) if self.tuning.pca_findings else []
+                monitor.reset()
+        findings += self._due(time_ns)
+        return findings
+
+    def _features(self, values: Values) -> Values:
+        features = self.features(values)
+        for name in self.ml_targets:
+            regressor = self.ml.get(name)
+            if regressor is not None and name in features:
+                features[name] -= regressor.predict(values)
+        t = self.last_ns or 0
+        for name, value in features.items():
+            if name.endswith(("_residual", "_deviation")) and math.isfinite(value):
+                self.outputs.append(ModelOutput(self.machine, name, "residual", value, t))
+        return features
+
+    def _calibrate(self) -> None:
+        """Fit the physics on the in-control buffer, then the detectors' mean, σ and limits."""
+        buffer = self.buffer
+        self.fit(buffer)
+        rows = []
+        for time_ns, data in buffer:
+            self.last_ns = time_ns
+            rows.append(self.features(data))
+        self.outputs = []
+        context = list(self.ml_context)
+        x = np.array([[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float)
+        for name in self.ml_targets:
+            if name in rows[0]:
+                regressor = ResidualRegressor(context).fit(x, [row[name] for row in rows])
+                self.ml[name] = regressor
+                for row, (_, data) in zip(rows, buffer, strict=True):
+                    row[name] -= regressor.predict(data)
+        tuning = self.tuning
+        for name in rows[0]:
+            series = np.array([row[name] for row in rows], dtype=float)
+            if np.isfinite(series).sum() < 30:
+                continue
+            mu, sigma = robust_location_scale(series)
+            options = (
+                {"delta": self.level_features[name]}
+                if tuning.detector == "cusum" and name in self.level_features
+                else {}
+            )
+            self.detectors[name] = make_detector(tuning.detector, tuning.arl0, mu, sigma, **options)
+        signals = sorted(
+            s
+            for s in buffer[0][1]
+            if not s.endswith("setpoint")
+            and not s.endswith("position")
+            and np.nanstd([d.get(s, math.nan) for _, d in buffer]) > 0
+        )
+        matrix = np.array([[d.get(s, math.nan) for s in signals] for _, d in buffer], dtype=float)
+        if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
+            self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
+        self.ranges, self.scatter = spread(buffer)
+        self.buffer = []
+        self.done = True
+
+    def _onset_ns(self, detector: Any, time_ns: int) -> int:
+        onset = detector.onset if detector.onset is not None else detector.n
+        return int(time_ns - (detector.n - onset) * self.tick_ns)
+
+    def _moving(self, onset_ns: int, time_ns: int) -> set[str]:
+        """Features whose mean since the onset differs from in-control by more than 5 standard errors."""
+        if not self.history:
+            return set()
+        n = int(min(max((time_ns - onset_ns) / self.tick_ns, 30), len(self.history)))
+        recent = list(self.history)[-n:]
+        moving = set()
+        for name in recent[-1]:
+            detector = self.detectors.get(name)
+            values = np.array([row[name] for row in recent], dtype=float)
+            values = values[np.isfinite(values)]
+            if detector is None or values.size < 10:
+                continue
+            z = (values.mean() - detector.mu) / (detector.sigma / math.sqrt(values.size))
+            if abs(z) > 5:
+                moving.add(name)
+        return moving
+
+    def _alarm(self, name: str, detector: Any, time_ns: int) -> list[Finding]:
+        self.last_alarm_ns[name] = time_ns
+        item = {
+            "feature": name,
+            "onset_ns": self._onset_ns(detector, time_ns),
+            "magnitude": detector.magnitude,
+            "statistic": detector.statistic,
+            "threshold": detector.threshold,
+            "due_ns": time_ns,
+        }
+        detector.reset()
+        if not self.judged(name, item["magnitude"]):
+            return []
+        finding = self._classify(item, time_ns)
+        if finding is None:
+            return []
+        if finding.cause in self.elimination_causes and self.tuning.confirm_s > 0:
+            item["due_ns"] = time_ns + int(self.tuning.confirm_s * 1e9)
+            self.pending.append(item)
+            return []
+        return [finding]
+
+    def _due(self, time_ns: int) -> list[Finding]:
+        due = [p for p in self.pending if p["due_ns"] <= time_ns]
+        self.pending = [p for p in self.pending if p not in due]
+        return [f for item in due if (f := self._classify(item, time_ns)) is not None]
+
+    def _classify(self, item: Mapping[str, Any], time_ns: int) -> Finding | None:
+        name = item["feature"]
+        moving = self._moving(item["onset_ns"], time_ns) | {name}
+        verdict = self.classify(moving, name)
+        if verdict is None:
+            return None
+        cause, signal, confidence = verdict
+        detail = f"Detected on {name}; also moving: {', '.join(sorted(moving - {name})) or 'nothing else'}."
+        return Finding(
+            line=self.line,
+            machine=self.machine,
+            signal=signal,
+            onset_ns=item["onset_ns"],
+            magnitude=item["magnitude"],
+            unit=self.feature_units.get(name, ""),
+            cause=cause,
+            confidence=confidence,
+            detector=f"{self.tuning.detector}:{name}",
+            statistic=item["statistic"],
+            threshold=item["threshold"],
+            time_ns=time_ns,
+            rolls=[self.roll] if self.roll is not None else [],
+            detail=detail,
+        )
+
+    def _pca_alarm(self, monitor: PCAMonitor, time_ns: int) -> list[Finding]:
+        contributions = monitor.contributions()
+        top = max(contributions, key=lambda s: contributions[s])
+        statistic = monitor.statistic
+        if time_ns - max(self.last_alarm_ns.values(), default=-(10**30)) <= self.tuning.memory_s * 1e9:
+            return []
+        listed = ", ".join(
+            f"{s} {c:.0%}" for s, c in sorted(contributions.items(), key=lambda kv: -kv[1])[:3]
+        )
+        return [
+            Finding(
+                line=self.line,
+                machine=self.machine,
+                signal=top,
+                onset_ns=time_ns,
+                magnitude=statistic,
+                unit="x limit",
+                cause="correlation_break",
+                confidence=0.3,
+                detector="pca",
+                statistic=statistic,
+                threshold=1.0,
+                time_ns=time_ns,
+                detail=f"PCA T²/SPE out of limits; contributions: {listed}.",
+            )
+        ]
+
+    def statistics(self) -> dict[str, tuple[float, float]]:
+        table = {name: (d.statistic, d.threshold) for name, d in self.detectors.items()}
+        if self.pca is not None:
+            table["pca"] = (self.pca.statistic, self.pca.threshold)
+        return table
+
+    # ------------------------------------------------------------ state
+    @abstractmethod
+    def physics_state(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_physics(self, state: Mapping[str, Any]) -> None: ...
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **self._common_state(),
+            "physics": self.physics_state(),
+            "buffer": pack(self.buffer),
+            "done": self.done,
+            "detectors": {
+                k: {"kind": type(d).__name__.lower(), **d.state()} for k, d in self.detectors.items()
+            },
+            "pca": self.pca.state() if self.pca is not None else None,
+            "ml": {k: m.state() for k, m in self.ml.items()},
+            "ticks": self.ticks,
+            "tick_ns": self.tick_ns,
+            "last_ns": self.last_ns,
+            "pending": self.pending,
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self._load_common(state)
+        self.load_physics(state["physics"])
+        self.buffer = unpack(state["buffer"])
+        self.done = bool(state["done"])
+        self.detectors = load_detectors(state["detectors"])
+        self.pca = PCAMonitor.from_state(state["pca"]) if state["pca"] is not None else None
+        self.ml = {k: ResidualRegressor.from_state(v) for k, v in state["ml"].items()}
+        self.ticks = int(state["ticks"])
+        self.tick_ns = float(state["tick_ns"])
+        self.last_ns = state["last_ns"]
+        self.pending = [dict(p) for p in state["pending"]]
+
+
+def load_detectors(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    detectors = {}
+    for key, saved in states.items():
+        state = dict(saved)
+        detector = make_detector(state.pop("kind"), state["arl0"], state["mu"], state["sigma"])
+        detector.load(state)
+        detectors[key] = detector
+    return detectors
+
+
+def spread(buffer: Sequence[tuple[int, Values]]) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """Each signal's range (``RANGE_PERCENTILES``) and robust σ over a calibration buffer."""
+    ranges, scatter = {}, {}
+    for name in {name for _, values in buffer for name in values}:
+        series = np.array([values.get(name, math.nan) for _, values in buffer], dtype=float)
+        series = series[np.isfinite(series)]
+        if series.size:
+            low, high = np.percentile(series, RANGE_PERCENTILES)
+            ranges[name] = (float(low), float(high))
+            scatter[name] = robust_location_scale(series)[1]
+    return ranges, scatter
+
+
+def pack(rows: Sequence[tuple[int, Values]]) -> dict[str, Any]:
+    """A calibration buffer as a column list and value rows: a third of the JSON of dicts per tick."""
+    columns = sorted({name for _, values in rows for name in values})
+    return {"columns": columns, "rows": [[t, *(v.get(c) for c in columns)] for t, v in rows]}
+
+
+def unpack(packed: Mapping[str, Any]) -> list[tuple[int, Values]]:
+    columns = packed["columns"]
+    return [
+        (int(row[0]), {c: v for c, v in zip(columns, row[1:], strict=True) if v is not None})
+        for row in packed["rows"]
+    ]
