@@ -50,3 +50,62 @@ class Answer:
 
     def values(self) -> dict[str, float]:
         return {p.quantity: p.value for p in self.predictions}
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """A what-if input of a line: the signal its current value is read from (a setpoint, or the value
+    itself), its unit, the limits a writable setpoint has (None where the line sets none) and its value."""
+
+    name: str
+    machine: str
+    signal: str
+    unit: str
+    setpoint: bool
+    low: float | None = None
+    high: float | None = None
+    current: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quality a line's what-if predicts: the measured signal it is read as, its unit and spec limits."""
+
+    name: str
+    machine: str
+    signal: str
+    unit: str
+    lower_spec: float | None = None
+    upper_spec: float | None = None
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """What a line's what-if takes and answers; requests are checked against it before any model runs."""
+
+    inputs: list[Input] = field(default_factory=list)
+    quantities: list[Quantity] = field(default_factory=list)
+
+    def check(self, setpoints: dict[str, float]) -> None:
+        """ValueError naming the first unknown input, or a setpoint outside its limits."""
+        known = {i.name: i for i in self.inputs}
+        unknown = sorted(set(setpoints) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown setpoint(s) {', '.join(unknown)}; this line's are {', '.join(known) or 'none'}"
+            )
+        for name, value in setpoints.items():
+            limits = known[name]
+            if limits.low is not None and limits.high is not None and not limits.low <= value <= limits.high:
+                raise ValueError(
+                    f"{name} = {value} is outside {limits.machine} {limits.signal}'s limits {limits.low} to "
+                    f"{limits.high} {limits.unit}"
+                )
+
+    def check_quantities(self, names: list[str]) -> None:
+        known = [q.name for q in self.quantities]
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown quantity(ies) {', '.join(unknown)}; this line's are {', '.join(known) or 'none'}"
+            )

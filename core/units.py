@@ -210,6 +210,11 @@ def conversion(source: str, target: str) -> Conversion | None:
 
 
 def symbol(text: str) -> str:
-    """A readable UTF-8 symbol (``mg/cm2`` → ``mg/cm²``, ``Cel`` → ``°C``) for people and files."""
+    """A readable UTF-8 symbol (``mg/cm2`` → ``mg/cm²``, ``Cel`` → ``°C``, ``mL/min``) for people and files.
+
+    pint writes the litre ``l``; SI and UCUM write ``L`` (a lower-case l reads as a one).
+    """
     unit = parse(text)
-    return f"{unit:~P}" if unit != _REGISTRY.dimensionless else "1"
+    if unit == _REGISTRY.dimensionless:
+        return "1"
+    return re.sub(r"(?<![A-Za-z])([mµn]?)l(?![A-Za-z])", r"\1L", f"{unit:~P}")

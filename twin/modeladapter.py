@@ -18,14 +18,14 @@ from dataclasses import asdict, replace
 
 from core import linedesc
 from core.linedesc import LineDescription
-from core.prediction import Answer
+from core.prediction import Answer, Catalogue, Input, Quantity
 from core.records import ModelOutput, Parameter
 from core.sample import Quality, Sample
 from core.settings import Settings
 from models.line import SNAPSHOT_VERSION, LineModel
 from models.rootcause import Finding
 from models.scraprisk import ScrapRisk
-from models.whatif import WhatIf, WhatIfError, measured_signals
+from models.whatif import WhatIf, WhatIfError, measured_signals, names
 from twin.alerts import Occurrence
 from twin.engine import TwinEngine
 from twin.ports import Analyser, Verdict, WhatIfUnavailable
@@ -280,13 +280,48 @@ class LiveWhatIf:
     def __init__(self, engine: TwinEngine) -> None:
         self.engine = engine
 
-    def _whatif(self, line: str) -> WhatIf:
+    def _analyser(self, line: str) -> LineModelAnalyser:
         worker = self.engine.workers.get(line)
         if worker is None:
             raise ValueError(f"this twin does not serve line {line!r}; it serves {self.engine.lines}")
         analyser = worker.analyser
         if not isinstance(analyser, LineModelAnalyser):
             raise WhatIfUnavailable(f"line {line} runs no line model")
+        return analyser
+
+    def catalogue(self, line: str) -> Catalogue:
+        """From the line model's step kinds (what each forecasts and takes) and the line description
+        (names, units, setpoint limits, spec limits): known before anything is calibrated."""
+        model = self._analyser(line).model
+        inputs, quantities = names(model)
+        writable = model.description.setpoints()
+        specs = self._specs(line)
+        catalogue = Catalogue()
+        for name, i in inputs.items():
+            machine = i.step.machine
+            setpoint = writable[name][1].setpoint if name in writable else None
+            now = i.step.current.get(i.held, math.nan)
+            catalogue.inputs.append(
+                Input(
+                    name,
+                    machine,
+                    i.step.signal_name(i.held),
+                    model.unit(machine, i.held),
+                    setpoint is not None,
+                    setpoint.low if setpoint is not None else None,
+                    setpoint.high if setpoint is not None else None,
+                    model.stored(machine, i.held, now) if math.isfinite(now) else None,
+                )
+            )
+        for name, q in quantities.items():
+            machine = q.step.machine
+            low, high = specs.get(name, (None, None))
+            signal, unit = q.step.signal_name(q.measured), model.unit(machine, q.measured)
+            catalogue.quantities.append(Quantity(name, machine, signal, unit, low, high))
+        return catalogue
+
+    def _whatif(self, line: str) -> WhatIf:
+        analyser = self._analyser(line)
         try:
             return WhatIf(analyser.model)
         except WhatIfError as exc:

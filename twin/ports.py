@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import LinetwinError
-from core.prediction import Answer
+from core.prediction import Answer, Catalogue
 from core.records import ModelOutput, Parameter
 from core.sample import Sample
 from twin.alerts import Occurrence
@@ -49,6 +49,9 @@ class WhatIfUnavailable(LinetwinError):
 
 class WhatIf(Protocol):
     """Forward and inverse what-if on a line's calibrated models; unknown names raise ValueError."""
+
+    def catalogue(self, line: str) -> Catalogue:
+        """The line's what-if inputs (with their limits and current values) and quantities."""
 
     def predict(self, line: str, setpoints: Mapping[str, float]) -> Answer:
         """What can be predicted, and for the rest why not; ``WhatIfUnavailable`` when nothing can."""

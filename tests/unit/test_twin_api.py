@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core import bus
-from core.prediction import Answer, Prediction, Unavailable
+from core.prediction import Answer, Catalogue, Input, Prediction, Quantity, Unavailable
 from core.records import ModelOutput, Parameter
 from core.sample import Quality, Sample
 from core.settings import Settings
@@ -83,6 +83,19 @@ class FakeWhatIf:
 
     def __init__(self, engine: object) -> None:
         self.engine = engine
+
+    def catalogue(self, line: str) -> Catalogue:
+        return Catalogue(
+            [
+                Input("pump_flow", "coater1", "pump_flow_setpoint", "mL/min", True, 0.0, 200.0, 100.0),
+                Input("web_speed", "coater1", "web_speed_setpoint", "m/min", True, 0.2, 10.0, 5.0),
+                Input("slurry_density", "coater1", "slurry_density", "g/cm3", False),
+            ],
+            [
+                Quantity("dry_loading", "coater1", "dry_loading", "mg/cm2", 19.6, 20.4),
+                Quantity("porosity", "calender1", "porosity", "%"),
+            ],
+        )
 
     def predict(self, line: str, setpoints: Mapping[str, float]) -> Answer:
         loading = setpoints.get("pump_flow", 100.0) / setpoints.get("web_speed", 5.0)
@@ -189,6 +202,34 @@ def test_bad_requests_get_4xx_with_a_message(twin_client: TestClient) -> None:
     for response in cases:
         assert 400 <= response.status_code < 500, response.text
         assert response.json()["detail"]
+
+
+def test_whatif_lists_its_inputs_and_refuses_what_the_line_does_not_take(twin_client: TestClient) -> None:
+    listed = twin_client.get("/whatif/inputs").json()
+    assert listed["line"] == "line1"
+    flow = next(i for i in listed["inputs"] if i["name"] == "pump_flow")
+    assert (flow["unit"], flow["symbol"], flow["low"], flow["high"], flow["setpoint"]) == (
+        "mL/min",
+        "mL/min",
+        0.0,
+        200.0,
+        True,
+    )
+    assert [q["symbol"] for q in listed["quantities"]] == ["mg/cm²", "%"]
+    beyond = twin_client.post("/whatif", json={"setpoints": {"pump_flow": 250.0}})
+    assert beyond.status_code == 422
+    assert (
+        beyond.json()["detail"]
+        == "pump_flow = 250.0 is outside coater1 pump_flow_setpoint's limits 0.0 to 200.0 mL/min"
+    )
+    free = twin_client.post("/whatif", json={"setpoints": {"slurry_density": 5.0}})
+    assert free.status_code == 200, "a plant condition has no setpoint limits"
+    aimed = twin_client.post("/whatif/inverse", json={"targets": {"capacity_fade": 1.0}})
+    assert aimed.status_code == 422 and "this line's are dry_loading, porosity" in aimed.json()["detail"]
+    bounded = twin_client.post(
+        "/whatif/inverse", json={"targets": {"dry_loading": 20.0}, "bounds": {"warp": {"low": 0, "high": 1}}}
+    )
+    assert bounded.status_code == 422
 
 
 def test_whatif_predicts_against_spec_and_inverse_finds_setpoints(twin_client: TestClient) -> None:

@@ -48,12 +48,14 @@ def test_unece_ucum_and_display_spellings_name_one_unit_and_convert(
 
 
 def test_symbols_are_readable_utf8() -> None:
-    assert [units.symbol(u) for u in ("mg/cm2", "Cel", "um", "cm3/s", "1")] == [
+    assert [units.symbol(u) for u in ("mg/cm2", "Cel", "um", "cm3/s", "1", "mL/min", "L")] == [
         "mg/cm²",
         "°C",
         "µm",
         "cm³/s",
         "1",
+        "mL/min",
+        "L",
     ]
 
 

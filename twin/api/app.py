@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from twin.alerts import AlertConflict, AlertNotFound
-from twin.api import alerts, genealogy, lines, models, ops, signals, state, stream, whatif
+from twin.api import alerts, genealogy, lines, models, ops, signals, state, stream, whatif, whatifschema
 from twin.api.deps import Twin
 from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
@@ -51,7 +51,7 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
     for module in (state, lines, alerts, signals, models, genealogy, stream, whatif, ops):
         app.include_router(module.router)
     _errors(app)
-    _document_errors(app, optional_read_auth=twin.settings.twin.read_only_without_token)
+    _document(app, twin)
 
     page = resources.files("twin.ui").joinpath("index.html").read_text()
 
@@ -62,12 +62,14 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
     return app
 
 
-def _document_errors(app: FastAPI, *, optional_read_auth: bool) -> None:
+def _document(app: FastAPI, twin: Twin) -> None:
     """Make the OpenAPI schema say what the app does.
 
-    422 bodies are ``{"detail": message}`` like every other error; and when reads are open without the
-    token, GET operations list "no security" as an alternative to the bearer token.
+    422 bodies are ``{"detail": message}`` like every other error; when reads are open without the
+    token, GET operations list "no security" as an alternative to the bearer token; and the what-if
+    requests name the served lines' inputs and quantities (``twin.api.whatifschema``).
     """
+    optional_read_auth = twin.settings.twin.read_only_without_token
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -83,6 +85,14 @@ def _document_errors(app: FastAPI, *, optional_read_auth: bool) -> None:
                     open_read = optional_read_auth and method == "get"
                     if operation.get("security") and (open_read or path in TOKEN_OPTIONAL):
                         operation["security"] = [{}, *operation["security"]]
+            if twin.whatif is not None:
+                catalogues = []
+                for line in twin.engine.lines:
+                    try:
+                        catalogues.append(twin.whatif.catalogue(line))
+                    except WhatIfUnavailable:
+                        continue
+                whatifschema.document(schema, catalogues)
             app.openapi_schema = schema
         return app.openapi_schema
 

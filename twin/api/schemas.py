@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.json_schema import SkipJsonSchema
 
 from twin.alerts import AlertState
 
@@ -176,27 +175,55 @@ class CellGenealogy(Strict):
     roll: RollGenealogy | None
 
 
-class Setpoints(Strict):
-    """Setpoints to try; those left out stay at the line's current ones. Ranges are the machines' EURange."""
+CLOSED: dict[str, Any] = {"additionalProperties": False}  # keys only as patternProperties allows
+WhatIfName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}(\.[a-z][a-z0-9_]{0,63})?$")]
+"""A what-if input or quantity: ``pump_flow``, or ``<step>.pump_flow`` where two steps share a kind."""
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Setpoints = Annotated[
+    dict[WhatIfName, Finite],
+    Field(
+        description="what-if input -> value in the unit GET /whatif/inputs gives; those left out stay at "
+        "the line's current ones; a writable setpoint must be within its limits in the line description",
+        json_schema_extra=CLOSED,
+    ),
+]
 
-    pump_flow: float | None = Field(None, ge=1, le=200, description="metering pump flow setpoint, mL/min")
-    web_speed: float | None = Field(None, ge=0.2, le=10, description="coater web speed setpoint, m/min")
-    coating_width: float | None = Field(None, ge=10, le=400, description="coating width, mm")
-    slurry_density: float | None = Field(None, ge=1, le=3.5, description="slurry density, g/cm3")
-    slurry_solids: float | None = Field(None, ge=40, le=90, description="slurry solids content, %")
-    dryer_zone1_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 1, Cel")
-    dryer_zone2_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 2, Cel")
-    dryer_zone3_temperature: float | None = Field(None, ge=20, le=180, description="dryer zone 3, Cel")
-    line_load: float | None = Field(None, ge=0, le=2000, description="calender line load setpoint, N/mm")
-    roll_temperature: float | None = Field(None, ge=20, le=120, description="calender roll temperature, Cel")
 
-    def given(self) -> dict[str, float]:
-        return {name: value for name, value in self.model_dump().items() if value is not None}
+class InputOut(Strict):
+    """A what-if input: the signal it starts from, its unit, its limits as a setpoint and its value now."""
+
+    name: str
+    machine: str
+    signal: str
+    unit: str
+    symbol: str
+    setpoint: bool = Field(description="a writable setpoint of the line (the others are plant conditions)")
+    low: float | None
+    high: float | None
+    current: float | None
+
+
+class QuantityOut(Strict):
+    """A predicted quality: the measured signal it is read as, its unit and the description's limits."""
+
+    name: str
+    machine: str
+    signal: str
+    unit: str
+    symbol: str
+    lower_spec: float | None
+    upper_spec: float | None
+
+
+class WhatIfCatalogue(Strict):
+    line: str
+    inputs: list[InputOut]
+    quantities: list[QuantityOut]
 
 
 class WhatIfRequest(Strict):
     line: Name | None = Field(None, description="default: the first line this twin serves")
-    setpoints: Setpoints = Field(default_factory=Setpoints, description="default: the current ones")
+    setpoints: Setpoints = Field(default_factory=dict)
     save: bool = Field(False, description="keep the run (needs the API token when one is configured)")
 
 
@@ -256,19 +283,14 @@ class PushResult(Strict):
     endpoint: str
 
 
-class Targets(Strict):
-    """Quality to reach; at least one."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
-
-    dry_loading: Annotated[float, Field(gt=0, le=50, description="mg/cm2")] | SkipJsonSchema[None] = None
-    residual_solvent: Annotated[float, Field(ge=0, le=50, description="%")] | SkipJsonSchema[None] = None
-    porosity: Annotated[float, Field(gt=0, lt=100, description="%")] | SkipJsonSchema[None] = None
-    thickness: Annotated[float, Field(gt=0, le=300, description="um")] | SkipJsonSchema[None] = None
-    cell_capacity: Annotated[float, Field(gt=0, le=100, description="Ah")] | SkipJsonSchema[None] = None
-
-    def given(self) -> dict[str, float]:
-        return {name: value for name, value in self.model_dump().items() if value is not None}
+Targets = Annotated[
+    dict[WhatIfName, Finite],
+    Field(
+        min_length=1,
+        description="quantity -> the value to reach, in its unit (GET /whatif/inputs)",
+        json_schema_extra=CLOSED,
+    ),
+]
 
 
 class Bounds(Strict):
@@ -284,13 +306,11 @@ class Bounds(Strict):
 class InverseRequest(Strict):
     line: Name | None = None
     targets: Targets
-    bounds: dict[
-        Literal["pump_flow", "web_speed", "line_load", "roll_temperature", "slurry_density", "slurry_solids"],
-        Bounds,
-    ] = Field(
+    bounds: dict[WhatIfName, Bounds] = Field(
         default_factory=dict,
-        description="setpoints to move and their limits (default: ±20 % of flow, "
-        "speed, load and roll temperature)",
+        description="inputs to move and their limits (default: ±20 % of each step's usual handles: "
+        "flow and speed of a coater, load and roll temperature of a calender)",
+        json_schema_extra=CLOSED,
     )
 
 

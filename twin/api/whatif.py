@@ -6,16 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from core import units
 from core.prediction import Answer, Prediction
 from twin.api.deps import Twin, TwinDep, authenticated, require_reader, require_writer
 from twin.api.schemas import (
+    InputOut,
     InverseRequest,
     InverseResponse,
+    Name,
     PredictionOut,
     Problem,
     PushResult,
+    QuantityOut,
     SetpointPush,
     UnavailableOut,
+    WhatIfCatalogue,
     WhatIfRequest,
     WhatIfResponse,
 )
@@ -77,6 +82,43 @@ def _answer(answer: Answer) -> tuple[list[PredictionOut], list[UnavailableOut]]:
     ]
 
 
+@router.get("/inputs", response_model=WhatIfCatalogue)
+async def catalogue(twin: TwinDep, line: Name | None = None) -> WhatIfCatalogue:
+    """What the line's what-if takes (inputs, their units, setpoint limits and current values) and what it
+    predicts (quantities, units, spec limits): from the step models its description names."""
+    line = _line(twin, line)
+    found = _models(twin).catalogue(line)
+    return WhatIfCatalogue(
+        line=line,
+        inputs=[
+            InputOut(
+                name=i.name,
+                machine=i.machine,
+                signal=i.signal,
+                unit=i.unit,
+                symbol=units.symbol(i.unit) if i.unit else "",
+                setpoint=i.setpoint,
+                low=i.low,
+                high=i.high,
+                current=i.current,
+            )
+            for i in found.inputs
+        ],
+        quantities=[
+            QuantityOut(
+                name=q.name,
+                machine=q.machine,
+                signal=q.signal,
+                unit=q.unit,
+                symbol=units.symbol(q.unit) if q.unit else "",
+                lower_spec=q.lower_spec,
+                upper_spec=q.upper_spec,
+            )
+            for q in found.quantities
+        ],
+    )
+
+
 @router.post("", response_model=WhatIfResponse)
 async def predict(
     twin: TwinDep, body: WhatIfRequest, authorised: Annotated[bool, Depends(authenticated)]
@@ -88,8 +130,10 @@ async def predict(
             401, "saving a what-if run needs the API token", headers={"WWW-Authenticate": "Bearer"}
         )
     line = _line(twin, body.line)
-    setpoints = body.setpoints.given()
-    predictions, unavailable = _answer(_models(twin).predict(line, setpoints))
+    setpoints = body.setpoints
+    models = _models(twin)
+    models.catalogue(line).check(setpoints)
+    predictions, unavailable = _answer(models.predict(line, setpoints))
     response = WhatIfResponse(
         line=line, setpoints=setpoints, predictions=predictions, unavailable=unavailable
     )
@@ -101,11 +145,14 @@ async def predict(
 @router.post("/inverse", response_model=InverseResponse)
 async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
     """The setpoints (within ``bounds``) whose predicted quality comes closest to ``targets``."""
-    targets = body.targets.given()
-    if not targets:
-        raise HTTPException(422, "give at least one target")
+    targets = body.targets
     line = _line(twin, body.line)
     models = _models(twin)
+    known = models.catalogue(line)
+    known.check_quantities(list(targets))
+    unknown = sorted(set(body.bounds) - {i.name for i in known.inputs})
+    if unknown:
+        raise HTTPException(422, f"unknown setpoint(s) in bounds: {', '.join(unknown)}")
     setpoints = models.inverse(line, targets, {name: b.interval() for name, b in body.bounds.items()})
     predictions, unavailable = _answer(models.predict(line, setpoints))
     return InverseResponse(line=line, setpoints=setpoints, predictions=predictions, unavailable=unavailable)
@@ -121,7 +168,7 @@ async def push(twin: TwinDep, body: SetpointPush) -> PushResult:
     """Write approved setpoints to the simulated plant over OPC UA (off unless configured)."""
     if not twin.settings.twin.allow_setpoint_push:
         raise HTTPException(403, "setpoint push is off: set twin.allow_setpoint_push to allow it")
-    setpoints = body.setpoints.given()
+    setpoints = body.setpoints
     if not setpoints:
         raise HTTPException(422, "give at least one setpoint")
     try:
