@@ -19,6 +19,10 @@ its setpoint. Which of them move, and in which direction, separates a sensor fau
 | capacity level across channels           | capacity residual          | upstream_loading      |
 | K-value outlier share                    |                            | micro_short           |
 | one signal of a step without a model     |                            | signal_drift          |
+
+The solid-state kinds (``models.steps.drypress``, ``models.steps.furnace``) classify the same way:
+feeder, roll temperature, furnace zone, belt and atmosphere faults by their own signal; a density or
+thickness shift with none of them moving by elimination (``compaction_change``, ``thermocouple_drift``).
 """
 
 from __future__ import annotations
@@ -82,6 +86,40 @@ CAUSES: dict[str, Cause] = {
     "micro_short": Cause(
         "Self-discharge tail: more cells above the K-value threshold (micro-shorts, contamination)",
         "Scrap the flagged cells; audit assembly cleanliness for the batch.",
+    ),
+    "feed_drift": Cause(
+        "Powder feeder drift: delivered feed below setpoint, the film gets lighter",
+        "Check the feeder's screw and refill; recalibrate the loss-in-weight scale; raise the feed "
+        "setpoint to hold loading; check the loading of the film pressed since onset.",
+    ),
+    "press_roll_heating": Cause(
+        "Press roll heating: the binder softens, the film presses denser and thinner at flat load",
+        "Check the roll temperature control; hold the film pressed since onset for thickness and density.",
+    ),
+    "compaction_change": Cause(
+        "Film compaction changed at steady load and roll temperature (binder content or fibrillation)",
+        "Check the powder lot's binder content and the mixer's fibrillation; measure film strength.",
+    ),
+    "furnace_zone_fault": Cause(
+        "Furnace zone runs off its setpoint; the sintered density is at risk",
+        "Check the zone's heater elements and controller output; test the density of parts since onset.",
+    ),
+    "belt_speed_error": Cause(
+        "Furnace belt off its speed setpoint: the dwell in every zone changes",
+        "Check the belt drive and its encoder; test the density of parts since onset.",
+    ),
+    "atmosphere_leak": Cause(
+        "Furnace atmosphere leak: oxygen or moisture rises and the ceramic sinters less dense",
+        "Check door seals and gas supply; purge; quarantine parts sintered since onset.",
+    ),
+    "heater_aging": Cause(
+        "A furnace heater needs more power to hold its zone: elements aging",
+        "Plan the element replacement; watch the zone's temperature margin.",
+    ),
+    "thermocouple_drift": Cause(
+        "Density off the sintering curve while every zone reads right: a thermocouple drifting (or a "
+        "tape lot sintering differently)",
+        "Check the zone thermocouples against a reference; check the tape lot's green density.",
     ),
     "signal_drift": Cause(
         "A signal of a step without a process model left its in-control level",

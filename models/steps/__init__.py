@@ -13,7 +13,9 @@ from typing import TypeVar
 from models.steps.base import StepModel, StepSpec, TickStep, Tuning
 from models.steps.calender import CalenderStep
 from models.steps.coater import CoaterStep
+from models.steps.drypress import DryPressStep
 from models.steps.formation import FormationStep
+from models.steps.furnace import FurnaceStep
 from models.steps.generic import GenericStep
 
 __all__ = [
@@ -46,5 +48,5 @@ def kinds() -> list[str]:
     return sorted(KINDS)
 
 
-for _builtin in (CoaterStep, CalenderStep, FormationStep):
+for _builtin in (CoaterStep, CalenderStep, FormationStep, DryPressStep, FurnaceStep):
     register(_builtin)

@@ -286,8 +286,9 @@ class TickStep(StepModel):
         levels); predictions go to ``self.outputs``."""
 
     @abstractmethod
-    def classify(self, moving: set[str], feature: str) -> tuple[str, str, float] | None:
-        """(cause, role to name, confidence) for an alarm on ``feature``, or None if it is no finding."""
+    def classify(self, moving: set[str], feature: str, magnitude: float) -> tuple[str, str, float] | None:
+        """(cause, role to name, confidence) for an alarm on ``feature`` that moved by ``magnitude``, or
+        None if it is no finding."""
 
     def observed(self, values: Values) -> None:
         """A hook for each tick before calibration and detection (genealogy records)."""
@@ -452,7 +453,7 @@ class TickStep(StepModel):
     def _classify(self, item: Mapping[str, Any], time_ns: int) -> Finding | None:
         name = item["feature"]
         moving = self._moving(item["onset_ns"], time_ns) | {name}
-        verdict = self.classify(moving, name)
+        verdict = self.classify(moving, name, item["magnitude"])
         if verdict is None:
             return None
         cause, signal, confidence = verdict

@@ -74,7 +74,8 @@ class CalenderStep(TickStep):
             "incoming_loading": get(values, "incoming_loading"),
         }
 
-    def classify(self, moving: set[str], feature: str) -> tuple[str, str, float] | None:
+    def classify(self, moving: set[str], feature: str, magnitude: float) -> tuple[str, str, float] | None:
+        del magnitude
         return classify_calender(moving, feature)
 
     def whatif_inputs(self) -> dict[str, str]:

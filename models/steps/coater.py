@@ -129,7 +129,8 @@ class CoaterStep(TickStep):
             )
         return features
 
-    def classify(self, moving: set[str], feature: str) -> tuple[str, str, float] | None:
+    def classify(self, moving: set[str], feature: str, magnitude: float) -> tuple[str, str, float] | None:
+        del magnitude
         return classify_coater(moving, feature)
 
     def judged(self, feature: str, magnitude: float) -> bool:

@@ -29,8 +29,8 @@ class GenericStep(TickStep):
         names = self.monitored or sorted(n for n in values if not n.endswith("setpoint"))
         return {name: values.get(name, float("nan")) for name in names}
 
-    def classify(self, moving: set[str], feature: str) -> tuple[str, str, float] | None:
-        del moving
+    def classify(self, moving: set[str], feature: str, magnitude: float) -> tuple[str, str, float] | None:
+        del moving, magnitude
         return "signal_drift", feature, 0.5
 
     def physics_state(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from models.line import LineModel
 from models.replay import events, feed, replay
 from models.steps import kinds, model_class
 from models.steps.generic import GenericStep
+from plant import solidstate
 from plant.recording import Recording, record
 from plant.scenarios import get_scenario
 
@@ -35,8 +36,9 @@ def _recording(scenario: str) -> Recording:
     return record(scenario, 3, 3 * 3600)
 
 
-def test_every_kind_of_the_simulated_line_has_its_own_model() -> None:
-    assert {s.kind for s in PILOT.steps} <= set(kinds())
+def test_every_kind_of_a_shipped_line_has_its_own_model() -> None:
+    shipped = [linedesc.load(linedesc.builtin_path(n)) for n in ("pilot-nmc", "two-coater", "solid-state")]
+    assert {s.kind for line in shipped for s in line.steps} <= set(kinds())
     assert model_class("isostatic_press") is GenericStep
 
 
@@ -59,6 +61,25 @@ def test_a_step_model_resumes_from_a_json_snapshot_as_if_it_never_stopped(kind: 
     assert mine, "the step runs detectors"
     for key, pair in mine.items():
         assert after[key] == pytest.approx(pair, rel=1e-9)
+
+
+@pytest.mark.parametrize("scenario", ["press-feed-drift", "furnace-thermocouple-bias"])
+def test_the_solid_state_kinds_resume_from_a_json_snapshot_as_if_they_never_stopped(scenario: str) -> None:
+    description = linedesc.load(linedesc.builtin_path("solid-state"))
+    process = solidstate.record(scenario, 2, 2.5 * 3600).process
+    stream = list(events(process))
+    straight = LineModel(description=description, calibration_s=1800)
+    expected = feed(straight, stream)
+    resumed = LineModel(description=description, calibration_s=1800)
+    found = feed(resumed, stream[: len(stream) // 2])
+    resumed = LineModel.restore(json.loads(json.dumps(resumed.snapshot())), description)
+    found += feed(resumed, stream[len(stream) // 2 :])
+    assert expected, "the fault is found"
+    assert [(f.key, f.onset_ns) for f in found] == [(f.key, f.onset_ns) for f in expected]
+    after = resumed.statistics()
+    for key, pair in straight.statistics().items():
+        assert after[key] == pytest.approx(pair, rel=1e-9)
+    assert resumed.parameters() == straight.parameters()
 
 
 def test_a_snapshot_of_another_layout_is_refused() -> None:
