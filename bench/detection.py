@@ -1,6 +1,7 @@
 """``twin bench detection``: linetwin's detectors against River's ADWIN and Page-Hinkley and a Shewhart chart.
 
-Every scenario of the simulator at several seeds, recorded offline; all methods see the same process in
+Every shipped line (``bench.lines``: the pilot line, the vendor two-coater line, the solid-state line),
+every scenario of its simulator at several seeds, recorded offline; all methods see the same process in
 the same Python process. linetwin runs its ``LineModel`` (physics residuals, CUSUM at ARL₀ = 10⁶ per
 detector, root cause); the baselines run on the same key signals, each standardised by the same
 in-control training period. A detection counts for a drift when it is on the drift's machine or one of
@@ -49,35 +50,19 @@ from bench.baselines import (
     match,
     run_baseline,
 )
-from core import linedesc
+from bench.lines import BenchLine, Run, shipped
 from models.backtest import SHIFT_S, Detection, score
 from models.detectors import CUSUM
 from models.line import LineModel
 from models.replay import replay
-from plant.recording import Recording, record
-from plant.scenarios import SCENARIOS, Scenario
+from plant.scenarios import Scenario
 
 TRAIN_S = 2700.0
 CELL_ONSET_S = 4 * 3600.0  # formation faults: ~12 cells per channel before onset
 CELL_RUN_S = 8 * 3600.0  # and as many after it
-CELL_MACHINES = frozenset(s.id for s in linedesc.load().steps if s.kind == "formation")
 CALIBRATION_SEED = 1001
 FALSE_ALARM_BUDGET = 1.0  # per 8 h shift: linetwin's goal
-KEY_SIGNALS = (
-    "coater1.pump_flow",
-    "coater1.web_speed",
-    "coater1.dry_loading",
-    "coater1.slurry_density",
-    "coater1.residual_solvent",
-    "coater1.dryer_zone1_temperature",
-    "coater1.dryer_zone2_temperature",
-    "coater1.dryer_zone3_temperature",
-    "calender1.thickness",
-    "calender1.porosity",
-    "calender1.roll_temperature",
-    "calender1.line_load",
-    "calender1.incoming_loading",
-)
+PILOT = shipped()["pilot-nmc"]
 
 
 @dataclass
@@ -129,10 +114,12 @@ def _cell_streams(cells: pd.DataFrame) -> dict[str, pd.Series]:
     return {"discharge_capacity": formed["discharge_capacity"], "k_value": aged["k_value"]}
 
 
-def key_streams(rec: Recording) -> dict[str, pd.Series]:
-    """What the baselines watch: the key process signals and the cells' capacity and K-value."""
-    streams = {c: rec.process[c] for c in KEY_SIGNALS}
-    return streams | {f"cycler1.{k}": s for k, s in _cell_streams(rec.cells).items()}
+def key_streams(run: Run, line: BenchLine) -> dict[str, pd.Series]:
+    """What the baselines watch: the line's key process signals and its cells' capacity and K-value."""
+    streams = {c: run.process[c] for c in line.key_signals}
+    if run.cells is None or line.cell_step is None:
+        return streams
+    return streams | {f"{line.cell_step}.{k}": s for k, s in _cell_streams(run.cells).items()}
 
 
 def default_name(baseline: Baseline) -> str:
@@ -149,18 +136,20 @@ def run_scenario(
     duration_s: float,
     matched: dict[str, float] | None = None,
     defaults: bool = True,
+    line: BenchLine = PILOT,
 ) -> tuple[list[dict[str, Any]], pd.Timestamp, pd.Timestamp, dict[str, list[Detection]]]:
-    """Ground truth, scoring window and every method's detections on one recorded run.
+    """Ground truth, scoring window and every method's detections on one recorded run of ``line``.
 
     Baselines run at their library default unless ``defaults`` is False, and with ``matched`` (knob
     value by baseline name) also there.
     """
-    rec = record(scenario, seed, duration_s)
-    process = rec.process
+    spec = line.scenarios[scenario] if isinstance(scenario, str) else scenario
+    run = line.recorder(spec, seed, duration_s)
+    process = run.process
     train_end = process.index[0] + pd.Timedelta(seconds=TRAIN_S)
-    model = LineModel(calibration_s=TRAIN_S)
-    results = {"linetwin": [Detection.of(f) for f in replay(model, process, rec.cells)]}
-    streams = key_streams(rec)
+    model = LineModel(line.description.line, description=line.description, calibration_s=TRAIN_S)
+    results = {"linetwin": [Detection.of(f) for f in replay(model, process, run.cells)]}
+    streams = key_streams(run, line)
     for baseline in BASELINES:
         if defaults:
             results[default_name(baseline)] = run_baseline(
@@ -171,16 +160,16 @@ def run_scenario(
             results[matched_name(baseline)] = run_baseline(
                 partial(baseline.build, value), matched_name(baseline), streams, train_end
             )
-    return rec.ground_truth, train_end, process.index[-1], results
+    return run.ground_truth, train_end, process.index[-1], results
 
 
-def calibration_runs(count: int, duration_s: float) -> list[InControl]:
+def calibration_runs(count: int, duration_s: float, line: BenchLine = PILOT) -> list[InControl]:
     """Nominal runs at seeds the evaluation never uses, for choosing the baselines' thresholds."""
     runs = []
     for seed in range(CALIBRATION_SEED, CALIBRATION_SEED + count):
-        rec = record("nominal", seed, duration_s)
-        train_end = rec.process.index[0] + pd.Timedelta(seconds=TRAIN_S)
-        runs.append(InControl.of(key_streams(rec), train_end, rec.process.index[-1]))
+        run = line.recorder(line.scenarios["nominal"], seed, duration_s)
+        train_end = run.process.index[0] + pd.Timedelta(seconds=TRAIN_S)
+        runs.append(InControl.of(key_streams(run, line), train_end, run.process.index[-1]))
     return runs
 
 
@@ -194,9 +183,9 @@ class Calibration:
     elapsed_s: float
 
 
-def calibrate(count: int, duration_s: float, budget: float) -> Calibration:
+def calibrate(count: int, duration_s: float, budget: float, line: BenchLine = PILOT) -> Calibration:
     started = time.perf_counter()
-    runs = calibration_runs(count, duration_s)
+    runs = calibration_runs(count, duration_s, line)
     matched = {b.name: match(b, runs, budget) for b in BASELINES}
     default_rate = {b.name: false_alarms_per_shift(partial(b.build, b.default), runs) for b in BASELINES}
     return Calibration(matched, default_rate, count, time.perf_counter() - started)
@@ -224,16 +213,16 @@ class Planned:
     duration_s: float
 
 
-def plan(magnitudes: tuple[float, ...], duration_s: float) -> list[Planned]:
+def plan(magnitudes: tuple[float, ...], duration_s: float, line: BenchLine = PILOT) -> list[Planned]:
     """Every drifting scenario once per scale; nominal, which has nothing to scale, once for all scales.
 
     Formation scenarios start their faults at ``CELL_ONSET_S`` and run at least ``CELL_RUN_S``.
     """
     planned: list[Planned] = []
-    for name, scenario in SCENARIOS.items():
+    for name, scenario in line.scenarios.items():
         if not scenario.faults:
             planned.append(Planned(name, scenario, magnitudes, duration_s))
-        elif scenario.machines <= CELL_MACHINES:
+        elif scenario.machines <= line.cell_machines:
             cells = scenario.delayed(CELL_ONSET_S)
             run_s = max(duration_s, CELL_RUN_S)
             planned.extend(Planned(name, cells.scaled(m), (m,), run_s) for m in magnitudes)
@@ -260,6 +249,7 @@ def run_benchmark(
     calibration: Calibration,
     magnitudes: tuple[float, ...],
     progress: Callable[[str], None] | None = None,
+    line: BenchLine = PILOT,
 ) -> Results:
     """linetwin and the matched baselines at every scale; the library defaults at the largest only."""
     matched = {name: m.value for name, m in calibration.matched.items()}
@@ -270,12 +260,17 @@ def run_benchmark(
     overall = {name: Tally() for name in compared}
     started = time.perf_counter()
     runs, plant_s = 0, 0.0
-    for planned in plan(magnitudes, duration_s):
+    for planned in plan(magnitudes, duration_s, line):
         for seed in seeds:
             if progress is not None:
                 progress(f"{planned.scenario.name} seed {seed}")
             truth, start, end, results = run_scenario(
-                planned.scenario, seed, planned.duration_s, matched, defaults=reference in planned.magnitudes
+                planned.scenario,
+                seed,
+                planned.duration_s,
+                matched,
+                defaults=reference in planned.magnitudes,
+                line=line,
             )
             runs += 1
             plant_s += planned.duration_s

@@ -20,6 +20,7 @@ from bench.detection import (
     CELL_ONSET_S,
     CELL_RUN_S,
     FALSE_ALARM_BUDGET,
+    PILOT,
     Calibration,
     Results,
     Tally,
@@ -28,7 +29,7 @@ from bench.detection import (
     matched_name,
     run_benchmark,
 )
-from plant.scenarios import SCENARIOS
+from bench.lines import BenchLine, shipped
 
 MAGNITUDES = "1,0.5,0.25"  # fault scales by default: the whole bench stays within ~8 min on two cores
 
@@ -53,21 +54,44 @@ def detection_command(
     calibration_runs: Annotated[
         int, typer.Option(min=1, help="nominal runs (seeds 1001…) that set the matched thresholds")
     ] = 8,
+    line: Annotated[
+        list[str] | None,
+        typer.Option(help="a shipped line (lines/<name>.toml); repeat for more; default all"),
+    ] = None,
 ) -> None:
-    """Delay, misses and false alarms per 8 h by fault scale: linetwin vs ADWIN, Page-Hinkley, Shewhart."""
+    """Delay, misses and false alarms per 8 h by fault scale: linetwin vs ADWIN, Page-Hinkley, Shewhart,
+    on every shipped line."""
     scales = parse_magnitudes(magnitudes)
+    lines = shipped()
+    unknown = sorted(set(line or ()) - set(lines))
+    if unknown:
+        raise typer.BadParameter(f"unknown line(s) {', '.join(unknown)}; shipped: {', '.join(lines)}")
     console = Console()
-    with console.status("recording and detecting") as status:
-        status.update(f"matching baseline thresholds on {calibration_runs} nominal runs")
-        calibration = calibrate(calibration_runs, hours * 3600, FALSE_ALARM_BUDGET)
+    for name in line or list(lines):
+        _run_line(console, lines[name], seeds, hours, scales, calibration_runs)
+
+
+def _run_line(
+    console: Console,
+    line: BenchLine,
+    seeds: int,
+    hours: float,
+    scales: tuple[float, ...],
+    calibration_runs: int,
+) -> None:
+    console.rule(f"line {line.name}: {line.description.name}")
+    with console.status(f"{line.name}: recording and detecting") as status:
+        status.update(f"{line.name}: matching baseline thresholds on {calibration_runs} nominal runs")
+        calibration = calibrate(calibration_runs, hours * 3600, FALSE_ALARM_BUDGET, line)
         results = run_benchmark(
             list(range(1, seeds + 1)),
             hours * 3600,
             calibration,
             scales,
-            lambda what: status.update(f"running {what}"),
+            lambda what: status.update(f"{line.name}: running {what}"),
+            line,
         )
-    for table in detection_tables(results, calibration, seeds, hours):
+    for table in detection_tables(results, calibration, seeds, hours, line):
         console.print(table)
     for arl0, (delay, bound) in results.bounds.items():
         console.print(
@@ -94,12 +118,14 @@ def detection_command(
     )
 
 
-def detection_tables(results: Results, calibration: Calibration, seeds: int, hours: float) -> list[Table]:
+def detection_tables(
+    results: Results, calibration: Calibration, seeds: int, hours: float, line: BenchLine = PILOT
+) -> list[Table]:
     """Per fault scale at the matched budget, misses by scale, and the library defaults at the largest."""
-    runs = (
-        f"{len(SCENARIOS)} scenarios × {seeds} seeds × {hours:g} h "
-        f"(formation: {max(hours, CELL_RUN_S / 3600):g} h, onset at {CELL_ONSET_S / 3600:g} h)"
-    )
+    runs = f"{line.name}, {len(line.scenarios)} scenarios × {seeds} seeds × {hours:g} h"
+    if line.cell_machines:
+        runs += f" (formation: {max(hours, CELL_RUN_S / 3600):g} h, onset at {CELL_ONSET_S / 3600:g} h)"
+    scenarios = list(line.scenarios)
     budget = f"≤ {FALSE_ALARM_BUDGET:g} false alarm per 8 h"
     tables = []
     for m, tallies in results.by_magnitude.items():
@@ -109,6 +135,7 @@ def detection_tables(results: Results, calibration: Calibration, seeds: int, hou
                 "baseline thresholds matched on separate nominal runs; median delay in minutes from onset "
                 "(missed/runs); nominal runs unscaled",
                 _matched_columns(tallies, calibration),
+                scenarios,
             )
         )
     tables.append(_misses_table(results, calibration, f"Missed drifts by fault scale at {budget}: {runs}"))
@@ -119,6 +146,7 @@ def detection_tables(results: Results, calibration: Calibration, seeds: int, hou
             f"Baselines at their library defaults (reference), faults ×{reference:g}: {runs}",
             "what the defaults cost in false alarms; median delay in minutes (missed/runs)",
             {f"{b.name}\n{b.knob}={b.default:g}": tallies[default_name(b)] for b in BASELINES},
+            scenarios,
         )
     )
     return tables
@@ -147,12 +175,12 @@ def _misses_table(results: Results, calibration: Calibration, title: str) -> Tab
     return table
 
 
-def _table(title: str, caption: str, columns: dict[str, Tally]) -> Table:
+def _table(title: str, caption: str, columns: dict[str, Tally], scenarios: list[str]) -> Table:
     table = Table(title=title, caption=caption)
     table.add_column("scenario")
     for header in columns:
         table.add_column(header, justify="right")
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         if scenario == "nominal":
             continue
         cells = []

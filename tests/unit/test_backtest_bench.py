@@ -21,6 +21,7 @@ from bench.detection import (
     run_scenario,
 )
 from bench.detection_report import detection_tables, parse_magnitudes
+from bench.lines import shipped
 from plant.scenarios import SCENARIOS
 
 
@@ -38,6 +39,26 @@ def test_every_method_is_scored_on_the_same_recorded_run() -> None:
     shewhart = next(b for b in BASELINES if b.name == "Shewhart")
     assert tallies[default_name(shewhart)].false_alarms > tallies[matched_name(shewhart)].false_alarms
     assert tallies[default_name(shewhart)].false_alarms > linetwin.false_alarms
+
+
+@pytest.mark.parametrize(
+    ("line", "scenario", "machine"),
+    [
+        ("solid-state", "furnace-atmosphere-leak", "furnace1"),
+        ("two-coater", "load-cell-bias", "anode_calender"),
+    ],
+)
+def test_every_shipped_line_is_benched_in_its_own_names(line: str, scenario: str, machine: str) -> None:
+    bench_line = shipped()[line]
+    thresholds = {"ADWIN": 1e-6, "Page-Hinkley": 200.0, "Shewhart": 5.0}
+    truth, start, end, results = run_scenario(scenario, 3, 2.5 * 3600, thresholds, line=bench_line)
+    assert [t["machine"] for t in truth] == [machine]
+    tally = Tally()
+    tally.add(scenario, results["linetwin"], truth, start, end)
+    assert (tally.total_misses, tally.false_alarms) == (0, 0)
+    watched = {d.machine for name, found in results.items() if name != "linetwin" for d in found}
+    assert watched <= {s.id for s in bench_line.description.steps}, "baselines watch the line's own signals"
+    assert [p.scenario.name for p in plan((1.0,), 3 * 3600, bench_line)] == list(bench_line.scenarios)
 
 
 def test_cusum_delay_for_a_one_sigma_shift_is_reported_against_the_lorden_bound() -> None:
@@ -97,7 +118,7 @@ def test_the_report_has_a_table_per_scale_the_misses_by_scale_and_the_defaults_a
     results = Results(by_magnitude, overall, {}, runs=3, elapsed_s=1.0, plant_s=9 * 3600)
     calibration = Calibration({b.name: Matched(b.default, 0.5, True) for b in BASELINES}, {}, 2, 1.0)
     tables = detection_tables(results, calibration, seeds=1, hours=3.0)
-    runs = "8 scenarios × 1 seeds × 3 h (formation: 8 h, onset at 4 h)"
+    runs = "pilot-nmc, 8 scenarios × 1 seeds × 3 h (formation: 8 h, onset at 4 h)"
     assert [str(t.title) for t in tables] == [
         f"Drift detection at ≤ 1 false alarm per 8 h, faults ×1: {runs}",
         f"Drift detection at ≤ 1 false alarm per 8 h, faults ×0.5: {runs}",
