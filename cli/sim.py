@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from cli.context import run_guarded, settings_from, user_errors
+from core import linedesc
 from core.settings import Settings
 
 console = Console()
@@ -33,8 +34,17 @@ def sim(
     record_to: Annotated[
         Path | None, typer.Option("--record", help="write a run offline to FILE.csv or FILE.parquet")
     ] = None,
+    line: Annotated[
+        Path | None,
+        typer.Option(
+            "--line",
+            help="a line description to simulate (lines/*.toml): the pilot line's kinds, or a dry press "
+            "and a sintering furnace under any names and units",
+        ),
+    ] = None,
 ) -> None:
-    """Run the simulated pilot line: OPC UA coater and calender, MQTT formation cyclers."""
+    """Run the simulated pilot line (OPC UA coater and calender, MQTT formation cyclers), or with --line
+    a described line of the simulator's kinds."""
     if list_scenarios:
         _print_scenarios()
         return
@@ -49,8 +59,20 @@ def sim(
             "plant.speed": speed,
             "plant.payload": payload,
             "plant.duration_s": duration,
+            "line_description": line,
         },
     )
+    if _described(settings):
+        if record_to is not None:
+            raise typer.BadParameter("--record writes the pilot line; a described line is served live")
+        from plant.described import DescribedLine
+
+        with user_errors():
+            DescribedLine(
+                linedesc.load(settings.line_description), settings.plant.scenario, settings.plant.seed
+            )
+        run_guarded(lambda: asyncio.run(_serve(settings)))
+        return
     if record_to is not None:
         _record(settings, record_to)
         return
@@ -59,6 +81,16 @@ def sim(
     with user_errors():
         get_scenario(settings.plant.scenario)
     run_guarded(lambda: asyncio.run(_serve(settings)))
+
+
+def _described(settings: Settings) -> bool:
+    """Whether ``line_description`` names a line of the solid-state simulator's kinds."""
+    if settings.line_description is None:
+        return False
+    from plant.described import simulates
+
+    with user_errors():
+        return simulates(linedesc.load(settings.line_description))
 
 
 def _print_scenarios() -> None:
@@ -102,7 +134,15 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, plant.stop.set)
-        _print_connect(settings, plant.run_id)
+        if _described(settings):
+            cfg = settings.plant
+            console.print(
+                f"[bold]linetwin plant[/] line={settings.line_description} scenario={cfg.scenario} "
+                f"seed={cfg.seed} speed={cfg.speed:g}x run={plant.run_id}\n  OPC UA  {cfg.opcua_endpoint}\n"
+                "  Ctrl-C stops."
+            )
+        else:
+            _print_connect(settings, plant.run_id)
         await plant.finished.wait()
 
 

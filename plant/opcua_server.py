@@ -37,28 +37,28 @@ log = logging.getLogger(__name__)
 
 # asyncua annotates with marker subclasses of builtins (ua.String, ua.Int16, ua.DateTime, ...); these
 # helpers are the one place plain values are declared as such.
-def _node_id(name: str | int, idx: int) -> ua.NodeId:
+def node_id(name: str | int, idx: int) -> ua.NodeId:
     identifier = ua.String(name) if isinstance(name, str) else ua.Int32(name)
     return ua.NodeId(identifier, ua.Int16(idx))
 
 
-def _qname(name: str, idx: int) -> ua.QualifiedName:
+def qname(name: str, idx: int) -> ua.QualifiedName:
     return ua.QualifiedName(ua.String(name), ua.UInt16(idx))
 
 
-def _time(when: datetime) -> ua.DateTime:
+def ua_time(when: datetime) -> ua.DateTime:
     return cast(ua.DateTime, when)
 
 
-def _status(code: int) -> ua.StatusCode:
+def status_code(code: int) -> ua.StatusCode:
     return ua.StatusCode(ua.UInt32(code))
 
 
-_GOOD = _status(ua.StatusCodes.Good)
-_HELD = _status(ua.StatusCodes.UncertainLastUsableValue)
+GOOD = status_code(ua.StatusCodes.Good)
+HELD = status_code(ua.StatusCodes.UncertainLastUsableValue)
 
 
-def _eu_information(unit: str) -> ua.EUInformation:
+def eu_information(unit: str) -> ua.EUInformation:
     """OPC UA Part 8, 5.6.3: the UNECE code packed in UnitId, the unit's symbol as DisplayName."""
     code = units.to_unece(unit)
     return ua.EUInformation(
@@ -69,7 +69,7 @@ def _eu_information(unit: str) -> ua.EUInformation:
     )
 
 
-def _check_port_free(endpoint: str) -> None:
+def check_port_free(endpoint: str) -> None:
     """Fail before asyncua does: it logs a traceback for a port in use, linetwin reports one line."""
     url = urlsplit(endpoint)
     with socket.socket() as probe:
@@ -90,7 +90,7 @@ class PlantOpcUaServer:
 
     async def start(self) -> None:
         """Build the address space and listen; OSError if the endpoint's port is taken."""
-        _check_port_free(self.endpoint)
+        check_port_free(self.endpoint)
         server = self.server
         await server.init()
         server.set_endpoint(self.endpoint)
@@ -98,7 +98,7 @@ class PlantOpcUaServer:
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         self.idx = await server.register_namespace(NAMESPACE)
         root = await server.nodes.objects.add_object(
-            _node_id("PilotLine", self.idx), _qname("PilotLine", self.idx)
+            node_id("PilotLine", self.idx), qname("PilotLine", self.idx)
         )
         for machine in MACHINES:
             await self._add_machine(root, machine)
@@ -109,8 +109,8 @@ class PlantOpcUaServer:
 
     async def _add_machine(self, root: Node, machine: str) -> None:
         idx = self.idx
-        obj = await root.add_object(_node_id(machine, idx), _qname(OBJECT_NAMES[machine], idx))
-        setpoints = await obj.add_folder(_node_id(f"{machine}.setpoints", idx), _qname("Setpoints", idx))
+        obj = await root.add_object(node_id(machine, idx), qname(OBJECT_NAMES[machine], idx))
+        setpoints = await obj.add_folder(node_id(f"{machine}.setpoints", idx), qname("Setpoints", idx))
         for signal in SIGNALS:
             if signal.machine == machine:
                 parent = setpoints if signal.setpoint else obj
@@ -123,8 +123,8 @@ class PlantOpcUaServer:
             ("scan_counter", 0, ua.VariantType.UInt64),
         ):
             node = await obj.add_variable(
-                _node_id(f"{machine}.{name}", idx),
-                _qname(browse_name(name), idx),
+                node_id(f"{machine}.{name}", idx),
+                qname(browse_name(name), idx),
                 ua.Variant(value, vtype),
             )
             self._nodes[f"{machine}.{name}"] = node.nodeid
@@ -138,30 +138,30 @@ class PlantOpcUaServer:
             DisplayName=ua.LocalizedText(browse_name(name)),
             Description=ua.LocalizedText(signal.meaning),
             Value=ua.Variant(self.line.setpoints.get(column, 0.0), ua.VariantType.Double),
-            DataType=_node_id(ua.ObjectIds.Double, 0),
+            DataType=node_id(ua.ObjectIds.Double, 0),
             ValueRank=-1,
             AccessLevel=ua.Byte(access),
             UserAccessLevel=ua.Byte(access),
         )
         item = ua.AddNodesItem(
             ParentNodeId=parent.nodeid,
-            ReferenceTypeId=_node_id(ua.ObjectIds.HasComponent, 0),
-            RequestedNewNodeId=_node_id(column, self.idx),
-            BrowseName=_qname(browse_name(name), self.idx),
+            ReferenceTypeId=node_id(ua.ObjectIds.HasComponent, 0),
+            RequestedNewNodeId=node_id(column, self.idx),
+            BrowseName=qname(browse_name(name), self.idx),
             NodeClass=ua.NodeClass.Variable,
             NodeAttributes=attributes,
-            TypeDefinition=_node_id(ua.ObjectIds.AnalogItemType, 0),
+            TypeDefinition=node_id(ua.ObjectIds.AnalogItemType, 0),
         )
         (result,) = await parent.session.add_nodes([item])
         result.StatusCode.check()
         node = self.server.get_node(result.AddedNodeId)
         await node.add_property(
-            _node_id(f"{column}.EURange", self.idx), _qname("EURange", 0), ua.Range(signal.low, signal.high)
+            node_id(f"{column}.EURange", self.idx), qname("EURange", 0), ua.Range(signal.low, signal.high)
         )
         await node.add_property(
-            _node_id(f"{column}.EngineeringUnits", self.idx),
-            _qname("EngineeringUnits", 0),
-            _eu_information(unit),
+            node_id(f"{column}.EngineeringUnits", self.idx),
+            qname("EngineeringUnits", 0),
+            eu_information(unit),
         )
         if signal.setpoint:
             self.server.set_attribute_value_setter(node.nodeid, self._setpoint_setter(column))
@@ -179,8 +179,8 @@ class PlantOpcUaServer:
                 raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange) from None
             node.attributes[attr].value = ua.DataValue(
                 variant,
-                SourceTimestamp=value.SourceTimestamp or _time(datetime.now(UTC)),
-                ServerTimestamp=_time(datetime.now(UTC)),
+                SourceTimestamp=value.SourceTimestamp or ua_time(datetime.now(UTC)),
+                ServerTimestamp=ua_time(datetime.now(UTC)),
             )
             log.info("setpoint written", extra={"signal": column, "value": variant.Value})
 
@@ -194,26 +194,26 @@ class PlantOpcUaServer:
             if column in SETPOINT_SIGNALS:
                 continue
             machine, name = column.split(".", 1)
-            status = _HELD if (not tick.gauge_ok and name in GAUGE_SIGNALS) else _GOOD
+            status = HELD if (not tick.gauge_ok and name in GAUGE_SIGNALS) else GOOD
             dv = ua.DataValue(
                 ua.Variant(value, ua.VariantType.Double),
                 StatusCode=status,
-                SourceTimestamp=_time(when),
-                ServerTimestamp=_time(now),
+                SourceTimestamp=ua_time(when),
+                ServerTimestamp=ua_time(now),
             )
             await server.write_attribute_value(self._nodes[column], dv)
         for column, label in tick.text.items():
             dv = ua.DataValue(
                 ua.Variant(label, ua.VariantType.String),
-                SourceTimestamp=_time(when),
-                ServerTimestamp=_time(now),
+                SourceTimestamp=ua_time(when),
+                ServerTimestamp=ua_time(now),
             )
             await server.write_attribute_value(self._nodes[column], dv)
         for machine in MACHINES:
             self._scan[machine] += 1
             dv = ua.DataValue(
                 ua.Variant(self._scan[machine], ua.VariantType.UInt64),
-                SourceTimestamp=_time(when),
-                ServerTimestamp=_time(now),
+                SourceTimestamp=ua_time(when),
+                ServerTimestamp=ua_time(now),
             )
             await server.write_attribute_value(self._nodes[f"{machine}.scan_counter"], dv)

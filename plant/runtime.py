@@ -20,8 +20,10 @@ from typing import TextIO
 
 import numpy as np
 
+from core import linedesc
 from core.errors import LinetwinError
 from core.settings import Settings
+from plant import described
 from plant.cyclers import JsonCyclers, SparkplugCyclers, epoch_ms
 from plant.formation import sample
 from plant.line import PilotLine, Tick
@@ -29,6 +31,7 @@ from plant.opcua_server import PlantOpcUaServer
 from plant.scenarios import get_scenario
 
 log = logging.getLogger(__name__)
+PILOT_KINDS = ("slot_die_coater", "calender", "formation")
 
 
 class PlantUnavailable(LinetwinError):
@@ -74,8 +77,25 @@ def _open_ground_truth(settings: Settings) -> TextIO:
 
 
 async def run_plant(plant: Plant) -> None:
-    """Run until ``plant.stop`` is set or ``plant.duration_s`` of plant time has passed."""
+    """Run until ``plant.stop`` is set or ``plant.duration_s`` of plant time has passed.
+
+    The pilot line unless ``line_description`` names a line of the solid-state simulator's kinds
+    (``plant.described``).
+    """
     settings = plant.settings
+    if settings.line_description is not None:
+        description = linedesc.load(settings.line_description)
+        if described.simulates(description):
+            await _run_described(
+                plant, described.DescribedLine(description, settings.plant.scenario, settings.plant.seed)
+            )
+            return
+        if {s.kind for s in description.steps} != set(PILOT_KINDS):
+            kinds = ", ".join(sorted({s.kind for s in description.steps}))
+            raise PlantUnavailable(
+                f"the simulator runs the pilot line's kinds ({', '.join(PILOT_KINDS)}) or the solid-state "
+                f"ones ({', '.join(described.KINDS)}), not {kinds}"
+            )
     cfg = settings.plant
     line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels)
     plant.run_id = uuid.uuid4().hex[:12]
@@ -131,6 +151,53 @@ async def run_plant(plant: Plant) -> None:
                     "speed": round(line.t / wall_s, 1),
                 },
             )
+    finally:
+        await opcua.stop()
+        plant.finished.set()
+
+
+async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
+    """The plant loop of a described line: OPC UA only (its kinds have no cyclers)."""
+    settings = plant.settings
+    cfg = settings.plant
+    plant.run_id = uuid.uuid4().hex[:12]
+    opcua = described.DescribedOpcUaServer(cfg.opcua_endpoint, line)
+    try:
+        await opcua.start()
+    except OSError as exc:
+        raise PlantUnavailable(f"cannot serve OPC UA at {cfg.opcua_endpoint}: {exc}") from None
+    try:
+        wall0 = time.monotonic()
+        start = datetime.now(UTC)
+        plant.start = start
+        truth = _open_ground_truth(settings)
+        log.info(
+            "plant running",
+            extra={"line": line.description.line, "scenario": cfg.scenario, "run": plant.run_id},
+        )
+        plant.ready.set()
+        try:
+            while not plant.stop.is_set():
+                t_next = line.t + cfg.tick_s
+                if cfg.duration_s is not None and t_next > cfg.duration_s + 1e-9:
+                    break
+                delay = wall0 + t_next / cfg.speed - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(plant.stop.wait(), delay)
+                        break
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(0)
+                tick = line.step(cfg.tick_s)
+                await opcua.publish(tick, start + timedelta(seconds=tick.t))
+                for fault in tick.onsets:
+                    truth.write(json.dumps(line.ground_truth(fault, start)) + "\n")
+                    truth.flush()
+                    log.warning("scenario fault onset", extra={"fault": fault.name, "machine": fault.machine})
+        finally:
+            truth.close()
     finally:
         await opcua.stop()
         plant.finished.set()
