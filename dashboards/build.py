@@ -16,6 +16,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from dashboards import lines
 from dashboards.panels import (
     CHANNEL,
     LINE,
@@ -508,8 +509,19 @@ DASHBOARDS = {
 
 
 def render(name: str) -> str:
-    built = DASHBOARDS[name]().build()
-    return json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+    return _json(DASHBOARDS[name]())
+
+
+def _json(dashboard: db.Dashboard) -> str:
+    return json.dumps(dashboard.build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def rendered() -> dict[Path, str]:
+    """Every dashboard file and its text: the ones above, and one per shipped line (``dashboards.lines``)."""
+    files = {OUTPUT / f"{name}.json": render(name) for name in DASHBOARDS}
+    for name, description in lines.shipped().items():
+        files[OUTPUT / "lines" / f"{name}.json"] = _json(lines.line_dashboard(name, description))
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -517,14 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a committed dashboard is stale")
     args = parser.parse_args(argv)
     stale = []
-    OUTPUT.mkdir(exist_ok=True)
-    for name in DASHBOARDS:
-        path = OUTPUT / f"{name}.json"
-        text = render(name)
+    for path, text in rendered().items():
         if args.check:
             if not path.exists() or path.read_text() != text:
-                stale.append(path.name)
+                stale.append(str(path.relative_to(OUTPUT)))
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     if stale:
         print(f"stale dashboards (run python -m dashboards.build): {', '.join(stale)}", file=sys.stderr)

@@ -9,12 +9,9 @@ scenario so alerts exist too.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,11 +19,16 @@ import pytest
 from bench.e2e import pipeline_settings, twin_process, upstream
 from core.localservices import Influxd, Mosquitto, ServiceError
 from core.settings import ModelSettings, Settings
+from tests.integration.dashboard_support import empty_panels
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dashboard-queries")]
 
-DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards/json").glob("*.json"))
-INTERVAL = "10s"
+ROOT = Path(__file__).resolve().parents[2]
+# the kind dashboards, and the generated dashboard of the line this loop runs (dashboards/lines.py)
+DASHBOARDS = [
+    *sorted((ROOT / "dashboards/json").glob("*.json")),
+    ROOT / "dashboards/json/lines/pilot-nmc.json",
+]
 FILL_DEADLINE_S = 150.0  # at 300x: 12.5 plant hours, inside the connectors' 24 h future-timestamp limit
 
 
@@ -108,59 +110,9 @@ def filled(
     yield settings
 
 
-def _time_filter(influxd: Influxd, database: str) -> str:
-    first = influxd.query('SELECT first("value") FROM "process"', database)[0]["values"][0][0]
-    return f"time >= '{first}' AND time <= now() + 30d"
-
-
-def _values(influxd: Influxd, query: str, database: str) -> list[str]:
-    series = influxd.query(query, database)
-    return sorted({str(row[-1]) for serie in series for row in serie["values"]})
-
-
-def _resolve_variables(
-    dashboard: dict[str, Any], influxd: Influxd, settings: Settings, time_filter: str
-) -> dict[str, str]:
-    resolved: dict[str, str] = {"line": re.escape(settings.line)}
-    for variable in dashboard["templating"]["list"]:
-        query = variable["query"].replace("$timeFilter", time_filter)
-        query = _interpolate(query, resolved, time_filter)
-        values = _values(influxd, query, settings.influx.database)
-        if variable["name"] == "line":
-            assert settings.line in values, "the line variable lists the line that ran"
-            continue
-        assert values, f"variable {variable['name']} of {dashboard['uid']} has no values"
-        resolved[variable["name"]] = variable.get("allValue") or "(" + "|".join(map(re.escape, values)) + ")"
-    return resolved
-
-
-def _interpolate(query: str, variables: dict[str, str], time_filter: str) -> str:
-    query = query.replace("$timeFilter", time_filter).replace("$__interval", INTERVAL)
-    for name, value in variables.items():
-        query = query.replace(f"${name}", value)
-    assert not re.search(r"\$\w", query), f"unresolved variable in {query}"
-    return query
-
-
-def _has_values(series: list[dict[str, Any]]) -> bool:
-    return any(value is not None for serie in series for row in serie["values"] for value in row[1:])
-
-
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_panel_and_annotation_query_returns_data(
     path: Path, filled: Settings, influxd: Influxd
 ) -> None:
-    dashboard = json.loads(path.read_text())
-    database = filled.influx.database
-    time_filter = _time_filter(influxd, database)
-    variables = _resolve_variables(dashboard, influxd, filled, time_filter)
-    queries = [
-        (panel["title"], target["query"]) for panel in dashboard["panels"] for target in panel["targets"]
-    ]
-    queries += [(f"annotation {a['name']}", a["query"]) for a in dashboard["annotations"]["list"]]
-    empty = []
-    for title, query in queries:
-        series = influxd.query(_interpolate(query, variables, time_filter), database)
-        if not _has_values(series):
-            empty.append(f"{title}: {query}")
+    empty = empty_panels(path, influxd, filled)
     assert not empty, "panels without data:\n" + "\n".join(empty)

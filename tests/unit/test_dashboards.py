@@ -13,6 +13,7 @@ from dashboards import build
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = sorted((ROOT / "dashboards/json").glob("*.json"))
+LINE_FILES = sorted((ROOT / "dashboards/json/lines").glob("*.json"))  # one per lines/*.toml
 MIN_SCHEMA_VERSION = 39  # Grafana 11
 
 
@@ -41,11 +42,20 @@ def test_there_is_a_dashboard_for_every_operator_view() -> None:
     }
 
 
-@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
+def test_every_shipped_line_gets_its_dashboard() -> None:
+    assert [p.stem for p in LINE_FILES] == sorted(p.stem for p in (ROOT / "lines").glob("*.toml"))
+    solid = _load(ROOT / "dashboards/json/lines/solid-state.json")
+    titles = [panel["title"] for panel in solid["panels"]]
+    assert any(t.endswith(": relative_density") for t in titles) and "Alerts" in titles
+    density = next(p for p in solid["panels"] if p["title"].endswith(": relative_density"))
+    assert [t["alias"] for t in density["targets"]] == ["measured", "lower spec", "upper spec"]
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES + LINE_FILES, ids=lambda p: p.stem)
 def test_dashboard_schema_and_datasource_references(path: Path) -> None:
     dashboard = _load(path)
     assert dashboard["schemaVersion"] >= MIN_SCHEMA_VERSION
-    assert dashboard["uid"] == path.stem
+    assert dashboard["uid"] == (f"linetwin-line-{path.stem}" if path in LINE_FILES else path.stem)
     uid = _datasource_uid()
     for panel in dashboard["panels"]:
         assert panel["title"] and panel["gridPos"]["w"] > 0
@@ -58,7 +68,7 @@ def test_dashboard_schema_and_datasource_references(path: Path) -> None:
         assert variable["datasource"]["uid"] == uid
 
 
-@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", DASHBOARD_FILES + LINE_FILES, ids=lambda p: p.stem)
 def test_alerts_are_annotations_on_every_dashboard(path: Path) -> None:
     annotations = _load(path)["annotations"]["list"]
     alert = next(a for a in annotations if a["name"] == "Alerts")
@@ -71,7 +81,7 @@ def test_template_variables_cover_line_machine_roll_and_channel() -> None:
 
 
 def test_panels_do_not_overlap() -> None:
-    for path in DASHBOARD_FILES:
+    for path in DASHBOARD_FILES + LINE_FILES:
         cells: set[tuple[int, int]] = set()
         for panel in _load(path)["panels"]:
             grid = panel["gridPos"]
