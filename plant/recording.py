@@ -5,7 +5,9 @@ that seed and scenario would publish (untouched setpoints), as pandas DataFrames
 ticks takes a few seconds. A ``Scenario`` object records as well as a name, e.g. a scaled one
 (``SCENARIOS["pump-wear"].scaled(0.5)``), and its faults are what the ground truth then says.
 ``setpoints`` replays planned setpoint writes (``plant.trials``, e.g. a calender trial) as an operator
-would make them. Column names are described in docs/address-space.md.
+would make them. Column names are described in docs/address-space.md. While the beta gauge standardises
+(``coater1.gauge_ok`` false) its readings are missing (NaN), as a historian keeps a value of Uncertain
+status and as the live twin takes it: the held last value is no measurement.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from core.errors import ConfigError
 from plant.formation import AGING_DAY_S, Cell, OcvReading
 from plant.line import PilotLine
 from plant.scenarios import Scenario, get_scenario
-from plant.signals import SIGNALS
+from plant.signals import GAUGE_SIGNALS, SIGNALS
 from plant.trials import SetpointWrite
 
 DEFAULT_START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday early shift: fixed, so runs repeat
@@ -121,6 +123,8 @@ def record(
         ocv.extend(tick.ocv)
         truth.extend(f.ground_truth(spec.name, start) for f in tick.onsets)
     index = pd.DatetimeIndex([start + timedelta(seconds=tick_s * (i + 1)) for i in range(n)], name="time")
+    for name in GAUGE_SIGNALS:  # held while the gauge standardises: Uncertain on OPC UA, no measurement
+        columns[f"coater1.{name}"][~gauge_ok] = np.nan
     process = pd.DataFrame({**columns, **text, "coater1.gauge_ok": gauge_ok}, index=index)
     process = process[sorted(process.columns)]
     units = {s.column: s.unit for s in SIGNALS}
