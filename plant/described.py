@@ -1,11 +1,13 @@
-"""``twin sim --line FILE``: the solid-state simulator serving any line description made of its step kinds.
+"""``twin sim --line FILE``: a simulator serving any line description made of its step kinds.
 
-The simulator knows the physics of a dry-electrode press and a sintering furnace (``plant.solidstate``,
-whose own names are those of ``lines/solid-state.toml``). A user's description may name its steps and
-signals otherwise and give other units: each described step of a kind the simulator has is that machine,
-each of its signals the simulator's signal in the same role, converted from the simulator's unit into the
-described one with ``core.units`` (setpoint writes are converted back). A kind the simulator does not
-have, or a role it does not make, is an error when the plant starts, naming the step.
+Two simulators know their kinds' physics: the solid-state line's (a dry-electrode press and a sintering
+furnace, ``plant.solidstate``, named as ``lines/solid-state.toml``) and the pilot line's coater and
+calender (``plant.line``, named as ``lines/pilot-nmc.toml``; its cyclers speak MQTT and are not served
+here). A user's description may name its steps and signals otherwise and give other units: each
+described step is the simulator's machine of its kind, each of its signals the simulator's signal in
+the same role, converted from the simulator's unit into the described one with ``core.units``
+(setpoint writes are converted back). A kind the simulators do not have, two steps of one kind, or a
+role the simulator does not make is an error when the plant starts, naming the step.
 
 ``DescribedOpcUaServer`` serves the result like the pilot line's server: one object per step under an
 object named after the line, every signal an analog variable with EngineeringUnits (setpoints writable,
@@ -20,6 +22,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from asyncua import Node, Server, ua
 from asyncua.server.address_space import NodeData
@@ -27,13 +30,49 @@ from asyncua.server.address_space import NodeData
 from core import linedesc, units
 from core.errors import ConfigError
 from core.linedesc import LineDescription, SignalSpec, Step
+from plant import solidstate
+from plant.line import PilotLine
 from plant.opcua_server import GOOD, NAMESPACE, check_port_free, eu_information, node_id, qname, ua_time
-from plant.scenarios import Fault
+from plant.scenarios import SCENARIOS, Fault, Scenario
 from plant.signals import browse_name
-from plant.solidstate import SCENARIOS, SolidStateLine
 
 log = logging.getLogger(__name__)
-KINDS = ("dry_electrode_press", "sintering_furnace")
+KINDS = ("dry_electrode_press", "sintering_furnace", "slot_die_coater", "calender")
+
+
+class _Engine(Protocol):
+    """What both simulators offer: PilotLine and SolidStateLine."""
+
+    scenario: Scenario
+    setpoints: dict[str, float]
+
+    def write_setpoint(self, column: str, value: float) -> None: ...
+
+    def step(self, dt: float) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Simulator:
+    own: str  # the shipped description that names the simulator's machines
+    kinds: frozenset[str]
+    scenarios: dict[str, Scenario]
+    make: Callable[[Scenario, int], _Engine]
+
+
+SIMULATORS = (
+    _Simulator(
+        "solid-state",
+        frozenset({"dry_electrode_press", "sintering_furnace"}),
+        solidstate.SCENARIOS,
+        solidstate.SolidStateLine,
+    ),
+    _Simulator("pilot-nmc", frozenset({"slot_die_coater", "calender"}), SCENARIOS, PilotLine),
+)
+
+
+def _simulator(description: LineDescription) -> _Simulator | None:
+    kinds = {step.kind for step in description.steps}
+    return next((sim for sim in SIMULATORS if kinds <= sim.kinds), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +91,29 @@ class DescribedTick:
 
 
 def simulates(description: LineDescription) -> bool:
-    """Whether every step of ``description`` is of a kind this simulator has."""
-    return all(step.kind in KINDS for step in description.steps)
+    """Whether one simulator has every kind of ``description``'s steps, once each (the pilot line itself,
+    with its cyclers, runs as ``plant.runtime`` runs it)."""
+    kinds = [step.kind for step in description.steps]
+    return _simulator(description) is not None and len(kinds) == len(set(kinds))
 
 
 class DescribedLine:
     """The solid-state simulator in a description's names and units (see module)."""
 
     def __init__(self, description: LineDescription, scenario: str, seed: int) -> None:
-        if scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {scenario!r} for this line; known: {', '.join(SCENARIOS)}")
+        simulator = _simulator(description)
+        if simulator is None or not simulates(description):
+            kinds = ", ".join(step.kind for step in description.steps)
+            raise ConfigError(
+                f"no simulator runs a line of {kinds}: one runs {', '.join(sorted(SIMULATORS[0].kinds))}, "
+                f"the other {', '.join(sorted(SIMULATORS[1].kinds))}, each kind once"
+            )
+        if scenario not in simulator.scenarios:
+            known = ", ".join(simulator.scenarios)
+            raise ConfigError(f"unknown scenario {scenario!r} for this line; known: {known}")
         self.description = description
-        self.sim = SolidStateLine(SCENARIOS[scenario], seed)
-        own = linedesc.load(linedesc.builtin_path("solid-state"))
+        self.sim = simulator.make(simulator.scenarios[scenario], seed)
+        own = linedesc.load(linedesc.builtin_path(simulator.own))
         self.columns: dict[str, _Column] = {}
         self.machines: dict[str, str] = {}  # described step -> simulator machine
         for step in description.steps:

@@ -31,7 +31,6 @@ from plant.opcua_server import PlantOpcUaServer
 from plant.scenarios import get_scenario
 
 log = logging.getLogger(__name__)
-PILOT_KINDS = ("slot_die_coater", "calender", "formation")
 
 
 class PlantUnavailable(LinetwinError):
@@ -79,7 +78,7 @@ def _open_ground_truth(settings: Settings) -> TextIO:
 async def run_plant(plant: Plant) -> None:
     """Run until ``plant.stop`` is set or ``plant.duration_s`` of plant time has passed.
 
-    The pilot line unless ``line_description`` names a line of the solid-state simulator's kinds
+    The pilot line unless ``line_description`` names a line of one simulator's kinds under its own names
     (``plant.described``).
     """
     settings = plant.settings
@@ -90,11 +89,11 @@ async def run_plant(plant: Plant) -> None:
                 plant, described.DescribedLine(description, settings.plant.scenario, settings.plant.seed)
             )
             return
-        if {s.kind for s in description.steps} != set(PILOT_KINDS):
-            kinds = ", ".join(sorted({s.kind for s in description.steps}))
+        if [s.id for s in description.steps] != [s.id for s in linedesc.load().steps]:
             raise PlantUnavailable(
-                f"the simulator runs the pilot line's kinds ({', '.join(PILOT_KINDS)}) or the solid-state "
-                f"ones ({', '.join(described.KINDS)}), not {kinds}"
+                f"no simulator runs {settings.line_description}: the pilot line runs as lines/pilot-nmc.toml "
+                f"names it, and a described line needs its steps of one simulator's kinds, each once "
+                f"({', '.join(described.KINDS)})"
             )
     cfg = settings.plant
     line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels)

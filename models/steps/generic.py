@@ -1,9 +1,10 @@
 """Any step kind the twin has no physics for: each signal's level on its own, and all of them together.
 
 A step still counts when no one has written its model: every signal its description lists (setpoints
-aside) gets a drift detector on its level, calibrated like the physics features (robust mean and σ of
-the in-control period, limits from ARL₀), and the signals together get the PCA T²/SPE monitor. A finding
-names the signal that moved; its cause is ``signal_drift``, since without a model nothing says why.
+and roll positions aside) gets a drift detector on its level, calibrated like the physics features
+(robust mean and σ of the in-control period, limits from ARL₀), and the signals together get the PCA
+T²/SPE monitor. A finding names the signal that moved; its cause is ``signal_drift``, since without a
+model nothing says why.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from typing import Any, ClassVar
 
 from models.steps.base import StepSpec, TickStep, Values
 
+# a setpoint is what the operator chose, a position where on the roll: neither has an in-control level
+UNMONITORED = ("setpoint", "position")
+
 
 class GenericStep(TickStep):
     kind: ClassVar[str] = "generic"
 
     def __init__(self, spec: StepSpec) -> None:
         super().__init__(spec)
-        self.monitored = sorted(r for r in spec.roles if not r.endswith("setpoint"))
+        self.monitored = sorted(r for r in spec.roles if not r.endswith(UNMONITORED))
         self.feature_units = dict(spec.units)
 
     def fit(self, buffer: Sequence[tuple[int, Values]]) -> None:
         del buffer
 
     def features(self, values: Values) -> Values:
-        names = self.monitored or sorted(n for n in values if not n.endswith("setpoint"))
+        names = self.monitored or sorted(n for n in values if not n.endswith(UNMONITORED))
         return {name: values.get(name, float("nan")) for name in names}
 
     def classify(self, moving: set[str], feature: str, magnitude: float) -> tuple[str, str, float] | None:
