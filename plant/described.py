@@ -25,14 +25,22 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from asyncua import Node, Server, ua
-from asyncua.server.address_space import NodeData
 
 from core import linedesc, units
 from core.errors import ConfigError
 from core.linedesc import LineDescription, SignalSpec, Step
 from plant import solidstate
 from plant.line import PilotLine
-from plant.opcua_server import GOOD, NAMESPACE, check_port_free, eu_information, node_id, qname, ua_time
+from plant.opcua_server import (
+    GOOD,
+    NAMESPACE,
+    check_port_free,
+    eu_information,
+    node_id,
+    qname,
+    setpoint_setter,
+    ua_time,
+)
 from plant.scenarios import SCENARIOS, Fault, Scenario
 from plant.signals import browse_name
 
@@ -256,29 +264,15 @@ class DescribedOpcUaServer:
         if signal.setpoint is not None:
             limits = ua.Range(signal.setpoint.low, signal.setpoint.high)
             await node.add_property(node_id(f"{column}.EURange", self.idx), qname("EURange", 0), limits)
-            self.server.set_attribute_value_setter(node.nodeid, self._setter(column))
+            self.server.set_attribute_value_setter(
+                node.nodeid, setpoint_setter(column, self.line.write_setpoint)
+            )
         await node.add_property(
             node_id(f"{column}.EngineeringUnits", self.idx),
             qname("EngineeringUnits", 0),
             eu_information(signal.unit),
         )
         self._nodes[column] = node.nodeid
-
-    def _setter(self, column: str) -> Callable[[NodeData, ua.AttributeIds, ua.DataValue], None]:
-        def setter(node: NodeData, attr: ua.AttributeIds, value: ua.DataValue) -> None:
-            variant = value.Value
-            if variant is None or variant.VariantType != ua.VariantType.Double:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadTypeMismatch)
-            try:
-                self.line.write_setpoint(column, variant.Value)
-            except ValueError as exc:
-                log.warning("setpoint write refused: %s", exc, extra={"signal": column})
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange) from None
-            node.attributes[attr].value = ua.DataValue(
-                variant, SourceTimestamp=value.SourceTimestamp or ua_time(datetime.now(UTC))
-            )
-
-        return setter
 
     async def publish(self, tick: DescribedTick, when: datetime) -> None:
         server, now = self.server, datetime.now(UTC)

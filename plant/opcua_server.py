@@ -21,7 +21,7 @@ from asyncua import Node, Server, ua
 from asyncua.server.address_space import NodeData
 
 from core import units
-from plant.line import SETPOINT_SIGNALS, PilotLine, SetpointError, Tick
+from plant.line import SETPOINT_SIGNALS, PilotLine, Tick
 from plant.signals import (
     GAUGE_SIGNALS,
     MACHINES,
@@ -75,6 +75,31 @@ def check_port_free(endpoint: str) -> None:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((url.hostname or "0.0.0.0", url.port or 4840))
+
+
+def setpoint_setter(
+    column: str, write: Callable[[str, float], None]
+) -> Callable[[NodeData, ua.AttributeIds, ua.DataValue], None]:
+    """A client's write of setpoint ``column``: a Double, and accepted by ``write`` (which raises
+    ValueError for a value outside the machine's range), else the Bad status the client sees."""
+
+    def setter(node: NodeData, attr: ua.AttributeIds, value: ua.DataValue) -> None:
+        variant = value.Value
+        if variant is None or variant.VariantType != ua.VariantType.Double:
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadTypeMismatch)
+        try:
+            write(column, variant.Value)
+        except ValueError as exc:
+            log.warning("setpoint write refused: %s", exc, extra={"signal": column})
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange) from None
+        node.attributes[attr].value = ua.DataValue(
+            variant,
+            SourceTimestamp=value.SourceTimestamp or ua_time(datetime.now(UTC)),
+            ServerTimestamp=ua_time(datetime.now(UTC)),
+        )
+        log.info("setpoint written", extra={"signal": column, "value": variant.Value})
+
+    return setter
 
 
 class PlantOpcUaServer:
@@ -164,27 +189,10 @@ class PlantOpcUaServer:
             eu_information(unit),
         )
         if signal.setpoint:
-            self.server.set_attribute_value_setter(node.nodeid, self._setpoint_setter(column))
-        self._nodes[column] = node.nodeid
-
-    def _setpoint_setter(self, column: str) -> Callable[[NodeData, ua.AttributeIds, ua.DataValue], None]:
-        def setter(node: NodeData, attr: ua.AttributeIds, value: ua.DataValue) -> None:
-            variant = value.Value
-            if variant is None or variant.VariantType != ua.VariantType.Double:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadTypeMismatch)
-            try:
-                self.line.write_setpoint(column, variant.Value)
-            except SetpointError as exc:
-                log.warning("setpoint write refused: %s", exc, extra={"signal": column})
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange) from None
-            node.attributes[attr].value = ua.DataValue(
-                variant,
-                SourceTimestamp=value.SourceTimestamp or ua_time(datetime.now(UTC)),
-                ServerTimestamp=ua_time(datetime.now(UTC)),
+            self.server.set_attribute_value_setter(
+                node.nodeid, setpoint_setter(column, self.line.write_setpoint)
             )
-            log.info("setpoint written", extra={"signal": column, "value": variant.Value})
-
-        return setter
+        self._nodes[column] = node.nodeid
 
     async def publish(self, tick: Tick, when: datetime) -> None:
         """Write one tick: every process value of every machine with SourceTimestamp ``when``."""

@@ -117,19 +117,7 @@ async def run_plant(plant: Plant) -> None:
         log.info("plant running", extra={"scenario": cfg.scenario, "seed": cfg.seed, "run": plant.run_id})
         plant.ready.set()
         try:
-            while not plant.stop.is_set():
-                t_next = line.t + cfg.tick_s
-                if cfg.duration_s is not None and t_next > cfg.duration_s + 1e-9:
-                    break
-                delay = wall0 + t_next / cfg.speed - time.monotonic()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(plant.stop.wait(), delay)
-                        break
-                    except TimeoutError:
-                        pass
-                else:
-                    await asyncio.sleep(0)
+            while await _due(plant, line.t + cfg.tick_s, wall0):
                 tick = line.step(cfg.tick_s)
                 when = start + timedelta(seconds=tick.t)
                 await opcua.publish(tick, when)
@@ -155,6 +143,23 @@ async def run_plant(plant: Plant) -> None:
         plant.finished.set()
 
 
+async def _due(plant: Plant, t_next: float, wall0: float) -> bool:
+    """Wait until plant time ``t_next`` is due on the wall clock (never when behind); False once the
+    plant is to stop: stopped, or past ``plant.duration_s``."""
+    cfg = plant.settings.plant
+    if plant.stop.is_set() or (cfg.duration_s is not None and t_next > cfg.duration_s + 1e-9):
+        return False
+    delay = wall0 + t_next / cfg.speed - time.monotonic()
+    if delay <= 0:
+        await asyncio.sleep(0)
+        return True
+    try:
+        await asyncio.wait_for(plant.stop.wait(), delay)
+    except TimeoutError:
+        return True
+    return False
+
+
 async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
     """The plant loop of a described line: OPC UA only (its kinds have no cyclers)."""
     settings = plant.settings
@@ -176,19 +181,7 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
         )
         plant.ready.set()
         try:
-            while not plant.stop.is_set():
-                t_next = line.t + cfg.tick_s
-                if cfg.duration_s is not None and t_next > cfg.duration_s + 1e-9:
-                    break
-                delay = wall0 + t_next / cfg.speed - time.monotonic()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(plant.stop.wait(), delay)
-                        break
-                    except TimeoutError:
-                        pass
-                else:
-                    await asyncio.sleep(0)
+            while await _due(plant, line.t + cfg.tick_s, wall0):
                 tick = line.step(cfg.tick_s)
                 await opcua.publish(tick, start + timedelta(seconds=tick.t))
                 for fault in tick.onsets:
