@@ -153,6 +153,9 @@ class Finding:
     rolls: list[str] = field(default_factory=list)
     cells: list[str] = field(default_factory=list)
     detail: str = ""
+    #: the features moving when the cause was named (the alarmed one among them): while any of their
+    #: detectors keeps alarming, the condition stands
+    moving: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:

@@ -2,10 +2,12 @@
 
 The line model says when a drift is found but not when it is over; ISA-18.2 needs both. A condition is
 taken as returned to normal when its detector has been quiet for ``QUIET_MEMORIES`` times the model's
-memory, measured in plant time so the rule holds at any simulator speed. Quiet means the detector that
-found it has not alarmed again: the model raises a finding once per shift, but its detector, reset after
-each alarm, alarms again and again while the drift lasts, so a pump that keeps wearing stays one active
-alarm instead of returning to normal on a timer.
+memory, measured in plant time so the rule holds at any simulator speed. Quiet means none of the
+detectors of the features that were moving when it was found has alarmed again: the model raises a
+finding once per shift, but those detectors, reset after each alarm, alarm again and again while the
+drift lasts, so a pump that keeps wearing stays one active alarm instead of returning to normal on a
+timer, whichever of its features (flow against setpoint, or loading against the mass balance) alarmed
+first.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class LineModelAnalyser:
         self.specs = dict(specs) if specs is not None else described_specs(self.model.description, self.model)
         self.last_found_ns: dict[str, int] = {}
         #: condition key -> the model detector (``<machine>.<feature>``) whose alarms keep it active
-        self.condition_detector: dict[str, str] = {}
+        self.condition_detector: dict[str, list[str]] = {}
         self.now_ns = 0
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
@@ -156,11 +158,13 @@ class LineModelAnalyser:
                     verdict.occurrences.append(occurrence(finding))
                     self.last_found_ns[finding.key] = max(finding.time_ns, sample.source_time_ns)
                     feature = finding.detector.partition(":")[2]
-                    self.condition_detector[finding.key] = f"{finding.machine}.{feature}"
+                    features = finding.moving or (feature,)
+                    self.condition_detector[finding.key] = [f"{finding.machine}.{f}" for f in features]
             self.now_ns = max(self.now_ns, incoming.source_time_ns)
         quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
         for key, found in list(self.last_found_ns.items()):
-            again = model.last_alarm_ns.get(self.condition_detector.get(key, ""), found)
+            alarmed = model.last_alarm_ns
+            again = max((alarmed.get(d, found) for d in self.condition_detector.get(key, [])), default=found)
             if self.now_ns - max(found, again) > quiet_ns:
                 verdict.cleared.append(key)
                 del self.last_found_ns[key]
@@ -251,7 +255,10 @@ class LineModelAnalyser:
             )
         self.last_found_ns = {k: int(v) for k, v in state["last_found_ns"].items()}
         # a snapshot from before conditions followed their detector: they return to normal by the timer
-        self.condition_detector = dict(state.get("condition_detector", {}))
+        self.condition_detector = {
+            key: [detectors] if isinstance(detectors, str) else list(detectors)
+            for key, detectors in state.get("condition_detector", {}).items()
+        }
         self.now_ns = int(state["now_ns"])
         self.held = {
             m: {name: Sample(**{**h, "quality": Quality(h["quality"])}) for name, h in signals.items()}

@@ -473,6 +473,7 @@ class TickStep(StepModel):
             time_ns=time_ns,
             rolls=[self.roll] if self.roll is not None else [],
             detail=detail,
+            moving=tuple(sorted(moving)),
         )
 
     def _pca_alarm(self, monitor: PCAMonitor, time_ns: int) -> list[Finding]:
