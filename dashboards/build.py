@@ -22,6 +22,7 @@ from dashboards.panels import (
     LINE,
     MACHINE,
     ROLL,
+    alert_log,
     base_dashboard,
     heatmap_panel,
     histogram_panel,
@@ -171,19 +172,7 @@ def overview() -> db.Dashboard:
                 "Mean first discharge capacity of cells finishing formation.",
             )
         )
-        .with_panel(
-            table_panel(
-                "Alerts",
-                [
-                    (
-                        f'SELECT "title", "cause", "magnitude", "action", "machine", "signal", "state" '
-                        f'FROM "alert" WHERE {LINE} AND $timeFilter ORDER BY time DESC LIMIT 100',
-                        "",
-                    )
-                ],
-                "Every alert state change: what drifted, how much, the likely cause and what to do.",
-            )
-        )
+        .with_panel(alert_log())
     )
 
 

@@ -16,7 +16,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from core import linedesc, units
 from core.linedesc import LineDescription, Step
-from dashboards.panels import LINE, base_dashboard, stat_panel, table_panel, time_series
+from dashboards.panels import LINE, alert_log, base_dashboard, stat_panel, time_series
 
 GROUP = "GROUP BY time($__interval) fill(none)"
 LINES = Path(str(linedesc.builtin_path())).parent
@@ -101,17 +101,5 @@ def line_dashboard(name: str, description: LineDescription) -> db.Dashboard:
                 halves += 1
         dashboard = dashboard.with_panel(_statistics_panel(step))
         halves += 1
-    return dashboard.with_panel(
-        table_panel(
-            "Alerts",
-            [
-                (
-                    f'SELECT "title", "cause", "magnitude", "action", "machine", "signal", "state" '
-                    f'FROM "alert" WHERE {LINE} AND $timeFilter ORDER BY time DESC LIMIT 100',
-                    "",
-                )
-            ],
-            "Every alert state change: what drifted, how much, the likely cause and what to do.",
-            width=12 if halves % 2 else 24,  # beside the last half-width panel, or a row of its own
-        )
-    )
+    # beside the last half-width panel, or a row of its own
+    return dashboard.with_panel(alert_log(width=12 if halves % 2 else 24))

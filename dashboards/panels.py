@@ -87,6 +87,22 @@ def table_panel(
     return _panel(table.Panel(), title, queries, description, width, height, table_format=True)
 
 
+def alert_log(width: int = 24) -> table.Panel:
+    """Every alert state change of the line, newest first: what drifted, by how much, cause, action."""
+    return table_panel(
+        "Alerts",
+        [
+            (
+                f'SELECT "title", "cause", "magnitude", "action", "machine", "signal", "state" '
+                f'FROM "alert" WHERE {LINE} AND $timeFilter ORDER BY time DESC LIMIT 100',
+                "",
+            )
+        ],
+        "Every alert state change: what drifted, how much, the likely cause and what to do.",
+        width=width,
+    )
+
+
 def heatmap_panel(title: str, queries: list[Query], unit: str, description: str) -> heatmap.Panel:
     return _panel(heatmap.Panel(), title, queries, description, 12, 8).unit(unit).calculate(False)
 
