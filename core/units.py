@@ -96,6 +96,8 @@ _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 _ATOM = re.compile(r"(\[[^\]]+\]|[^./·*()\d\-][^./·*()]*?)(-?\d+)?(?=$|[./·*()])")
 
 _REGISTRY: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+#: symbols keep the factors in the order written (``mA·h``), not pint's alphabetical ``h·mA``
+_REGISTRY.formatter.default_sort_func = None
 
 
 class UnitError(ConfigError):

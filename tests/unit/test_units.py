@@ -48,7 +48,7 @@ def test_unece_ucum_and_display_spellings_name_one_unit_and_convert(
 
 
 def test_symbols_are_readable_utf8() -> None:
-    assert [units.symbol(u) for u in ("mg/cm2", "Cel", "um", "cm3/s", "1", "mL/min", "L")] == [
+    assert [units.symbol(u) for u in ("mg/cm2", "Cel", "um", "cm3/s", "1", "mL/min", "L", "mA.h", "N.m")] == [
         "mg/cm²",
         "°C",
         "µm",
@@ -56,6 +56,8 @@ def test_symbols_are_readable_utf8() -> None:
         "1",
         "mL/min",
         "L",
+        "mA·h",
+        "N·m",
     ]
 
 
