@@ -16,6 +16,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from core import linedesc
 from dashboards import lines
 from dashboards.panels import (
     CHANNEL,
@@ -54,6 +55,18 @@ def model(signal: str, kind: str, machine: str = MACHINE, by: str = "") -> str:
     )
 
 
+def of_kind(kind: str) -> str:
+    """A kind dashboard's machine filter: every step of ``kind`` in the shipped line descriptions, so a
+    line's steps are listed by what its description says they are, never by a pattern of their names."""
+    ids = sorted({step.id for d in lines.shipped().values() for step in d.steps if step.kind == kind})
+    return f'"machine" =~ /^({"|".join(ids)})$/'
+
+
+def _pilot_step(kind: str) -> str:
+    """The simulated pilot line's step of ``kind`` (``lines/pilot-nmc.toml``), which the overview shows."""
+    return next(step.id for step in linedesc.load().steps if step.kind == kind)
+
+
 def quality_panel(title: str, signal: str, unit: str, description: str, extra: str = "") -> timeseries.Panel:
     """Measured vs target and spec limits, the operator's first look at a quality characteristic."""
     return time_series(
@@ -90,7 +103,8 @@ def detector_panel(features: list[str], what: str) -> timeseries.Panel:
 
 
 def overview() -> db.Dashboard:
-    machines = '"machine" =~ /^(coater1|calender1|cycler1)$/'
+    coater, calender, cycler = (_pilot_step(k) for k in ("slot_die_coater", "calender", "formation"))
+    machines = f'"machine" =~ /^({coater}|{calender}|{cycler})$/'
     return (
         base_dashboard(
             "linetwin-overview",
@@ -143,7 +157,7 @@ def overview() -> db.Dashboard:
         .with_panel(
             stat_panel(
                 "Dry loading",
-                [(process("dry_loading", machine="\"machine\" = 'coater1'"), "coater1")],
+                [(process("dry_loading", machine=f"\"machine\" = '{coater}'"), coater)],
                 "mg/cm²",
                 "Coater gauge: dry areal mass loading.",
             )
@@ -151,7 +165,7 @@ def overview() -> db.Dashboard:
         .with_panel(
             stat_panel(
                 "Thickness after calender",
-                [(process("thickness", machine="\"machine\" = 'calender1'"), "calender1")],
+                [(process("thickness", machine=f"\"machine\" = '{calender}'"), calender)],
                 "µm",
                 "Calender gauge: coating thickness after the nip.",
             )
@@ -159,7 +173,7 @@ def overview() -> db.Dashboard:
         .with_panel(
             stat_panel(
                 "Porosity",
-                [(process("porosity", machine="\"machine\" = 'calender1'"), "calender1")],
+                [(process("porosity", machine=f"\"machine\" = '{calender}'"), calender)],
                 "percent",
                 "Porosity from thickness and loading after calendering.",
             )
@@ -167,7 +181,7 @@ def overview() -> db.Dashboard:
         .with_panel(
             stat_panel(
                 "Discharge capacity",
-                [(process("discharge_capacity", machine="\"machine\" = 'cycler1'"), "cycler1")],
+                [(process("discharge_capacity", machine=f"\"machine\" = '{cycler}'"), cycler)],
                 "Ah",
                 "Mean first discharge capacity of cells finishing formation.",
             )
@@ -186,7 +200,7 @@ def coater() -> db.Dashboard:
             "Loading against target and spec, the twin's mass-balance prediction, cross-web profile, dryer.",
             ["coater"],
         )
-        .with_variable(tag_variable("machine", "Coater", "process", "machine", '"machine" =~ /coater/'))
+        .with_variable(tag_variable("machine", "Coater", "process", "machine", of_kind("slot_die_coater")))
         .with_variable(roll_variable())
         .with_panel(
             quality_panel(
@@ -255,7 +269,7 @@ def calender() -> db.Dashboard:
             "Line load, gap, roll temperature, thickness and porosity against targets, compaction model fit.",
             ["calender"],
         )
-        .with_variable(tag_variable("machine", "Calender", "process", "machine", '"machine" =~ /calender/'))
+        .with_variable(tag_variable("machine", "Calender", "process", "machine", of_kind("calender")))
         .with_variable(roll_variable())
         .with_panel(
             quality_panel(
@@ -307,7 +321,7 @@ def calender() -> db.Dashboard:
 
 
 def formation() -> db.Dashboard:
-    cycler = '"machine" =~ /cycler/'
+    cycler = of_kind("formation")
     return (
         base_dashboard(
             "linetwin-formation",
