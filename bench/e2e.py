@@ -50,14 +50,17 @@ def pipeline_settings(
     tick_s: float = 1.0,
     cycler_channels: int = 4,
     api_token: str | None = None,
+    line_description: Path | None = None,
 ) -> Settings:
-    """Settings for one isolated pipeline: its own line name, ports, files and MQTT client ids."""
+    """Settings for one isolated pipeline: its own line name, ports, files and MQTT client ids (site and
+    area the description's, when one is given)."""
     tag = uuid.uuid4().hex[:8]
     opcua_port, twin_port = free_ports(2)
     opcua = f"opc.tcp://127.0.0.1:{opcua_port}/linetwin"
     return Settings.model_validate(
         {
             "line": f"line{tag}",
+            "line_description": line_description,
             "mqtt": {"port": mqtt_port, "client_id_prefix": f"lt{tag}"},
             "influx": {"url": influx_url, "spool_dir": str(workdir / "spool"), "flush_interval_ms": 100},
             "plant": {

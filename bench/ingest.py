@@ -56,7 +56,7 @@ from connectors.service import IngestService
 from core.localservices import Influxd, Mosquitto, free_port, start_influxd, start_mosquitto
 from core.settings import Settings
 
-TOPICS = "+/formation/+/cycler1/+/+"
+TOPICS = f"{Settings().namespace().step('cycler1')}/+/+"
 #: Cycler channels the MQTT source publishes on; a burst is whole rounds of one message per channel.
 CHANNELS = 16
 GOAL = 0.8  # issue 4: ingest at ≥ 0.8 of the raw client's rate

@@ -27,6 +27,8 @@ from asyncua.crypto.validator import CertificateValidator, CertificateValidatorO
 from asyncua.server.user_managers import UserManager
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.settings import Settings
+
 NAMESPACE = "urn:linetwin:bench"
 UNITS = {"PumpFlow": "mL/min", "WebSpeed": "m/min", "DryLoading": "mg/cm2", "Thickness": "um"}
 
@@ -186,7 +188,7 @@ class CyclerSource:
 
     @staticmethod
     def topic(channel: str) -> str:
-        return f"site1/formation/line1/cycler1/{channel}/data"
+        return f"{Settings().namespace().step('cycler1')}/{channel}/data"
 
     def publish_round(self) -> mqtt.MQTTMessageInfo:
         """One message per channel with ``per_message`` records each; returns the last message's info."""

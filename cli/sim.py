@@ -69,7 +69,10 @@ def sim(
 
         with user_errors():
             DescribedLine(
-                linedesc.load(settings.line_description), settings.plant.scenario, settings.plant.seed
+                linedesc.load(settings.line_description),
+                settings.plant.scenario,
+                settings.plant.seed,
+                settings.plant.cycler_channels,
             )
         run_guarded(lambda: asyncio.run(_serve(settings)))
         return
@@ -84,13 +87,13 @@ def sim(
 
 
 def _described(settings: Settings) -> bool:
-    """Whether ``line_description`` names a line of the solid-state simulator's kinds."""
+    """Whether ``line_description`` names a line other than the pilot line's own (``plant.described``)."""
     if settings.line_description is None:
         return False
-    from plant.described import simulates
+    from plant.described import is_pilot
 
     with user_errors():
-        return simulates(linedesc.load(settings.line_description))
+        return not is_pilot(linedesc.load(settings.line_description))
 
 
 def _print_scenarios() -> None:
@@ -135,10 +138,12 @@ async def _serve(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, plant.stop.set)
         if _described(settings):
-            cfg = settings.plant
+            cfg, ns = settings.plant, settings.namespace()
             console.print(
                 f"[bold]linetwin plant[/] line={settings.line_description} scenario={cfg.scenario} "
                 f"seed={cfg.seed} speed={cfg.speed:g}x run={plant.run_id}\n  OPC UA  {cfg.opcua_endpoint}\n"
+                f"  MQTT    {settings.mqtt.host}:{settings.mqtt.port}  cyclers under {ns.levels}/# "
+                f"or spBv1.0/{ns.sparkplug_group}/# ({cfg.payload}), if the line forms cells\n"
                 "  Ctrl-C stops."
             )
         else:
@@ -147,9 +152,8 @@ async def _serve(settings: Settings) -> None:
 
 
 def _print_connect(settings: Settings, run_id: str) -> None:
-    cfg = settings.plant
-    root = f"{settings.site}/formation/{settings.line}/cycler1"
-    topics = f"{root}/#" if cfg.payload == "json" else "spBv1.0/linetwin/#"
+    cfg, ns = settings.plant, settings.namespace()
+    topics = f"{ns.levels}/#" if cfg.payload == "json" else f"spBv1.0/{ns.sparkplug_group}/#"
     console.print(
         f"[bold]linetwin plant[/] scenario={cfg.scenario} seed={cfg.seed} speed={cfg.speed:g}x run={run_id}\n"
         f"  OPC UA  {cfg.opcua_endpoint}  (Objects/PilotLine/Coater1, Calender1)\n"

@@ -1,5 +1,5 @@
-"""Republish normalised samples on the plant bus (``linetwin/bus/<line>/<machine>``, QoS 1), and keep each
-machine's last values retained on ``linetwin/state/<line>/<machine>``.
+"""Republish normalised samples on the plant bus (``<root>/bus/<site>/<area>/<line>/<step>``, QoS 1), and
+keep each step's last values retained on ``<root>/state/<site>/<area>/<line>/<step>`` (``core.uns``).
 
 The codec is ``core.bus``, shared with the twin. The bus is the live feed; InfluxDB is the record, so a
 bus outage never holds up ingest: paho queues QoS 1 messages while disconnected and sends them after.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,6 +25,7 @@ from connectors.mqtt.client import connect, make_client
 from core import bus
 from core.sample import Sample
 from core.settings import MqttSettings
+from core.uns import Namespace
 
 STATE_INTERVAL_S = 1.0
 
@@ -32,8 +33,11 @@ Machine = tuple[str, str]  # (line, machine)
 
 
 class BusPublisher:
-    def __init__(self, settings: MqttSettings, client_id: str) -> None:
+    """``topics`` names a line's namespace (``Settings.namespace``)."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, topics: Callable[[str], Namespace]) -> None:
         self.client: mqtt.Client = make_client(settings, client_id)
+        self._topics = topics
         self.client.on_connect = self._on_connect
         self._settings = settings
         #: (line, machine) -> (channel, signal) -> the newest sample, for the retained state
@@ -61,7 +65,8 @@ class BusPublisher:
         for sample in samples:
             groups[(sample.line, sample.machine)].append(sample)
         for key, group in groups.items():
-            self.client.publish(bus.topic(*key), bus.encode(group), qos=1)
+            line, machine = key
+            self.client.publish(self._topics(line).bus(machine), bus.encode(group), qos=1)
             last = self._last[key]
             for sample in group:
                 old = last.get((sample.channel, sample.signal))
@@ -73,8 +78,9 @@ class BusPublisher:
         """The retained last values of each machine that changed since the last call (or of all)."""
         machines = list(self._last) if every_machine else sorted(self._changed)
         self._changed = set()
-        for key in machines:
-            self.client.publish(bus.state_topic(*key), bus.encode(self._last[key].values()), 1, retain=True)
+        for line, machine in machines:
+            state = bus.encode(self._last[(line, machine)].values())
+            self.client.publish(self._topics(line).state(machine), state, 1, retain=True)
 
     async def _states(self) -> None:
         while True:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class IngestService:
     def __init__(self, settings: Settings, tag_map: TagMap | None = None) -> None:
         self.settings = settings
-        self.tag_map = tag_map if tag_map is not None else load_tag_map(settings.ingest.tag_map)
+        self.tag_map = tag_map if tag_map is not None else load_tag_map(settings.ingest.tag_map, settings)
         self.accounting = Accounting()
         self.writer: InfluxWriter | None = None
         self.opcua: list[OpcUaConnector] = []
@@ -49,7 +49,9 @@ class IngestService:
         bus = None
         if ingest.bus_enabled:
             bus = BusPublisher(
-                settings.mqtt, f"{settings.mqtt.client_id_prefix}-bus-{settings.line}-{ingest.partition}"
+                settings.mqtt,
+                f"{settings.mqtt.client_id_prefix}-bus-{settings.line}-{ingest.partition}",
+                settings.namespace,
             )
             bus.start()
         pipeline = Pipeline(writer, self.accounting, bus)

@@ -1,8 +1,9 @@
 """The tag map: which OPC UA nodes and MQTT topics become which machine, signal and unit.
 
 A TOML file (``ingest.tag_map``), validated by pydantic like the rest of the settings. Without a file the
-built-in map serves the simulated line: OPC UA machines are discovered from the server's AnalogItems at
-connect time (see ``connectors.opcua.discover``) and the cycler topics below are used for MQTT.
+built-in map serves the line description: OPC UA machines are discovered from the server's AnalogItems at
+connect time (see ``connectors.opcua.discover``) and each formation step's cyclers are read on MQTT
+(``builtin``).
 
 OPC UA nodes are named either by NodeId (``ns=2;s=Coater1.PumpFlow``, ``i=2258``) or by browse path from
 the Objects folder (``Coater1/Dryer/Zone1/Temperature``; a segment may carry its namespace, ``2:Coater1``).
@@ -16,8 +17,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from core import linedesc
 from core.configfile import load_toml
-from core.settings import Section
+from core.settings import Section, Settings
 from core.units import Conversion, UnitError, conversion
 
 _NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$")
@@ -137,50 +139,45 @@ class TagMap(Section):
     mqtt: list[MqttSource] = Field(default_factory=list)
 
 
-CYCLER_UNITS = {
-    "voltage": "V",
-    "current": "A",
-    "temperature": "Cel",
-    "step": "1",
-    "capacity": "Ah",
-    "charge_capacity": "Ah",
-    "discharge_capacity": "Ah",
-    "first_cycle_efficiency": "%",
-    "position_m": "m",
-    "ocv": "V",
-    "age_days": "d",
-    "k_value": "mV/d",
-}
+#: what a cycler's result carries beside its values (its formation's start and end)
 CYCLER_IGNORED = ["formation_start", "formation_end"]
 #: The simulated cyclers' Sparkplug folders (``result/``, ``ocv/``) group metrics; the signal is the rest.
 CYCLER_METRICS = r"(?:(?:result|ocv)/)?(?P<signal>[a-z_]+)"
 
 
-def builtin() -> TagMap:
-    """The map for the simulated line (docs/address-space.md): OPC UA machines discovered on the server,
-    the cyclers' JSON topics ``<site>/formation/<line>/cycler1/<channel>/{data,result,ocv}`` and their
-    Sparkplug B group ``linetwin``."""
-    return TagMap(
-        mqtt=[
+def builtin(settings: Settings) -> TagMap:
+    """The map of a described line (docs/address-space.md): OPC UA machines discovered on the server, and
+    each ``formation`` step's cyclers on MQTT under the line's namespace (``core.uns``): JSON on
+    ``<site>/<area>/<line>/<step>/<channel>/{data,result,ocv}`` and Sparkplug B as edge node ``<step>`` of
+    group ``<site>.<area>.<line>``, their signals and units the description's."""
+    namespace = settings.namespace()
+    sources = []
+    for step in linedesc.load(settings.line_description).steps:
+        if step.kind != "formation":
+            continue
+        units = {signal.name: signal.unit for signal in step.signals}
+        topic = namespace.step(step.id)
+        sources += [
             MqttSource(
-                topic="+/formation/+/cycler1/+/+",
-                machine="cycler1",
+                topic=f"{topic}/+/+",
+                machine=step.id,
                 format="json",
-                channel_level=4,
-                units=CYCLER_UNITS,
+                channel_level=len(topic.split("/")),
+                units=units,
                 ignore=CYCLER_IGNORED,
             ),
             MqttSource(
-                topic="spBv1.0/linetwin/#",
-                machine="cycler1",
+                topic=f"spBv1.0/{namespace.sparkplug_group}/+/{step.id}/#",
+                machine=step.id,
                 format="sparkplug",
-                units=CYCLER_UNITS,
+                units=units,
                 metric_pattern=CYCLER_METRICS,
             ),
         ]
-    )
+    return TagMap(mqtt=sources)
 
 
-def load(path: Path | None) -> TagMap:
-    """Load and validate the tag map; errors name the file, the line where TOML knows it, and the field."""
-    return builtin() if path is None else load_toml(path, TagMap, "tag map")
+def load(path: Path | None, settings: Settings | None = None) -> TagMap:
+    """Load and validate the tag map (none: ``builtin``); errors name the file, the line where TOML knows
+    it, and the field."""
+    return builtin(settings or Settings()) if path is None else load_toml(path, TagMap, "tag map")

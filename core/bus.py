@@ -1,13 +1,13 @@
 """The plant bus codec: the one place that encodes and decodes normalised samples on MQTT.
 
-Topic ``linetwin/bus/<line>/<machine>``, QoS 1, payload a JSON array of objects with the fields of
-:class:`core.sample.Sample` (``quality`` as its text, absent optional fields as ``null``). Decoding is
-strict: a missing or extra field, a wrong type or a non-finite value raises ``RejectedInput`` so a
-subscriber counts the message instead of acting on half of it.
+Topic ``<root>/bus/<site>/<area>/<line>/<step>`` (``core.uns``), QoS 1, payload a JSON array of objects
+with the fields of :class:`core.sample.Sample` (``quality`` as its text, absent optional fields as
+``null``). Decoding is strict: a missing or extra field, a wrong type or a non-finite value raises
+``RejectedInput`` so a subscriber counts the message instead of acting on half of it.
 
-Beside the stream, ``linetwin/state/<line>/<machine>`` holds each machine's last value of every signal as
-one retained message in the same codec, so a subscriber that starts after a value was last sent (a
-setpoint reported once, by exception) still knows it as soon as it subscribes.
+Beside the stream, ``<root>/state/<site>/<area>/<line>/<step>`` holds each step's last value of every
+signal as one retained message in the same codec, so a subscriber that starts after a value was last sent
+(a setpoint reported once, by exception) still knows it as soon as it subscribes.
 """
 
 from __future__ import annotations
@@ -21,35 +21,12 @@ from typing import Any
 from core.errors import RejectedInput
 from core.sample import Quality, Sample
 
-TOPIC_ROOT = "linetwin/bus"
-#: Retained last value of every signal of a machine (same codec): what a subscriber that came late needs.
-STATE_ROOT = "linetwin/state"
-
 _FIELDS = tuple(f.name for f in fields(Sample))
 _STR_FIELDS = ("line", "machine", "signal", "unit", "source")
 _INT_FIELDS = ("source_time_ns", "receive_time_ns")
 _OPTIONAL_STR = ("channel", "roll_id", "cell_id", "source_unit")
 #: fields a producer of an older version may leave out; they decode as None
 _NEWER = frozenset({"source_unit"})
-
-
-def topic(line: str, machine: str) -> str:
-    """``linetwin/bus/<line>/<machine>``"""
-    return f"{TOPIC_ROOT}/{line}/{machine}"
-
-
-def subscription(line: str = "+") -> str:
-    """The topic filter for every machine of ``line`` (default: every line)."""
-    return f"{TOPIC_ROOT}/{line}/+"
-
-
-def state_topic(line: str, machine: str) -> str:
-    """``linetwin/state/<line>/<machine>``: the retained last value of each of the machine's signals."""
-    return f"{STATE_ROOT}/{line}/{machine}"
-
-
-def state_subscription(line: str = "+") -> str:
-    return f"{STATE_ROOT}/{line}/+"
 
 
 def encode(samples: Iterable[Sample]) -> bytes:

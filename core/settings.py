@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from core.errors import ConfigError
+from core.uns import Namespace
 
 CONFIG_ENV = "LINETWIN_CONFIG"
 DEFAULT_CONFIG_FILE = Path("linetwin.toml")
@@ -43,6 +44,8 @@ class MqttSettings(Section):
     ca_file: Path | None = None
     client_id_prefix: str = "linetwin"
     keepalive_s: int = Field(30, ge=5)
+    #: first topic level of what linetwin derives (plant bus, retained state, alerts): ``core.uns``
+    topic_root: str = Field("linetwin", pattern=r"^[^/+#]+$")
 
 
 class InfluxSettings(Section):
@@ -153,6 +156,7 @@ class Settings(BaseSettings):
         env_prefix="LINETWIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
+    #: the line's ISA-95 identity: the description's, unless set here (file, environment, flag)
     site: str = "site1"
     area: str = "electrodes"
     line: str = "line1"
@@ -166,6 +170,23 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     twin: TwinSettings = TwinSettings()
     models: ModelSettings = ModelSettings()
+
+    @model_validator(mode="after")
+    def _identity_from_description(self) -> Settings:
+        """Site, area and line the settings leave unset are the description's (a ConfigError names a
+        description that cannot be read)."""
+        unset = {"site", "area", "line"} - self.model_fields_set
+        if self.line_description is not None and unset:
+            from core import linedesc  # linedesc builds on Section
+
+            described = linedesc.load(self.line_description)
+            for level in sorted(unset):
+                setattr(self, level, getattr(described, level))
+        return self
+
+    def namespace(self, line: str | None = None) -> Namespace:
+        """The topics of ``line`` (default: this process's line) at this site and area."""
+        return Namespace(self.site, self.area, line or self.line, self.mqtt.topic_root)
 
     @classmethod
     def settings_customise_sources(

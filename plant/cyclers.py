@@ -12,13 +12,16 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from core.errors import LinetwinError
+from core import linedesc, units
+from core.errors import ConfigError, LinetwinError
+from core.linedesc import LineDescription
 from core.settings import Settings
 from core.sparkplug import DataType, MessageType, Payload, Topic
 from plant.formation import Cell, CyclerSample, OcvReading
@@ -26,10 +29,9 @@ from plant.formation import Cell, CyclerSample, OcvReading
 log = logging.getLogger(__name__)
 
 QOS = 1
-GROUP_ID = "linetwin"
-EDGE_NODE = "cycler1"
 REBIRTH = "Node Control/Rebirth"
-NDEATH_TOPIC = str(Topic(GROUP_ID, MessageType.NDEATH, EDGE_NODE))
+#: what a record carries beside its values: never renamed, never converted
+CONTEXT = frozenset({"cell_id", "channel", "cathode_roll_id", "formation_start", "formation_end"})
 
 # Sparkplug device metrics: (name, datatype); alias = 100 * channel number + index
 DEVICE_METRICS: tuple[tuple[str, DataType], ...] = (
@@ -52,6 +54,48 @@ DEVICE_METRICS: tuple[tuple[str, DataType], ...] = (
 )
 _METRIC_INDEX = {name: i for i, (name, _) in enumerate(DEVICE_METRICS)}
 _METRIC_TYPE = dict(DEVICE_METRICS)
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """The cyclers of one formation step in its description's names and units.
+
+    ``fields`` maps each value the simulated cyclers make (their own names, ``lines/pilot-nmc.toml``) to
+    the described signal in the same role with the conversion into its unit; a value the description
+    does not list is not sent, as a real cycler sends only what it is configured to.
+    """
+
+    step: str
+    fields: dict[str, tuple[str, float, float]]
+
+    def dress(self, values: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, value in values.items():
+            if name in CONTEXT:
+                out[name] = value
+            elif (renamed := self.fields.get(name)) is not None:
+                described, scale, offset = renamed
+                out[described] = value if value is None else value * scale + offset
+        return out
+
+
+def naming(description: LineDescription, step_id: str) -> Naming:
+    """``step_id``'s names and units for the cyclers' values (ConfigError for an inconvertible unit)."""
+    own = next(s for s in linedesc.load().steps if s.kind == "formation")
+    step = description.step(step_id)
+    if step is None or step.kind != "formation":
+        raise ConfigError(f"{step_id} is not a formation step of line {description.line}")
+    fields = {}
+    for signal in step.signals:
+        source = own.signal(signal.role or signal.name)
+        if source is None:
+            continue
+        try:
+            conversion = units.converter(source.unit, signal.unit)
+        except units.UnitError as exc:
+            raise ConfigError(f"step {step_id} {signal.name}: {exc}") from None
+        fields[source.name] = (signal.name, conversion.scale, conversion.offset)
+    return Naming(step_id, fields)
 
 
 class BrokerUnavailable(LinetwinError):
@@ -140,17 +184,18 @@ class _Link:
 
 
 class JsonCyclers:
-    """Cycler channels on ``<site>/formation/<line>/cycler1/...`` with JSON payloads."""
+    """Cycler channels on ``<site>/<area>/<line>/<step>/<channel>/...`` with JSON payloads."""
 
-    def __init__(self, settings: Settings, run: str, channels: list[str]) -> None:
-        self.root = f"{settings.site}/formation/{settings.line}/cycler1"
+    def __init__(self, settings: Settings, run: str, channels: list[str], names: Naming) -> None:
+        self.root = settings.namespace().step(names.step)
+        self.names = names
         self.run = run
         self.channels = channels
         self._seq = dict.fromkeys(channels, 0)
         offline = json.dumps({"state": "offline", "run": run, "ts": None}).encode()
         self.link = _Link(
             settings,
-            f"{settings.mqtt.client_id_prefix}-sim-cycler1-{run}",
+            f"{settings.mqtt.client_id_prefix}-sim-{names.step}-{run}",
             f"{self.root}/state",
             offline,
             True,
@@ -173,7 +218,7 @@ class JsonCyclers:
             self.link.publish(f"{self.root}/state", json.dumps(state).encode(), retain=True)
 
     def _send(self, channel: str, kind: str, ts_ms: int, fields: dict[str, Any]) -> None:
-        message = {"seq": self._seq[channel], "run": self.run, "ts": ts_ms, **fields}
+        message = {"seq": self._seq[channel], "run": self.run, "ts": ts_ms, **self.names.dress(fields)}
         self._seq[channel] += 1
         self.link.publish(f"{self.root}/{channel}/{kind}", json.dumps(message).encode())
 
@@ -210,9 +255,16 @@ class JsonCyclers:
 
 
 class SparkplugCyclers:
-    """Edge node ``cycler1`` of group ``linetwin``, one Sparkplug B device per channel."""
+    """Edge node ``<step>`` of group ``<site>.<area>.<line>``, one Sparkplug B device per channel."""
 
-    def __init__(self, settings: Settings, run: str, channels: list[str]) -> None:
+    def __init__(self, settings: Settings, run: str, channels: list[str], names: Naming) -> None:
+        self.group, self.node = settings.namespace().sparkplug_group, names.step
+        self.ndeath_topic = self._topic(MessageType.NDEATH)
+        self.names = names
+        #: each metric this node sends: its name in the description, by its name at the cyclers
+        self.metrics = {
+            name: self._renamed(name) for name, _ in DEVICE_METRICS if self._renamed(name) is not None
+        }
         self.run = run
         self.channels = channels
         self.bd_seq = 0
@@ -220,14 +272,25 @@ class SparkplugCyclers:
         self._last: dict[str, dict[str, Any]] = {ch: {} for ch in channels}
         self.link = _Link(
             settings,
-            f"{settings.mqtt.client_id_prefix}-sim-cycler1-{run}",
-            NDEATH_TOPIC,
+            f"{settings.mqtt.client_id_prefix}-sim-{names.step}-{run}",
+            self.ndeath_topic,
             self._death(None),
             False,
         )
-        self.link.subscriptions.append(str(Topic(GROUP_ID, MessageType.NCMD, EDGE_NODE)))
+        self.link.subscriptions.append(self._topic(MessageType.NCMD))
         self.link.on_session_lost = self._next_session
         self.link.client.on_message = self._on_message
+
+    def _topic(self, kind: MessageType, device: str | None = None) -> str:
+        return str(Topic(self.group, kind, self.node, device))
+
+    def _renamed(self, metric: str) -> str | None:
+        """``result/charge_capacity`` in the description's name, None if it does not list the value."""
+        folder, _, leaf = metric.rpartition("/")
+        if leaf in CONTEXT:
+            return metric
+        renamed = self.names.fields.get(leaf)
+        return None if renamed is None else f"{folder}/{renamed[0]}" if folder else renamed[0]
 
     def connect(self) -> None:
         self.link.connect()
@@ -240,7 +303,7 @@ class SparkplugCyclers:
     def _next_session(self) -> None:
         """The next MQTT session gets the next bdSeq, in its NBIRTH and in its Last Will (paho's thread)."""
         self.bd_seq = (self.bd_seq + 1) % 256
-        self.link.client.will_set(NDEATH_TOPIC, self._death(None), qos=QOS, retain=False)
+        self.link.client.will_set(self.ndeath_topic, self._death(None), qos=QOS, retain=False)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = Payload()
@@ -296,24 +359,28 @@ class SparkplugCyclers:
         self._add(nbirth, "bdSeq", DataType.UINT64, self.bd_seq)
         self._add(nbirth, REBIRTH, DataType.BOOLEAN, False)
         self._add(nbirth, "run", DataType.STRING, self.run)
-        self.link.publish(str(Topic(GROUP_ID, MessageType.NBIRTH, EDGE_NODE)), nbirth.SerializeToString())
+        self.link.publish(self._topic(MessageType.NBIRTH), nbirth.SerializeToString())
         for channel in self.channels:
             dbirth = Payload(timestamp=ts_ms, seq=self._next_seq())
             last = self._last[channel]
-            for name, datatype in DEVICE_METRICS:
-                self._add(dbirth, name, datatype, last.get(name), self.alias(channel, name))
-            topic = Topic(GROUP_ID, MessageType.DBIRTH, EDGE_NODE, channel)
-            self.link.publish(str(topic), dbirth.SerializeToString())
+            for name, renamed in self.metrics.items():
+                self._add(dbirth, renamed, _METRIC_TYPE[name], last.get(name), self.alias(channel, name))
+            self.link.publish(self._topic(MessageType.DBIRTH, channel), dbirth.SerializeToString())
 
     def _ddata(self, channel: str, ts_ms: int, values: dict[str, Any]) -> None:
+        """Values by the cyclers' metric names, sent (and remembered for a rebirth) in the described
+        names and units."""
         payload = Payload(timestamp=ts_ms, seq=self._next_seq())
+        dressed = {}
         for name, value in values.items():
-            self._add(payload, None, _METRIC_TYPE[name], value, self.alias(channel, name))
+            if name not in self.metrics:
+                continue
+            leaf = name.rpartition("/")[2]
+            dressed[name] = self.names.dress({leaf: value}).popitem()[1] if leaf not in CONTEXT else value
+            self._add(payload, None, _METRIC_TYPE[name], dressed[name], self.alias(channel, name))
             payload.metrics[-1].timestamp = ts_ms
-        self._last[channel].update(values)
-        self.link.publish(
-            str(Topic(GROUP_ID, MessageType.DDATA, EDGE_NODE, channel)), payload.SerializeToString()
-        )
+        self._last[channel].update(dressed)
+        self.link.publish(self._topic(MessageType.DDATA, channel), payload.SerializeToString())
 
     def sample(self, channel: str, ts_ms: int, s: CyclerSample) -> None:
         self._ddata(
@@ -353,4 +420,4 @@ class SparkplugCyclers:
         self._ddata(reading.cell.channel, ts_ms, values)
 
     def close(self, ts_ms: int) -> None:
-        self.link.close(self.link.publish(NDEATH_TOPIC, self._death(ts_ms)))
+        self.link.close(self.link.publish(self.ndeath_topic, self._death(ts_ms)))

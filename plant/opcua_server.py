@@ -77,6 +77,57 @@ def check_port_free(endpoint: str) -> None:
         probe.bind((url.hostname or "0.0.0.0", url.port or 4840))
 
 
+async def add_analog(
+    server: Server,
+    parent: Node,
+    idx: int,
+    column: str,
+    name: str,
+    description: str,
+    value: float,
+    unit: str,
+    eu_range: tuple[float, float] | None,
+    write: Callable[[str, float], None] | None,
+) -> ua.NodeId:
+    """A Double variable with its EngineeringUnits (OPC UA Part 8, 5.3.2): an AnalogItemType with its
+    EURange when there is one, else a BaseAnalogType (whose EURange is optional); writable through
+    ``write`` (``setpoint_setter``) when given. Added in one AddNodes call, so the type definition is set
+    at creation as the spec asks, which asyncua's ``add_variable`` does not offer."""
+    access = ua.AccessLevel.CurrentRead.mask
+    if write is not None:
+        access |= ua.AccessLevel.CurrentWrite.mask
+    kind = ua.ObjectIds.AnalogItemType if eu_range is not None else ua.ObjectIds.BaseAnalogType
+    attributes = ua.VariableAttributes(
+        DisplayName=ua.LocalizedText(browse_name(name)),
+        Description=ua.LocalizedText(description),
+        Value=ua.Variant(value, ua.VariantType.Double),
+        DataType=node_id(ua.ObjectIds.Double, 0),
+        ValueRank=-1,
+        AccessLevel=ua.Byte(access),
+        UserAccessLevel=ua.Byte(access),
+    )
+    item = ua.AddNodesItem(
+        ParentNodeId=parent.nodeid,
+        ReferenceTypeId=node_id(ua.ObjectIds.HasComponent, 0),
+        RequestedNewNodeId=node_id(column, idx),
+        BrowseName=qname(browse_name(name), idx),
+        NodeClass=ua.NodeClass.Variable,
+        NodeAttributes=attributes,
+        TypeDefinition=node_id(kind, 0),
+    )
+    (result,) = await parent.session.add_nodes([item])
+    result.StatusCode.check()
+    node = server.get_node(result.AddedNodeId)
+    if eu_range is not None:
+        await node.add_property(node_id(f"{column}.EURange", idx), qname("EURange", 0), ua.Range(*eu_range))
+    await node.add_property(
+        node_id(f"{column}.EngineeringUnits", idx), qname("EngineeringUnits", 0), eu_information(unit)
+    )
+    if write is not None:
+        server.set_attribute_value_setter(node.nodeid, setpoint_setter(column, write))
+    return node.nodeid
+
+
 def setpoint_setter(
     column: str, write: Callable[[str, float], None]
 ) -> Callable[[NodeData, ua.AttributeIds, ua.DataValue], None]:
@@ -155,44 +206,19 @@ class PlantOpcUaServer:
             self._nodes[f"{machine}.{name}"] = node.nodeid
 
     async def _add_analog(self, parent: Node, column: str, name: str, unit: str, signal: Signal) -> None:
-        """An AnalogItemType variable (Part 8, 5.3.2) with its EURange and EngineeringUnits properties."""
-        access = ua.AccessLevel.CurrentRead.mask
-        if signal.setpoint:
-            access |= ua.AccessLevel.CurrentWrite.mask
-        attributes = ua.VariableAttributes(
-            DisplayName=ua.LocalizedText(browse_name(name)),
-            Description=ua.LocalizedText(signal.meaning),
-            Value=ua.Variant(self.line.setpoints.get(column, 0.0), ua.VariantType.Double),
-            DataType=node_id(ua.ObjectIds.Double, 0),
-            ValueRank=-1,
-            AccessLevel=ua.Byte(access),
-            UserAccessLevel=ua.Byte(access),
+        write = self.line.write_setpoint if signal.setpoint else None
+        self._nodes[column] = await add_analog(
+            self.server,
+            parent,
+            self.idx,
+            column,
+            name,
+            signal.meaning,
+            self.line.setpoints.get(column, 0.0),
+            unit,
+            (signal.low, signal.high),
+            write,
         )
-        item = ua.AddNodesItem(
-            ParentNodeId=parent.nodeid,
-            ReferenceTypeId=node_id(ua.ObjectIds.HasComponent, 0),
-            RequestedNewNodeId=node_id(column, self.idx),
-            BrowseName=qname(browse_name(name), self.idx),
-            NodeClass=ua.NodeClass.Variable,
-            NodeAttributes=attributes,
-            TypeDefinition=node_id(ua.ObjectIds.AnalogItemType, 0),
-        )
-        (result,) = await parent.session.add_nodes([item])
-        result.StatusCode.check()
-        node = self.server.get_node(result.AddedNodeId)
-        await node.add_property(
-            node_id(f"{column}.EURange", self.idx), qname("EURange", 0), ua.Range(signal.low, signal.high)
-        )
-        await node.add_property(
-            node_id(f"{column}.EngineeringUnits", self.idx),
-            qname("EngineeringUnits", 0),
-            eu_information(unit),
-        )
-        if signal.setpoint:
-            self.server.set_attribute_value_setter(
-                node.nodeid, setpoint_setter(column, self.line.write_setpoint)
-            )
-        self._nodes[column] = node.nodeid
 
     async def publish(self, tick: Tick, when: datetime) -> None:
         """Write one tick: every process value of every machine with SourceTimestamp ``when``."""

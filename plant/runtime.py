@@ -24,8 +24,8 @@ from core import linedesc
 from core.errors import LinetwinError
 from core.settings import Settings
 from plant import described
-from plant.cyclers import JsonCyclers, SparkplugCyclers, epoch_ms
-from plant.formation import sample
+from plant.cyclers import JsonCyclers, Naming, SparkplugCyclers, epoch_ms, naming
+from plant.formation import Cell, OcvReading, sample
 from plant.line import PilotLine, Tick
 from plant.opcua_server import PlantOpcUaServer
 from plant.scenarios import get_scenario
@@ -84,23 +84,22 @@ async def run_plant(plant: Plant) -> None:
     settings = plant.settings
     if settings.line_description is not None:
         description = linedesc.load(settings.line_description)
-        if described.simulates(description):
-            await _run_described(
-                plant, described.DescribedLine(description, settings.plant.scenario, settings.plant.seed)
-            )
+        if not described.is_pilot(description):
+            if not described.simulates(description):
+                raise PlantUnavailable(
+                    f"no simulator runs {settings.line_description}: a described line needs steps of one "
+                    f"simulator's kinds ({', '.join(described.KINDS)}; see plant.described)"
+                )
+            cfg = settings.plant
+            simulated = described.DescribedLine(description, cfg.scenario, cfg.seed, cfg.cycler_channels)
+            await _run_described(plant, simulated)
             return
-        if [s.id for s in description.steps] != [s.id for s in linedesc.load().steps]:
-            raise PlantUnavailable(
-                f"no simulator runs {settings.line_description}: the pilot line runs as lines/pilot-nmc.toml "
-                f"names it, and a described line needs its steps of one simulator's kinds, each once "
-                f"({', '.join(described.KINDS)})"
-            )
     cfg = settings.plant
     line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels)
     plant.run_id = uuid.uuid4().hex[:12]
     opcua = PlantOpcUaServer(cfg.opcua_endpoint, line)
-    cyclers_cls = SparkplugCyclers if cfg.payload == "sparkplug" else JsonCyclers
-    cyclers: JsonCyclers | SparkplugCyclers = cyclers_cls(settings, plant.run_id, line.cyclers.channels)
+    names = naming(linedesc.load(), next(s.id for s in linedesc.load().steps if s.kind == "formation"))
+    cyclers = _cyclers(settings, plant.run_id, line.cyclers.channels, names)
     try:
         await opcua.start()
     except OSError as exc:
@@ -143,6 +142,13 @@ async def run_plant(plant: Plant) -> None:
         plant.finished.set()
 
 
+def _cyclers(
+    settings: Settings, run: str, channels: list[str], names: Naming
+) -> JsonCyclers | SparkplugCyclers:
+    kind = SparkplugCyclers if settings.plant.payload == "sparkplug" else JsonCyclers
+    return kind(settings, run, channels, names)
+
+
 async def _due(plant: Plant, t_next: float, wall0: float) -> bool:
     """Wait until plant time ``t_next`` is due on the wall clock (never when behind); False once the
     plant is to stop: stopped, or past ``plant.duration_s``."""
@@ -161,19 +167,28 @@ async def _due(plant: Plant, t_next: float, wall0: float) -> bool:
 
 
 async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
-    """The plant loop of a described line: OPC UA only (its kinds have no cyclers)."""
+    """The plant loop of a described line: its steps on OPC UA, its cyclers (if it forms cells) on MQTT."""
     settings = plant.settings
     cfg = settings.plant
     plant.run_id = uuid.uuid4().hex[:12]
     opcua = described.DescribedOpcUaServer(cfg.opcua_endpoint, line)
+    cyclers = None
+    if line.cells is not None:
+        cells, names = line.cells
+        cyclers = _cyclers(settings, plant.run_id, cells.cyclers.channels, names)
     try:
         await opcua.start()
     except OSError as exc:
         raise PlantUnavailable(f"cannot serve OPC UA at {cfg.opcua_endpoint}: {exc}") from None
     try:
+        if cyclers is not None:
+            await asyncio.to_thread(cyclers.connect)
         wall0 = time.monotonic()
         start = datetime.now(UTC)
         plant.start = start
+        noise = np.random.default_rng([cfg.seed, 2])
+        sample_every = 1.0 / cfg.cycler_rate_hz
+        next_sample = sample_every
         truth = _open_ground_truth(settings)
         log.info(
             "plant running",
@@ -183,13 +198,23 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
         try:
             while await _due(plant, line.t + cfg.tick_s, wall0):
                 tick = line.step(cfg.tick_s)
-                await opcua.publish(tick, start + timedelta(seconds=tick.t))
-                for fault in tick.onsets:
-                    truth.write(json.dumps(line.ground_truth(fault, start)) + "\n")
+                when = start + timedelta(seconds=tick.t)
+                await opcua.publish(tick, when)
+                if cyclers is not None and line.cells is not None:
+                    cyclers.birth_if_needed(epoch_ms(when))
+                    while next_sample <= tick.t + 1e-9:
+                        _publish_samples(line.cells[0], next_sample, start, cyclers, noise)
+                        next_sample += sample_every
+                    _publish_cells(tick.t, tick.formed, tick.ocv, start, cyclers)
+                for onset in tick.onsets:
+                    truth.write(json.dumps(line.ground_truth(onset, start)) + "\n")
                     truth.flush()
+                    fault = onset[1]
                     log.warning("scenario fault onset", extra={"fault": fault.name, "machine": fault.machine})
         finally:
             truth.close()
+            if cyclers is not None:
+                cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))
     finally:
         await opcua.stop()
         plant.finished.set()
@@ -209,19 +234,29 @@ def _publish_samples(
             cyclers.sample(channel, ts, sample(cell, t, noise))
 
 
-def _publish_events(
-    tick: Tick, start: datetime, cyclers: JsonCyclers | SparkplugCyclers, truth: TextIO, scenario: str
+def _publish_cells(
+    t: float,
+    formed: list[Cell],
+    ocv: list[OcvReading],
+    start: datetime,
+    cyclers: JsonCyclers | SparkplugCyclers,
 ) -> None:
-    when_ms = epoch_ms(start + timedelta(seconds=tick.t))
-    for cell in tick.formed:
+    """The results of the cells formed by plant time ``t``, and the OCV readings of aging cells."""
+    for cell in formed:
         cyclers.result(
             cell,
-            when_ms,
+            epoch_ms(start + timedelta(seconds=t)),
             epoch_ms(start + timedelta(seconds=cell.start_s)),
             epoch_ms(start + timedelta(seconds=cell.end_s)),
         )
-    for reading in tick.ocv:
+    for reading in ocv:
         cyclers.ocv(reading, epoch_ms(start + timedelta(seconds=reading.time_s)))
+
+
+def _publish_events(
+    tick: Tick, start: datetime, cyclers: JsonCyclers | SparkplugCyclers, truth: TextIO, scenario: str
+) -> None:
+    _publish_cells(tick.t, tick.formed, tick.ocv, start, cyclers)
     for fault in tick.onsets:
         truth.write(json.dumps(fault.ground_truth(scenario, start)) + "\n")
         truth.flush()

@@ -41,13 +41,8 @@ from twin.store import StateStore
 
 log = logging.getLogger(__name__)
 
-ALERT_TOPIC_ROOT = "linetwin/alerts"
 SNAPSHOT_INTERVAL_S = 5.0
 STATE_EVENT_INTERVAL_S = 0.25
-
-
-def alert_topic(line: str) -> str:
-    return f"{ALERT_TOPIC_ROOT}/{line}"
 
 
 def spool_dir(settings: TwinSettings) -> Path:
@@ -177,6 +172,9 @@ class TwinEngine:
             InfluxWriter(settings.influx, spool_dir=spool_dir(settings.twin)) if influx_enabled else None
         )
         self.workers = {line: LineWorker(self, line, analyser_factory(line)) for line in self.lines}
+        #: bus and state topic of a step -> (its line, whether it is the retained state)
+        self._topics = {settings.namespace(line): line for line in self.lines}
+        self._routes: dict[str, tuple[str, bool]] = {}
         self.connected = False
         self.started_ns = time.time_ns()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -269,8 +267,7 @@ class TwinEngine:
             log.warning("MQTT connect refused", extra={"reason": str(reason)})
             return
         client.subscribe(
-            [(bus.subscription(line), 1) for line in self.lines]
-            + [(bus.state_subscription(line), 1) for line in self.lines]
+            [(ns.bus("+"), 1) for ns in self._topics] + [(ns.state("+"), 1) for ns in self._topics]
         )
         self.connected = True
         log.info("subscribed to the plant bus", extra={"lines": ",".join(self.lines)})
@@ -285,9 +282,8 @@ class TwinEngine:
 
     def dispatch(self, topic: str, payload: bytes | bytearray) -> None:
         """Decode one bus message and queue it on its line's worker (runs on the loop)."""
-        parts = topic.split("/")
-        worker = self.workers.get(parts[2]) if len(parts) == 4 else None
-        held = topic.startswith(bus.STATE_ROOT + "/")
+        line, held = self._route(topic)
+        worker = self.workers.get(line)
         if worker is None:
             self.metrics.rejected.labels("unknown_line").inc()
             return
@@ -301,6 +297,23 @@ class TwinEngine:
         if samples:
             worker.queue.put_nowait((samples, held))
             self.metrics.queue_depth.labels(worker.line).set(worker.queue.qsize())
+
+    def _route(self, topic: str) -> tuple[str, bool]:
+        """The line of a bus or state topic ("" for none this twin serves), and whether it is the state."""
+        route = self._routes.get(topic)
+        if route is None:
+            step = topic.rpartition("/")[2]
+            route = next(
+                (
+                    (line, topic == ns.state(step))
+                    for ns, line in self._topics.items()
+                    if topic in (ns.bus(step), ns.state(step))
+                ),
+                ("", False),
+            )
+            if len(self._routes) < 10_000:
+                self._routes[topic] = route
+        return route
 
     # alerts
     def raise_alert(self, occurrence: Occurrence) -> None:
@@ -327,7 +340,7 @@ class TwinEngine:
         raised = document["state"] == AlertState.ACTIVE_UNACKNOWLEDGED
         self.write([alert_point(alert, document["state"], alert.onset_ns if raised else now)])
         if self._mqtt is not None:
-            self._mqtt.publish(alert_topic(alert.line), json.dumps(document), qos=1)
+            self._mqtt.publish(self.settings.namespace(alert.line).alerts, json.dumps(document), qos=1)
         self.events.publish({"event": "alert", "data": document})
         log.info(
             "alert",

@@ -43,7 +43,7 @@ def app(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
         Sample("fuzz", "coater1", "pump_flow", 79.3, "mL/min", t * 10**9, t * 10**9, roll_id="CAT-00001")
         for t in range(1, 4)
     ]
-    engine.dispatch(bus.topic("fuzz", "coater1"), bus.encode(samples))
+    engine.dispatch(config.namespace().bus("coater1"), bus.encode(samples))
     worker = engine.workers["fuzz"]
     worker.take(*worker.queue.get_nowait())
     engine.raise_alert(pump_wear("fuzz", 10**9))

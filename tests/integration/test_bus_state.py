@@ -12,9 +12,10 @@ from connectors.busout import BusPublisher
 from core import bus
 from core.localservices import start_mosquitto
 from core.sample import Sample
-from core.settings import MqttSettings
+from core.settings import MqttSettings, Settings
 
 pytestmark = pytest.mark.integration
+TOPICS = Settings().namespace
 
 
 def _retained(port: int, within_s: float = 8.0) -> list[Sample]:
@@ -23,7 +24,7 @@ def _retained(port: int, within_s: float = 8.0) -> list[Sample]:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.on_message = lambda c, u, m: received.extend(bus.decode(m.payload)) if m.retain else None
     client.connect("127.0.0.1", port)
-    client.subscribe(bus.state_subscription("line7"), qos=1)
+    client.subscribe(TOPICS("line7").state("+"), qos=1)
     client.loop_start()
     deadline = time.monotonic() + within_s
     while not received and time.monotonic() < deadline:
@@ -35,7 +36,7 @@ def _retained(port: int, within_s: float = 8.0) -> list[Sample]:
 
 async def test_a_setpoint_sent_once_is_retained_and_survives_a_broker_that_lost_it() -> None:
     broker = start_mosquitto()
-    publisher = BusPublisher(MqttSettings(port=broker.port), "bus-state-test")
+    publisher = BusPublisher(MqttSettings(port=broker.port), "bus-state-test", TOPICS)
     try:
         publisher.start()
         setpoint = Sample("line7", "coater1", "pump_flow_setpoint", 79.28, "mL/min", 10**18, 10**18)

@@ -90,7 +90,7 @@ def _publish_garbage(settings: Settings) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(settings.mqtt.host, settings.mqtt.port)
     client.loop_start()
-    topic = f"{settings.site}/formation/{settings.line}/cycler1/ch01/data"
+    topic = f"{settings.namespace().step('cycler1')}/ch01/data"
     client.publish(topic, b"{not json", qos=1).wait_for_publish(10)
     client.loop_stop()
     client.disconnect()

@@ -18,7 +18,8 @@ from tests.integration.ingest_support import count, ingest_settings, points, wai
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "site1/formation/line1/cycler1/ch07/data"
+TOPIC = "site1/electrodes/line1/cycler1/ch07/data"
+GROUP = "spBv1.0/site1.electrodes.line1"
 
 
 def _birth() -> bytes:
@@ -50,9 +51,9 @@ async def test_each_bad_input_is_rejected_with_its_reason_and_good_data_still_ar
             json.dumps({"seq": 6, "run": "r", "ts": "2199-01-01T00:00:00+00:00", "voltage": 3.6}).encode(),
         ),
         (TOPIC, json.dumps({"seq": 7, "run": "r", "ts": now, "voltage": 3.6, "pad": "x" * 4096}).encode()),
-        ("spBv1.0/linetwin/not-sparkplug", b"\x00"),
-        ("spBv1.0/linetwin/NBIRTH/edge1", _birth()[:-3]),
-        ("spBv1.0/linetwin/NDATA/edge2", b"\xff\xfe\xfd garbage"),
+        (f"{GROUP}/NOTSPARKPLUG/cycler1", b"\x00"),
+        (f"{GROUP}/NBIRTH/cycler1", _birth()[:-3]),
+        (f"{GROUP}/NDATA/cycler1", b"\xff\xfe\xfd garbage"),
     ]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(mosquitto.host, mosquitto.port)

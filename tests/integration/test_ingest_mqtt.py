@@ -94,7 +94,7 @@ async def test_samples_are_republished_on_the_plant_bus(
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     listener.on_message = lambda c, u, m: received.append(bytes(m.payload))
     listener.connect(mosquitto.host, mosquitto.port)
-    listener.subscribe(bus.topic("line1", "cycler1"), qos=1)
+    listener.subscribe(running[1].namespace().bus("cycler1"), qos=1)
     listener.loop_start()
     await asyncio.sleep(0.3)
     source = CyclerSource(mosquitto.host, mosquitto.port, channels=2, per_message=3, run="bus")

@@ -53,9 +53,9 @@ async def test_every_simulator_sample_is_in_influxdb_exactly_once(
         ingest={"opcua_enabled": True, "bus_enabled": False},
         opcua={"endpoints": [endpoint], "reconnect_min_s": 0.1, "reconnect_max_s": 0.2},
     )
+    settings = settings.model_copy(update={"site": site})  # its own topics on the shared broker
     plant_settings = settings.model_copy(
         update={
-            "site": site,
             "plant": settings.plant.model_copy(
                 update={
                     "opcua_endpoint": endpoint,
@@ -72,7 +72,7 @@ async def test_every_simulator_sample_is_in_influxdb_exactly_once(
         json.loads(m.payload)["seq"]
     )
     spy.connect(mosquitto.host, mosquitto.port)
-    spy.subscribe(f"{site}/formation/+/cycler1/+/+", qos=1)
+    spy.subscribe(f"{site}/+/+/cycler1/+/+", qos=1)
     spy.loop_start()
 
     service = IngestService(settings)

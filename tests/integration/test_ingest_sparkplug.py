@@ -23,9 +23,9 @@ async def test_sparkplug_cyclers_are_ingested_and_a_seq_gap_asks_for_a_rebirth(
     tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
 ) -> None:
     settings = ingest_settings(tmp_path, mosquitto, influxd, ingest={"bus_enabled": False})
+    settings = settings.model_copy(update={"site": f"site{free_port()}"})  # its own Sparkplug group
     plant_settings = settings.model_copy(
         update={
-            "site": f"site{free_port()}",
             "plant": settings.plant.model_copy(
                 update={
                     "opcua_endpoint": f"opc.tcp://127.0.0.1:{free_port()}/linetwin",
@@ -41,7 +41,7 @@ async def test_sparkplug_cyclers_are_ingested_and_a_seq_gap_asks_for_a_rebirth(
     spy = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     spy.on_message = lambda c, u, m: commands.extend(x.name for x in Payload.FromString(m.payload).metrics)
     spy.connect(mosquitto.host, mosquitto.port)
-    spy.subscribe("spBv1.0/linetwin/NCMD/+", qos=1)
+    spy.subscribe(f"spBv1.0/{settings.namespace().sparkplug_group}/NCMD/+", qos=1)
     spy.loop_start()
     service = IngestService(settings)
     stop = asyncio.Event()
@@ -53,7 +53,8 @@ async def test_sparkplug_cyclers_are_ingested_and_a_seq_gap_asks_for_a_rebirth(
             lambda: len(points(influxd, database, "WHERE machine = 'cycler1'")) >= 50, what="samples"
         )
         assert service.mqtt is not None
-        node = service.mqtt._hosts[id(service.mqtt.sources[1])].nodes[("linetwin", "cycler1")]
+        group = settings.namespace().sparkplug_group
+        node = service.mqtt._hosts[id(service.mqtt.sources[1])].nodes[(group, "cycler1")]
         assert node.seq is not None
         node.seq = (node.seq + 100) % 256
         await wait_for(lambda: REBIRTH in commands, what="rebirth request")

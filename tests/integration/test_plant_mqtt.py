@@ -71,7 +71,7 @@ async def test_json_cyclers_publish_gap_free_data_results_and_ocv(
     settings = _settings(
         mosquitto.host, mosquitto.port, tmp_path, speed=400, cycler_channels=3, duration_s=1500, seed=2
     )
-    root = f"{settings.site}/formation/{settings.line}/cycler1"
+    root = settings.namespace().step("cycler1")
     listener = Listener(mosquitto.host, mosquitto.port, f"{root}/#")
     try:
         async with running(settings) as plant:
@@ -154,7 +154,7 @@ def test_cyclers_go_offline_on_ctrl_c_and_by_last_will_when_killed(
     mosquitto: Mosquitto, tmp_path: Path, stop: signal.Signals, exit_code: int, clean: bool
 ) -> None:
     site = f"stop{free_port()}"
-    root = f"{site}/formation/line1/cycler1"
+    root = f"{site}/electrodes/line1/cycler1"
     process = _start_sim(mosquitto, tmp_path, site)
     listener = Listener(mosquitto.host, mosquitto.port, f"{root}/state")
     try:
@@ -196,22 +196,23 @@ async def test_sparkplug_births_data_rebirth_and_death(broker: Mosquitto, tmp_pa
     settings = _settings(
         broker.host, broker.port, tmp_path, speed=100, cycler_channels=2, payload="sparkplug"
     )
-    listener = Listener(broker.host, broker.port, "spBv1.0/linetwin/#")
+    sp = f"spBv1.0/{settings.namespace().sparkplug_group}"
+    listener = Listener(broker.host, broker.port, f"{sp}/#")
     try:
         async with running(settings):
             await asyncio.sleep(3.0)
             rebirth = Payload()
             metric = rebirth.metrics.add()
             metric.name, metric.datatype, metric.boolean_value = "Node Control/Rebirth", 11, True
-            listener.client.publish("spBv1.0/linetwin/NCMD/cycler1", rebirth.SerializeToString(), qos=1)
+            listener.client.publish(f"{sp}/NCMD/cycler1", rebirth.SerializeToString(), qos=1)
             await asyncio.sleep(1.5)
         await _until_quiet(listener.messages)
         messages = [(t, _decode(p)) for t, p, _ in listener.drain() if "/NCMD/" not in t]
     finally:
         listener.close()
     topics = [t for t, _ in messages]
-    assert topics[0] == "spBv1.0/linetwin/NBIRTH/cycler1"
-    assert topics[1:3] == ["spBv1.0/linetwin/DBIRTH/cycler1/ch01", "spBv1.0/linetwin/DBIRTH/cycler1/ch02"]
+    assert topics[0] == f"{sp}/NBIRTH/cycler1"
+    assert topics[1:3] == [f"{sp}/DBIRTH/cycler1/ch01", f"{sp}/DBIRTH/cycler1/ch02"]
     nbirth = messages[0][1]
     assert nbirth.seq == 0
     metrics = {m.name: m for m in nbirth.metrics}
@@ -236,7 +237,7 @@ async def test_sparkplug_births_data_rebirth_and_death(broker: Mosquitto, tmp_pa
     voltage = next(m.alias for m in dbirth.metrics if m.name == "voltage")
     volts = [m.double_value for d in ddata for m in d.metrics if m.alias == voltage]
     assert len(set(volts)) > 50 and all(2.5 < v < 4.3 for v in volts)
-    assert topics[-1] == "spBv1.0/linetwin/NDEATH/cycler1"
+    assert topics[-1] == f"{sp}/NDEATH/cycler1"
     death = {m.name: m for m in messages[-1][1].metrics}
     assert death["bdSeq"].long_value == bd_seq
 
@@ -269,7 +270,7 @@ async def _until_quiet(received: queue.Queue[Any], limit_s: float = 20.0) -> Non
 
 async def test_sequence_stays_gap_free_across_a_broker_restart(broker: Mosquitto, tmp_path: Path) -> None:
     settings = _settings(broker.host, broker.port, tmp_path, speed=50, cycler_channels=2)
-    root = f"{settings.site}/formation/{settings.line}/cycler1"
+    root = settings.namespace().step("cycler1")
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
     subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="restart-check", clean_session=False)
     subscriber.on_message = lambda c, u, m: received.put((m.topic, m.payload))
@@ -305,7 +306,8 @@ async def test_sparkplug_reconnect_is_a_new_session_with_the_next_bd_seq(
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
     subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bdseq-check", clean_session=False)
     subscriber.on_message = lambda c, u, m: received.put((m.topic, m.payload))
-    subscriber.on_connect = lambda c, u, f, r, p: c.subscribe("spBv1.0/linetwin/+/cycler1", qos=1)
+    births = f"spBv1.0/{settings.namespace().sparkplug_group}/+/cycler1"
+    subscriber.on_connect = lambda c, u, f, r, p: c.subscribe(births, qos=1)
     subscriber.reconnect_delay_set(0.1, 0.5)
     subscriber.connect(broker.host, broker.port)
     subscriber.loop_start()

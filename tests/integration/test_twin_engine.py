@@ -18,7 +18,7 @@ from core.sample import Sample
 from core.settings import Settings
 from tests.integration.twin_support import pump_wear
 from twin.alerts import open_database
-from twin.engine import TwinEngine, alert_topic
+from twin.engine import TwinEngine
 from twin.modeladapter import LineModelAnalyser
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ async def test_engine_seeds_from_influx_takes_the_bus_and_publishes_alerts(
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     listener.on_message = lambda _c, _u, message: received.append(json.loads(message.payload))
     listener.connect("127.0.0.1", mosquitto.port)
-    listener.subscribe(alert_topic(line), 1)
+    listener.subscribe(settings.namespace(line).alerts, 1)
     listener.loop_start()
 
     engine = TwinEngine(settings, LineModelAnalyser, open_database(settings.twin.state_file))
@@ -80,10 +80,11 @@ async def test_engine_seeds_from_influx_takes_the_bus_and_publishes_alerts(
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
         sample = Sample(line, "coater1", "pump_flow", 78.9, "mL/min", now, now, roll_id="CAT-00007")
-        publisher.publish(bus.topic(line, "coater1"), bus.encode([sample]), qos=1).wait_for_publish(5)
+        topic = settings.namespace(line).bus("coater1")
+        publisher.publish(topic, bus.encode([sample]), qos=1).wait_for_publish(5)
         await _until(lambda: "pump_flow" in engine.live.lines[line]["coater1"])
         assert engine.live.lines[line]["coater1"]["pump_flow"].roll_id == "CAT-00007"
-        publisher.publish(bus.topic(line, "coater1"), b"{not json", qos=1).wait_for_publish(5)
+        publisher.publish(topic, b"{not json", qos=1).wait_for_publish(5)
         await _until(lambda: engine.metrics.rejected.labels("malformed_json")._value.get() == 1)
         publisher.loop_stop()
 

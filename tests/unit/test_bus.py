@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core import bus
-from core.errors import RejectedInput
+from core.errors import ConfigError, RejectedInput
 from core.sample import Quality, Sample
+from core.uns import Namespace
 
 _text = st.text(max_size=12)
 _samples = st.builds(
@@ -64,9 +65,20 @@ def test_decode_rejects_anything_but_a_strict_sample_array(payload: bytes, reaso
     assert info.value.reason == reason
 
 
-def test_topics_follow_line_and_machine() -> None:
-    assert bus.topic("line1", "coater1") == "linetwin/bus/line1/coater1"
-    assert bus.subscription() == "linetwin/bus/+/+"
+def test_topics_follow_the_isa95_levels_under_linetwins_root() -> None:
+    ns = Namespace("lyon", "cells", "l7")
+    assert ns.bus("anode_coater") == "linetwin/bus/lyon/cells/l7/anode_coater"
+    assert ns.state("+") == "linetwin/state/lyon/cells/l7/+"
+    assert ns.alerts == "linetwin/alerts/lyon/cells/l7"
+    assert ns.step("cell_formation") == "lyon/cells/l7/cell_formation"
+    assert ns.sparkplug_group == "lyon.cells.l7"
+    assert Namespace("lyon", "cells", "l7", root="acme").bus("x") == "acme/bus/lyon/cells/l7/x"
+
+
+@pytest.mark.parametrize("level", ["", "a/b", "l+", "#"])
+def test_a_level_that_cannot_be_a_topic_level_is_refused(level: str) -> None:
+    with pytest.raises(ConfigError, match="topic level"):
+        Namespace("site1", "area1", level)
 
 
 def test_a_message_of_a_producer_without_source_unit_still_decodes() -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from connectors.tagmap import builtin, is_node_id, load
+from core import linedesc
 from core.errors import ConfigError
+from core.settings import Settings
 
 VALID = """
 [[opcua]]
@@ -84,12 +86,18 @@ def test_node_ids_and_browse_paths_are_told_apart() -> None:
     assert not is_node_id("PilotLine/Coater1/PumpFlow")
 
 
-def test_builtin_map_reads_the_simulated_cyclers() -> None:
-    json_source, sparkplug_source = builtin().mqtt
-    assert json_source.topic == "+/formation/+/cycler1/+/+"
+def test_builtin_map_reads_each_formation_step_under_the_lines_namespace() -> None:
+    json_source, sparkplug_source = builtin(Settings()).mqtt
+    assert json_source.topic == "site1/electrodes/line1/cycler1/+/+"
     assert json_source.channel_level == 4
     assert {"voltage", "current", "temperature", "capacity", "ocv", "k_value"} <= set(json_source.units)
-    assert sparkplug_source.format == "sparkplug"
+    assert (sparkplug_source.format, sparkplug_source.topic) == (
+        "sparkplug",
+        "spBv1.0/site1.electrodes.line1/+/cycler1/#",
+    )
+    vendor = builtin(Settings(line_description=linedesc.builtin_path("two-coater"))).mqtt[0]
+    assert (vendor.topic, vendor.machine) == ("lyon/cells/l7/cell_formation/+/+", "cell_formation")
+    assert vendor.units["discharge_capacity"] == "mA.h" and "sheet_position" in vendor.units
 
 
 def test_a_source_unit_that_cannot_become_the_stored_unit_is_refused_at_load(tmp_path: Path) -> None:

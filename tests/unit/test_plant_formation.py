@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plant.cyclers import DEVICE_METRICS, SparkplugCyclers
+from core import linedesc
+from plant.cyclers import DEVICE_METRICS, SparkplugCyclers, naming
 from plant.formation import (
     AGING_DAYS,
     STEP_CC_CHARGE,
@@ -71,3 +72,11 @@ def test_sparkplug_aliases_are_unique_per_edge_node() -> None:
     channels = [f"ch{k:02d}" for k in range(1, 65)]
     aliases = [SparkplugCyclers.alias(ch, name) for ch in channels for name, _ in DEVICE_METRICS]
     assert len(set(aliases)) == len(aliases)
+
+
+def test_described_cyclers_send_the_formation_steps_names_and_units_only() -> None:
+    names = naming(linedesc.load(linedesc.builtin_path("two-coater")), "cell_formation")
+    sent = names.dress({"cell_id": "C1", "discharge_capacity": 2.5, "position_m": 12.0, "voltage": 3.7})
+    assert sent == {"cell_id": "C1", "discharge_capacity": pytest.approx(2500.0), "sheet_position": 12.0}
+    pilot = naming(linedesc.load(), "cycler1")
+    assert pilot.dress({"voltage": 3.7, "k_value": 1.2}) == {"voltage": 3.7, "k_value": 1.2}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core import linedesc
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
 
@@ -87,3 +88,12 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_the_line_identity_is_the_descriptions_unless_the_settings_name_it() -> None:
+    described = Settings(line_description=linedesc.builtin_path("two-coater"))
+    assert (described.site, described.area, described.line) == ("lyon", "cells", "l7")
+    assert described.namespace().alerts == "linetwin/alerts/lyon/cells/l7"
+    second = Settings(line_description=linedesc.builtin_path("two-coater"), line="l8")
+    assert (second.site, second.line) == ("lyon", "l8"), "a second line of the same build, its own name"
+    assert (Settings().site, Settings().line) == ("site1", "line1"), "no description: the pilot line's"

@@ -130,7 +130,7 @@ def twin_client(tmp_path: Path) -> Iterator[TestClient]:
 def feed(client: TestClient, *samples: Sample) -> None:
     engine = client.app.state.twin.engine  # type: ignore[attr-defined]
     worker = engine.workers["line1"]
-    engine.dispatch(bus.topic("line1", "coater1"), bus.encode(samples))
+    engine.dispatch(engine.settings.namespace().bus("coater1"), bus.encode(samples))
     worker.take(*worker.queue.get_nowait())
 
 
@@ -328,7 +328,7 @@ async def test_stop_analyses_the_queued_backlog_within_its_time_budget(
         config.twin.stop_drain_s = budget
         engine = build_twin(config, FakeAnalyser, None, influx_enabled=False).engine
         for t in range(3):
-            engine.dispatch(bus.topic("line1", "coater1"), bus.encode([sample(20.0, t)]))
+            engine.dispatch(config.namespace().bus("coater1"), bus.encode([sample(20.0, t)]))
         with caplog.at_level(logging.WARNING):
             await engine.stop()
         assert engine.workers["line1"].processed == analysed

@@ -11,6 +11,9 @@ from cli.demo import _child_env, embedded_broker
 from core import bus
 from core.localservices import free_port
 from core.sample import Sample
+from core.settings import Settings
+
+TOPICS = Settings().namespace()
 
 
 async def test_the_embedded_broker_carries_bus_messages_when_no_mosquitto_is_installed() -> None:
@@ -21,10 +24,10 @@ async def test_the_embedded_broker_carries_bus_messages_when_no_mosquitto_is_ins
         client.on_message = lambda _c, _u, message: received.append(bytes(message.payload))
         client.connect("127.0.0.1", port)
         client.loop_start()
-        client.subscribe(bus.subscription("line1"), 1)
+        client.subscribe(TOPICS.bus("+"), 1)
         await asyncio.sleep(0.3)
         sample = Sample("line1", "coater1", "pump_flow", 79.3, "mL/min", 1, 1)
-        client.publish(bus.topic("line1", "coater1"), bus.encode([sample]), qos=1)
+        client.publish(TOPICS.bus("coater1"), bus.encode([sample]), qos=1)
         for _ in range(50):
             if received:
                 break
