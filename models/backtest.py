@@ -134,7 +134,6 @@ def run(
                 onset = times[max(i - (d.n - (d.onset or 0)) + 1, 0)]
                 machine, signal = _split(column)
                 detections.append(Detection(times[i], machine, signal, detector, onset, d.magnitude))
-                d.reset()
         if monitor is not None and np.isfinite(row).all():
             monitor.update(row)
             if monitor.drift_detected:
@@ -144,7 +143,6 @@ def run(
                 detections.append(
                     Detection(times[i], machine, signal, "pca", times[i], monitor.statistic, "x limit")
                 )
-                monitor.reset()
         if progress is not None and i % 1000 == 0:
             progress(i)
     detections.sort(key=lambda d: d.time)

@@ -1,6 +1,7 @@
 """Drift detectors with one small interface, thresholds derived from a target in-control ARL₀.
 
-Every detector follows River's shape (``update(x)``, ``drift_detected``) and adds what an engineer needs
+Every detector follows River's shape (``update(x)``, ``drift_detected``, and a reset of its own on the
+first update after an alarm, so no caller has to remember one) and adds what an engineer needs
 from an alarm: ``onset`` (sample index of the estimated change point, counted from the last ``reset``),
 ``magnitude`` (estimated mean shift in the input's units), ``statistic`` and ``threshold``. Limits come
 from the average run length ARL₀ wanted in control, never from per-scenario tuning; the in-control mean
@@ -182,6 +183,8 @@ class _Base(Alarm, _ScalarState):
         raise NotImplementedError
 
     def _z(self, x: float) -> float:
+        if self._alarm:  # the first observation after an alarm starts afresh, as River's detectors do
+            self.reset()
         self.n += 1
         return (float(x) - self.mu) / self.sigma
 
@@ -414,6 +417,8 @@ class BernoulliCUSUM(Alarm, _ScalarState):
         return self._magnitude
 
     def update(self, flag: bool) -> None:
+        if self._alarm:
+            self.reset()
         m, h = self.design
         self.n += 1
         if self.score == 0:

@@ -89,6 +89,8 @@ class PCAMonitor(Alarm):
         return np.asarray((residual**2).sum(axis=-1))
 
     def update(self, x: Any) -> None:
+        if self._alarm:  # starts afresh after an alarm, like the univariate detectors
+            self.reset()
         self.n += 1
         z = (np.asarray(x, dtype=float) - self.mean) / self.scale
         self._z = np.where(np.isfinite(z), z, 0.0)

@@ -342,7 +342,6 @@ class TickStep(StepModel):
             self.outputs.append(ModelOutput(self.machine, "pca", "statistic", monitor.statistic, time_ns))
             if monitor.drift_detected:
                 findings += self._pca_alarm(monitor, time_ns) if self.tuning.pca_findings else []
-                monitor.reset()
         findings += self._due(time_ns)
         return findings
 
@@ -433,7 +432,6 @@ class TickStep(StepModel):
             "threshold": detector.threshold,
             "due_ns": time_ns,
         }
-        detector.reset()
         if not self.judged(name, item["magnitude"]):
             return []
         finding = self._classify(item, time_ns)

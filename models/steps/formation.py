@@ -229,7 +229,6 @@ class FormationStep(StepModel):
     ) -> list[Finding]:
         magnitude = detector.magnitude * (100 if relative else 1)
         statistic, threshold = detector.statistic, detector.threshold
-        detector.reset()
         rolls: list[str] = []
         cells: list[str] = []
         detail = ""
@@ -321,7 +320,6 @@ class FormationStep(StepModel):
                 f"(in control {100 * cusum.p0:.2g} %)."
             ),
         )
-        cusum.reset()
         self.k_flagged = []
         return [finding]
 

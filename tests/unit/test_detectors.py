@@ -12,6 +12,7 @@ from models.detectors import (
     cusum_limit,
     ewma_arl,
     ewma_limit,
+    make_detector,
     robust_location_scale,
     shewhart_limit,
     siegmund_arl,
@@ -167,3 +168,16 @@ def test_pca_contributions_name_the_signal_that_broke_the_correlation() -> None:
     restored = PCAMonitor.from_state(monitor.state())
     restored.update([0.0, 1.0, 0.0])
     assert restored.statistic == pytest.approx(monitor.statistic)
+
+
+@pytest.mark.parametrize("kind", ["cusum", "ewma", "shewhart"])
+def test_a_detector_starts_afresh_on_the_first_update_after_an_alarm(kind: str) -> None:
+    detector = make_detector(kind, 1000.0, 0.0, 1.0)
+    for _ in range(3):
+        detector.update(0.0)
+    while not detector.drift_detected:
+        detector.update(5.0)
+    assert detector.n > 3
+    detector.update(0.0)
+    assert not detector.drift_detected and detector.n == 1, "no caller had to reset it"
+    assert detector.statistic < detector.threshold
