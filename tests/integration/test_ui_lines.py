@@ -1,5 +1,5 @@
-"""The operator view draws any described line from its file: here a vendor's two-coater line that no code
-names, before any data arrives."""
+"""The operator view draws any described line from its file, before any data arrives: a vendor's
+two-coater line that no code names, and every shipped line in ``lines/``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 from playwright.async_api import async_playwright
 
 from bench.e2e import pipeline_settings, running_twin
+from core import linedesc
 from core.localservices import Influxd, Mosquitto
 from tests.integration.test_ui_twin import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.integration
+LINES = linedesc.builtin_path().parent
 
 VENDOR_LINE = """
 site = "lyon"
@@ -89,5 +91,28 @@ async def test_a_described_line_is_drawn_as_its_steps_in_flow_order(
             assert "pump_flow_rate" in cathode and "no data" in cathode
             flows = await page.locator("#steps .flow").all_inner_texts()
             assert [f.split("\n")[-1] for f in flows] == ["anode roll to stacking", "cells"]
+        finally:
+            await browser.close()
+
+
+@pytest.mark.parametrize("shipped", sorted(p.stem for p in LINES.glob("*.toml")))
+async def test_every_shipped_line_is_drawn_as_the_steps_of_its_description(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path, shipped: str
+) -> None:
+    description = linedesc.load(LINES / f"{shipped}.toml")
+    settings = pipeline_settings(mosquitto.port, influxd.url, tmp_path)
+    settings.line_description = LINES / f"{shipped}.toml"
+    async with running_twin(settings), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 600})
+            await page.goto(f"http://127.0.0.1:{settings.twin.port}/")
+            await page.locator("#steps .step").first.wait_for(timeout=15_000)
+            drawn = await page.locator("#steps .step").evaluate_all("cs => cs.map(c => c.dataset.step)")
+            assert drawn == [step.id for step in description.steps]
+            for step in description.steps:
+                card = await page.locator(f'.step[data-step="{step.id}"]').inner_text()
+                keys = [s.name for s in step.signals if s.key]
+                assert all(key in card for key in keys), f"{step.id} shows its key values {keys}"
         finally:
             await browser.close()
