@@ -3,7 +3,8 @@ lines/two-coater.toml`` serves its anode and cathode coaters and calenders over 
 names and units (g/m², cm³/s, µm, kN/m) and its formation cyclers over MQTT (capacity in mA·h), under the
 description's namespace; ``twin ingest`` discovers and stores it with the built-in tag map; ``twin serve``
 calibrates every step and raises the anode pump's wear on the anode coater, with its cause, and nothing on
-the cathode's chain. No code names this line."""
+the cathode's chain; every query of the line's generated dashboard returns data. No code names this
+line."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ import pytest
 from bench.e2e import ingest_process, pipeline_settings, simulator, twin_process
 from core import linedesc
 from core.localservices import Influxd, Mosquitto
+from tests.integration.dashboard_support import empty_panels
 from tests.integration.ingest_support import points
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait(url: str, path: str, found: Any, within_s: float) -> Any:
@@ -48,6 +51,7 @@ def test_two_coaters_and_a_formation_run_from_their_description_and_the_anode_pu
     )
     assert (settings.site, settings.area) == ("lyon", "cells"), "the description's ISA-95 levels"
     settings.models.calibration_s = 1200.0
+    settings.models.calibration_cells = 8  # so the cell model's panels fill within the run
     url = f"http://127.0.0.1:{settings.twin.port}"
     with ingest_process(settings), simulator(settings), twin_process(settings):
         alert = _wait(
@@ -66,6 +70,9 @@ def test_two_coaters_and_a_formation_run_from_their_description_and_the_anode_pu
             f"WHERE line = '{settings.line}' AND machine = 'cell_formation' AND signal = 'discharge_capacity'"
         )
         cells = points(influxd, settings.influx.database, where)
+        time.sleep(12.0)  # the twin writes spec limits every 5 s, the connectors' counters every 10 s
+        empty = empty_panels(ROOT / "dashboards/json/lines/two-coater.json", influxd, settings)
+        assert not empty, "panels of the line's generated dashboard without data:\n" + "\n".join(empty)
     assert cells, "the cyclers' results reach InfluxDB under the formation step"
     assert {row["unit"] for row in cells} == {"mA.h"}
     assert all(1000.0 < row["value"] < 10000.0 for row in cells), "capacity in mA·h, not A·h"
