@@ -8,11 +8,13 @@ bench_app = typer.Typer(help="Run a benchmark and print its figures.", no_args_i
 
 
 def _register() -> None:
+    from bench.arl import arl_command
     from bench.detection_report import detection_command
     from bench.e2e import e2e_command
     from bench.ingest import ingest_command
     from bench.whatif import whatif_command
 
+    bench_app.command("arl")(arl_command)
     bench_app.command("detection")(detection_command)
     bench_app.command("e2e")(e2e_command)
     bench_app.command("ingest")(ingest_command)

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from core import linedesc
-from models.detectors import make_detector, robust_location_scale
+from models.detectors import _Base, make_detector, robust_location_scale
 from models.line import LineModel
 from models.pca import PCAMonitor
+from models.prewhitened import ARCUSUM
 from models.replay import replay
 from models.rootcause import Finding
 from models.steps import kinds
@@ -94,6 +95,17 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
     return columns
 
 
+def generic_detector(kind: str, arl0: float, training: Any) -> _Base:
+    """A plain column's chart: the CUSUM prewhitened with its limit from the training period
+    (``models.prewhitened``), which keeps ARL₀ on autocorrelated, heavy-tailed data; EWMA and Shewhart
+    on the raw values, for comparison."""
+    series = np.asarray(training, dtype=float)
+    if kind == "cusum":
+        return ARCUSUM.calibrated(series, arl0)
+    mu, sigma = robust_location_scale(series)
+    return make_detector(kind, arl0, mu, sigma)
+
+
 def uses_line_model(frame: pd.DataFrame) -> bool:
     return any(str(c).startswith(f"{m}.") for c in frame.columns for m in line_machines())
 
@@ -117,10 +129,7 @@ def run(
     monitor = None
     if pca and len(plain) >= 2:
         monitor = PCAMonitor(plain, arl0=arl0).fit(training[plain].to_numpy(dtype=float))
-    detectors = {}
-    for column in plain:
-        mu, sigma = robust_location_scale(training[column].to_numpy(dtype=float))
-        detectors[column] = make_detector(detector, arl0, mu, sigma)
+    detectors = {column: generic_detector(detector, arl0, training[column]) for column in plain}
     matrix = history[plain].to_numpy(dtype=float) if plain else np.empty((len(history), 0))
     times = history.index
     for i in range(len(history)):

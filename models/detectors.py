@@ -435,5 +435,11 @@ DETECTORS: dict[str, type[_Base]] = {"cusum": CUSUM, "ewma": EWMA, "shewhart": S
 
 
 def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0, **options: Any) -> _Base:
-    """A univariate detector by name (``cusum``, ``ewma``, ``shewhart``); options such as CUSUM's δ."""
+    """A univariate detector by name (``cusum``, ``ewma``, ``shewhart``, ``arcusum``); options such as
+    CUSUM's δ. An ``arcusum`` made here is a blank to ``load`` a saved state into; a new one is fitted
+    by ``models.prewhitened.ARCUSUM.calibrated``."""
+    if kind == "arcusum":
+        from models.prewhitened import ARCUSUM  # it builds on the charts of this module
+
+        return ARCUSUM(arl0=arl0, mu=mu, sigma=sigma, **options)
     return DETECTORS[kind](arl0=arl0, mu=mu, sigma=sigma, **options)

@@ -357,6 +357,17 @@ class TickStep(StepModel):
                 self.outputs.append(ModelOutput(self.machine, name, "residual", value, t))
         return features
 
+    def new_detector(self, name: str, series: np.ndarray) -> Any:
+        """The drift detector of feature ``name``, calibrated on its in-control ``series``."""
+        tuning = self.tuning
+        mu, sigma = robust_location_scale(series)
+        options = (
+            {"delta": self.level_features[name]}
+            if tuning.detector == "cusum" and name in self.level_features
+            else {}
+        )
+        return make_detector(tuning.detector, tuning.arl0, mu, sigma, **options)
+
     def _calibrate(self) -> None:
         """Fit the physics on the in-control buffer, then the detectors' mean, σ and limits."""
         buffer = self.buffer
@@ -379,13 +390,7 @@ class TickStep(StepModel):
             series = np.array([row[name] for row in rows], dtype=float)
             if np.isfinite(series).sum() < 30:
                 continue
-            mu, sigma = robust_location_scale(series)
-            options = (
-                {"delta": self.level_features[name]}
-                if tuning.detector == "cusum" and name in self.level_features
-                else {}
-            )
-            self.detectors[name] = make_detector(tuning.detector, tuning.arl0, mu, sigma, **options)
+            self.detectors[name] = self.new_detector(name, series)
         signals = sorted(
             s
             for s in buffer[0][1]

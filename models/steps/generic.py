@@ -2,9 +2,10 @@
 
 A step still counts when no one has written its model: every signal its description lists (setpoints
 and roll positions aside) gets a drift detector on its level, calibrated like the physics features
-(robust mean and σ of the in-control period, limits from ARL₀), and the signals together get the PCA
-T²/SPE monitor. A finding names the signal that moved; its cause is ``signal_drift``, since without a
-model nothing says why.
+(its CUSUM prewhitened by an AR model of the in-control period, with its limit calibrated on held-out
+in-control data, ``models.prewhitened``: a raw signal, unlike a physics residual, carries the plant's
+autocorrelated disturbances), and the signals together get the PCA T²/SPE monitor. A finding names the
+signal that moved; its cause is ``signal_drift``, since without a model nothing says why.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+
+from models.prewhitened import ARCUSUM
 from models.steps.base import StepSpec, TickStep, Values
 
 # a setpoint is what the operator chose, a position where on the roll: neither has an in-control level
@@ -25,6 +29,11 @@ class GenericStep(TickStep):
         super().__init__(spec)
         self.monitored = sorted(r for r in spec.roles if not r.endswith(UNMONITORED))
         self.feature_units = dict(spec.units)
+
+    def new_detector(self, name: str, series: np.ndarray) -> Any:
+        if self.tuning.detector == "cusum":
+            return ARCUSUM.calibrated(series, self.tuning.arl0)
+        return super().new_detector(name, series)
 
     def fit(self, buffer: Sequence[tuple[int, Values]]) -> None:
         del buffer
