@@ -23,6 +23,7 @@ from dashboards.panels import (
     LINE,
     MACHINE,
     ROLL,
+    alarm_rates,
     alert_log,
     base_dashboard,
     heatmap_panel,
@@ -187,6 +188,7 @@ def overview() -> db.Dashboard:
             )
         )
         .with_panel(alert_log())
+        .with_panel(alarm_rates())
     )
 
 

@@ -16,7 +16,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from core import linedesc, units
 from core.linedesc import LineDescription, Step
-from dashboards.panels import LINE, alert_log, base_dashboard, stat_panel, time_series
+from dashboards.panels import LINE, alarm_rates, alert_log, base_dashboard, stat_panel, time_series
 
 GROUP = "GROUP BY time($__interval) fill(none)"
 LINES = Path(str(linedesc.builtin_path())).parent
@@ -102,4 +102,4 @@ def line_dashboard(name: str, description: LineDescription) -> db.Dashboard:
         dashboard = dashboard.with_panel(_statistics_panel(step))
         halves += 1
     # beside the last half-width panel, or a row of its own
-    return dashboard.with_panel(alert_log(width=12 if halves % 2 else 24))
+    return dashboard.with_panel(alert_log(width=12 if halves % 2 else 24)).with_panel(alarm_rates())

@@ -103,6 +103,25 @@ def alert_log(width: int = 24) -> table.Panel:
     )
 
 
+def alarm_rates(width: int = 24) -> stat.Panel:
+    """The figures an alarm system is judged by (EEMUA 191, ISA-18.2), as the twin charts them: alarms
+    per 10 minutes and the peak over the last day, floods, standing and chattering alarms."""
+    return stat_panel(
+        "Alarm system (last 24 h)",
+        [
+            (
+                f'SELECT last("value") FROM "model" WHERE {LINE} AND "kind" = \'alarm_rate\' AND $timeFilter '
+                'GROUP BY "signal"',
+                "$tag_signal",
+            )
+        ],
+        "short",
+        "EEMUA 191 asks for about 1 alarm per 10 minutes in steady operation; a flood is more than 10 in "
+        "10 minutes; a chattering alarm is raised 3 times within a minute.",
+        width=width,
+    )
+
+
 def heatmap_panel(title: str, queries: list[Query], unit: str, description: str) -> heatmap.Panel:
     return _panel(heatmap.Panel(), title, queries, description, 12, 8).unit(unit).calculate(False)
 

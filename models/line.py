@@ -198,6 +198,20 @@ class LineModel:
         """``<machine>.<feature>`` -> plant time its detector last alarmed (a condition stays active)."""
         return {f"{m}.{k}": t for m, s in self.steps.items() for k, t in s.last_alarm_ns.items()}
 
+    def rebaseline(self, step_id: str) -> None:
+        """Forget a step's calibration after maintenance (a new pump, a roll change, a recalibrated
+        gauge): it calibrates afresh on its next in-control period while the other steps keep
+        monitoring. ValueError for a step the line does not have."""
+        built = self._steps.get(step_id)
+        if built is None:
+            raise ValueError(f"line {self.line} has no step {step_id!r}; it has {', '.join(self._steps)}")
+        old = built.model
+        fresh = type(old)(old.spec)
+        built.model = self.steps[step_id] = fresh
+        for other in self._steps.values():
+            other.model.spec.upstream = [fresh if m is old else m for m in other.model.spec.upstream]
+        self._pending_tick.pop(step_id, None)
+
     # ------------------------------------------------------------------ input
     def observe(self, samples: Iterable[Sample]) -> list[Finding]:
         """Fold in normalised samples; a machine's tick is processed when its next tick begins."""

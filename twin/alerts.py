@@ -349,6 +349,24 @@ class AlertStore:
         )
         return [AlertEvent(*row) for row in rows]
 
+    def raises(self, line: str, since_ns: int, until_ns: int) -> list[tuple[str, int]]:
+        """(condition key, time) of every raise of ``line``'s alarms in the window, reactivations too."""
+        rows = self._db.execute(
+            "SELECT alert.key, alert_event.at_ns FROM alert_event"
+            " JOIN alert ON alert.id = alert_event.alert_id"
+            " WHERE alert.line = ? AND alert_event.action = 'raise' AND alert_event.at_ns BETWEEN ? AND ?"
+            " ORDER BY alert_event.at_ns",
+            (line, since_ns, until_ns),
+        )
+        return [(str(key), int(at)) for key, at in rows]
+
+    def active_raised(self, line: str) -> list[int]:
+        """When each of ``line``'s alarms whose condition is active now was raised."""
+        rows = self._db.execute(
+            "SELECT raised_ns FROM alert WHERE line = ? AND condition_active = 1", (line,)
+        )
+        return [int(row[0]) for row in rows]
+
     def active_keys(self, line: str) -> set[str]:
         """Keys whose condition is active, so a restarted engine knows what it must clear."""
         rows = self._db.execute("SELECT key FROM alert WHERE line = ? AND condition_active = 1", (line,))

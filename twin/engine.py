@@ -33,6 +33,7 @@ from core.influx.writer import InfluxWriter
 from core.records import ModelOutput
 from core.sample import Sample
 from core.settings import Settings, TwinSettings
+from twin.alarmrates import AlarmRates, rates
 from twin.alerts import Alert, AlertState, AlertStore, Occurrence
 from twin.influx import InfluxUnavailable, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
@@ -42,6 +43,7 @@ from twin.store import StateStore
 log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 5.0
+RATE_WINDOW_S = 24 * 3600.0  # the alarm-rate figures look back a day
 STATE_EVENT_INTERVAL_S = 0.25
 
 
@@ -393,6 +395,41 @@ class TwinEngine:
         count = len(self.alerts.find(line=line, states=open_states, limit=10_000))
         return ModelOutput("line", "open_alerts", "count", float(count), time_ns)
 
+    def rebaseline(self, line: str, step: str, who: str, note: str) -> int:
+        """Recalibrate a step of ``line`` after maintenance, its open conditions cleared, recorded with
+        who and when; returns when. ValueError for a line or step this twin does not serve."""
+        worker = self.workers.get(line)
+        if worker is None:
+            raise ValueError(f"this twin does not serve line {line!r}; it serves {self.lines}")
+        for key in worker.analyser.rebaseline(step):
+            self.clear_alert(key)
+        at = self.state.record_model_event(line, step, "rebaseline", who, note)
+        worker.save()
+        log.info("step re-baselined", extra={"line": line, "step": step, "by": who})
+        return at
+
+    def alarm_rates(
+        self, line: str, window_s: float = RATE_WINDOW_S, now_ns: int | None = None
+    ) -> AlarmRates:
+        """The line's alarm-system figures over the last ``window_s`` (``twin.alarmrates``)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        since = now - int(window_s * 1e9)
+        return rates(self.alerts.raises(line, since, now), self.alerts.active_raised(line), since, now)
+
+    def _rate_outputs(self, line: str, time_ns: int) -> list[ModelOutput]:
+        """The alarm-system figures as model outputs, charted by the dashboards' alarm-rate panel."""
+        figures = self.alarm_rates(line)
+        return [
+            ModelOutput("line", name, "alarm_rate", float(value), time_ns)
+            for name, value in (
+                ("alarms_per_10_min", figures.per_10_min),
+                ("peak_alarms_per_10_min", figures.peak_per_10_min),
+                ("alarm_floods", figures.floods),
+                ("standing_alarms", figures.standing),
+                ("chattering_alarms", len(figures.chattering)),
+            )
+        ]
+
     async def _snapshots(self) -> None:
         """Every few seconds: save each line's state and chart its status (parameters, specs, scrap risk)."""
         while True:
@@ -403,6 +440,7 @@ class TwinEngine:
                     if worker.last_sample_ns is not None:
                         status = worker.analyser.status(worker.last_sample_ns)
                         status.append(self._open_alerts(worker.line, worker.last_sample_ns))
+                        status += self._rate_outputs(worker.line, worker.last_sample_ns)
                         self.write([model_point(worker.line, output) for output in status])
                 except Exception:
                     log.exception("snapshot failed", extra={"line": worker.line})

@@ -176,6 +176,14 @@ class LineModelAnalyser:
         if tracker is not None and sample.quality is GOOD:
             tracker.update(sample.value)
 
+    def rebaseline(self, step: str) -> list[str]:
+        self.model.rebaseline(step)
+        gone = [key for key in self.last_found_ns if key.split("/")[1] == step]
+        for key in gone:
+            del self.last_found_ns[key]
+            self.condition_detector.pop(key, None)
+        return gone
+
     def parameters(self) -> list[Parameter]:
         return [
             replace(p, sigma=_finite_sigma(p.sigma))

@@ -42,6 +42,10 @@ class Analyser(Protocol):
 
     def restore(self, blob: bytes) -> None: ...
 
+    def rebaseline(self, step: str) -> list[str]:
+        """Recalibrate ``step`` from fresh in-control data (ValueError for an unknown step); returns the
+        condition keys of that step, which no longer stand."""
+
 
 class WhatIfUnavailable(LinetwinError):
     """The models cannot answer yet (still calibrating) or cannot answer this question."""

@@ -1,4 +1,5 @@
-"""The rest of the twin's state file: line snapshots (model state + live values) and the roll/cell genealogy.
+"""The rest of the twin's state file: line snapshots (model state + live values), the roll/cell genealogy,
+and who re-baselined which step's model when.
 
 Same SQLite file as the alerts (``twin.state_file``), so one backup or one shared volume carries everything
 a worker needs to take a line over.
@@ -26,10 +27,24 @@ CREATE TABLE IF NOT EXISTS cell (
     first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cell_by_roll ON cell (roll_id);
+CREATE TABLE IF NOT EXISTS model_event (
+    line TEXT NOT NULL, step TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL, note TEXT NOT NULL,
+    at_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS whatif_run (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns INTEGER NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL
 );
 """
+
+
+@dataclass(slots=True, frozen=True)
+class ModelEvent:
+    line: str
+    step: str
+    action: str
+    who: str
+    note: str
+    at_ns: int
 
 
 @dataclass(slots=True, frozen=True)
@@ -157,6 +172,22 @@ class StateStore:
         marks = ",".join("?" * len(ids))
         rows = self._db.execute(f"SELECT cell_id FROM cell WHERE roll_id IN ({marks}) ORDER BY cell_id", ids)
         return [row[0] for row in rows]
+
+    def record_model_event(self, line: str, step: str, action: str, who: str, note: str) -> int:
+        """Keep who did what to a step's model and when (a re-baseline after maintenance)."""
+        at = time.time_ns()
+        self._db.execute(
+            "INSERT INTO model_event (line, step, action, who, note, at_ns) VALUES (?, ?, ?, ?, ?, ?)",
+            (line, step, action, who, note, at),
+        )
+        return at
+
+    def model_events(self, line: str) -> list[ModelEvent]:
+        rows = self._db.execute(
+            "SELECT line, step, action, who, note, at_ns FROM model_event WHERE line = ? ORDER BY rowid",
+            (line,),
+        )
+        return [ModelEvent(*row) for row in rows]
 
     def save_whatif(self, request: str, result: str) -> int:
         """Keep a what-if run (JSON request and result) so an engineer can cite it later."""

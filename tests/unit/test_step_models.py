@@ -118,3 +118,18 @@ def test_a_unit_the_kind_cannot_convert_is_an_error_when_the_model_is_built() ->
     next(s for s in coater["signals"] if s["name"] == "dry_loading")["unit"] = "N"
     with pytest.raises(ConfigError, match="coater1 dry_loading: cannot convert 'N'"):
         LineModel(description=LineDescription.model_validate(data))
+
+
+def test_a_rebaselined_step_calibrates_afresh_while_the_others_keep_monitoring() -> None:
+    rec = _recording("nominal")
+    stream = list(events(rec.process))
+    model = LineModel(calibration_s=1800)
+    feed(model, stream[: len(stream) // 3])
+    assert model.calibrated["coater1"] and model.calibrated["calender1"]
+    model.rebaseline("coater1")
+    assert not model.calibrated["coater1"] and model.calibrated["calender1"]
+    assert model.steps["coater1"] in model.steps["calender1"].spec.upstream, "genealogy follows the new model"
+    feed(model, stream[len(stream) // 3 :])
+    assert model.calibrated["coater1"], "recalibrated on the fresh in-control data"
+    with pytest.raises(ValueError, match="no step"):
+        model.rebaseline("oven9")

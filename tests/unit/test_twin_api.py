@@ -74,6 +74,12 @@ class FakeAnalyser:
     def snapshot(self) -> bytes:
         return json.dumps({"seen": self.seen}).encode()
 
+    def rebaseline(self, step: str) -> list[str]:
+        if step not in ("coater1", "calender1"):
+            raise ValueError(f"no step {step!r}")
+        self.seen = 0
+        return [f"{self.line}/{step}/dry_loading/pump_wear"]
+
     def restore(self, blob: bytes) -> None:
         self.seen = json.loads(blob)["seen"]
 
@@ -379,3 +385,33 @@ def test_a_step_whose_key_signal_is_bad_shows_as_not_monitored_since_then(twin_c
     ]
     feed(twin_client, sample(20.1, 7))
     assert twin_client.get("/lines/line1/state").json()["not_monitored"] == []
+
+
+def test_the_alarm_system_figures_are_served_per_line(twin_client: TestClient) -> None:
+    engine = twin_client.app.state.twin.engine  # type: ignore[attr-defined]
+    occurrence = Occurrence("line1", "coater1", "pump_flow", "pump_wear", "t", "x", "a", -1.0, "%", 0)
+    for _ in range(3):  # raised and returned three times within a second: it chatters
+        engine.raise_alert(occurrence)
+        engine.clear_alert(occurrence.key)
+    body = twin_client.get("/lines/line1/alarm-rates", params={"hours": 1}).json()
+    assert (body["raised"], body["standing"], body["chattering"]) == (3, 0, [occurrence.key])
+    assert body["per_10_min"] == pytest.approx(0.5) and body["window_s"] == 3600
+    assert twin_client.get("/lines/nope/alarm-rates").status_code == 404
+
+
+def test_a_step_is_rebaselined_with_the_token_only_and_its_open_condition_returns(
+    twin_client: TestClient,
+) -> None:
+    feed(twin_client, sample(19.0, 1))
+    [alert] = twin_client.get("/alerts").json()
+    assert alert["state"] == "active_unacknowledged"
+    body = {"by": "maintenance", "note": "new metering pump"}
+    assert twin_client.post("/lines/line1/steps/coater1/rebaseline", json=body).status_code == 401
+    done = twin_client.post("/lines/line1/steps/coater1/rebaseline", json=body, headers=AUTH)
+    assert done.status_code == 200 and done.json()["by"] == "maintenance"
+    [alert] = twin_client.get("/alerts").json()
+    assert alert["state"] == "returned_unacknowledged", "the worn pump's condition is gone with it"
+    [event] = twin_client.get("/lines/line1/model-events").json()
+    assert (event["step"], event["action"], event["note"]) == ("coater1", "rebaseline", "new metering pump")
+    missing = twin_client.post("/lines/line1/steps/oven9/rebaseline", json=body, headers=AUTH)
+    assert missing.status_code == 404 and "oven9" in missing.json()["detail"]

@@ -112,6 +112,22 @@ class ShelveRequest(Strict):
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class RebaselineRequest(Strict):
+    by: Operator = Field(description="who re-baselines")
+    note: Annotated[str, StringConstraints(max_length=500)] = Field(
+        "", description="e.g. the maintenance done"
+    )
+
+
+class ModelEventOut(Strict):
+    line: str
+    step: str
+    action: Literal["rebaseline"]
+    by: str
+    note: str
+    at_ns: int
+
+
 class UnshelveRequest(Strict):
     by: Operator
 
@@ -362,6 +378,18 @@ class LineDescriptionOut(Strict):
     name: str
     steps: list[StepOut]
     flow: list[FlowOut]
+
+
+class AlarmRatesOut(Strict):
+    line: str
+    window_s: float = Field(description="the window the figures cover, back from now")
+    raised: int = Field(description="alarms raised in the window, returns to active included")
+    per_10_min: float = Field(description="alarms raised per 10 minutes, on average (EEMUA 191: about 1)")
+    peak_per_10_min: int = Field(description="the most raised in any 10 minutes")
+    floods: int = Field(description="periods with more than 10 alarms in 10 minutes (ISA-18.2)")
+    standing: int = Field(description="alarms whose condition is active now")
+    stale: int = Field(description="standing alarms active for more than 24 hours")
+    chattering: list[str] = Field(description="conditions raised 3 or more times within one minute")
 
 
 class Health(Strict):
