@@ -58,6 +58,10 @@ def detection_command(
         list[str] | None,
         typer.Option(help="a shipped line (lines/<name>.toml); repeat for more; default all"),
     ] = None,
+    realistic: Annotated[
+        bool,
+        typer.Option(help="the simulators' in-control disturbances of a real line (plant.disturbances)"),
+    ] = False,
 ) -> None:
     """Delay, misses and false alarms per 8 h by fault scale: linetwin vs ADWIN, Page-Hinkley, Shewhart,
     on every shipped line."""
@@ -68,7 +72,8 @@ def detection_command(
         raise typer.BadParameter(f"unknown line(s) {', '.join(unknown)}; shipped: {', '.join(lines)}")
     console = Console()
     for name in line or list(lines):
-        _run_line(console, lines[name], seeds, hours, scales, calibration_runs)
+        chosen = lines[name].realistic() if realistic else lines[name]
+        _run_line(console, chosen, seeds, hours, scales, calibration_runs)
 
 
 def _run_line(

@@ -9,7 +9,8 @@ is ``plant.recording``; the vendor two-coater line is two pilot lines dressed in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -66,10 +67,14 @@ class BenchLine:
     name: str
     description: LineDescription
     scenarios: Mapping[str, Scenario]
-    recorder: Callable[[Scenario, int, float], Run]
+    recorder: Callable[..., Run]  # (scenario, seed, duration_s) -> Run
     key_signals: tuple[str, ...]
     #: the plant machines whose scenarios are about cells: they run longer, with a later onset
     cell_machines: frozenset[str] = frozenset()
+
+    def realistic(self) -> BenchLine:
+        """The same line on its simulator's realistic option (``plant.disturbances``)."""
+        return replace(self, name=f"{self.name}, realistic", recorder=partial(self.recorder, realistic=True))
 
     @property
     def cell_step(self) -> str | None:
@@ -77,18 +82,18 @@ class BenchLine:
         return next((s.id for s in self.description.steps if s.kind == "formation"), None)
 
 
-def _pilot(scenario: Scenario, seed: int, duration_s: float) -> Run:
-    rec = record(scenario, seed, duration_s)
+def _pilot(scenario: Scenario, seed: int, duration_s: float, realistic: bool = False) -> Run:
+    rec = record(scenario, seed, duration_s, realistic=realistic)
     return Run(rec.process, rec.cells, rec.ground_truth)
 
 
-def _two_coater(scenario: Scenario, seed: int, duration_s: float) -> Run:
-    run = dressed.record_line(scenario, seed, duration_s)
+def _two_coater(scenario: Scenario, seed: int, duration_s: float, realistic: bool = False) -> Run:
+    run = dressed.record_line(scenario, seed, duration_s, realistic)
     return Run(run.process, run.cells, run.ground_truth)
 
 
-def _solid_state(scenario: Scenario, seed: int, duration_s: float) -> Run:
-    rec = solidstate.record(scenario, seed, duration_s)
+def _solid_state(scenario: Scenario, seed: int, duration_s: float, realistic: bool = False) -> Run:
+    rec = solidstate.record(scenario, seed, duration_s, realistic=realistic)
     return Run(rec.process, None, rec.ground_truth)
 
 

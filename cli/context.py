@@ -37,15 +37,16 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """Apply ``section.field`` overrides that are not None, re-validating the result."""
-    data = settings.model_dump()
+    """Apply ``section.field`` overrides that are not None, re-validating the result. Only what was set
+    is carried over, so what a line description supplies (its site, area and line) still comes from it."""
+    data = settings.model_dump(exclude_unset=True)
     for dotted, value in overrides.items():
         if value is None:
             continue
         target = data
         *parents, leaf = dotted.split(".")
         for parent in parents:
-            target = target[parent]
+            target = target.setdefault(parent, {})
         target[leaf] = value
     return Settings.model_validate(data)
 

@@ -27,6 +27,14 @@ def sim(
     seed: Annotated[int | None, typer.Option(help="random seed: same seed + scenario, same data")] = None,
     speed: Annotated[float | None, typer.Option(help="plant seconds per wall-clock second")] = None,
     payload: Annotated[str | None, typer.Option(help="cycler payloads: json or sparkplug")] = None,
+    realistic: Annotated[
+        bool | None,
+        typer.Option(
+            "--realistic/--clean",
+            help="a real line's in-control disturbances (wander, lots, ambient, operator moves, sensor "
+            "faults) or clean independent noise",
+        ),
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="stop after this many plant seconds (--record: default 8 h)")
     ] = None,
@@ -58,6 +66,7 @@ def sim(
             "plant.seed": seed,
             "plant.speed": speed,
             "plant.payload": payload,
+            "plant.realistic": realistic,
             "plant.duration_s": duration,
             "line_description": line,
         },
@@ -73,6 +82,7 @@ def sim(
                 settings.plant.scenario,
                 settings.plant.seed,
                 settings.plant.cycler_channels,
+                settings.plant.realistic,
             )
         run_guarded(lambda: asyncio.run(_serve(settings)))
         return

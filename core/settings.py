@@ -77,6 +77,9 @@ class PlantSettings(Section):
     payload: Literal["json", "sparkplug"] = "json"
     ground_truth_file: Path = Path("var/ground_truth.jsonl")
     duration_s: float | None = Field(None, gt=0, description="stop after this much plant time")
+    realistic: bool = Field(
+        False, description="a real line's in-control disturbances (plant.disturbances), not clean noise"
+    )
 
 
 class OpcUaSettings(Section):

@@ -65,7 +65,7 @@ class _Simulator:
     own: str  # the shipped description that names the simulator's machines
     kinds: frozenset[str]
     scenarios: dict[str, Scenario]
-    make: Callable[[Scenario, int, int], _Engine]
+    make: Callable[[Scenario, int, int, bool], _Engine]  # scenario, seed, cycler channels, realistic
     chained: bool  # several chains of its kinds (each its own engine), or each kind once
 
 
@@ -74,7 +74,7 @@ SIMULATORS = (
         "solid-state",
         frozenset({"dry_electrode_press", "sintering_furnace"}),
         solidstate.SCENARIOS,
-        lambda scenario, seed, _channels: solidstate.SolidStateLine(scenario, seed),
+        lambda scenario, seed, _channels, realistic: solidstate.SolidStateLine(scenario, seed, realistic),
         False,
     ),
     _Simulator(
@@ -166,7 +166,12 @@ class DescribedLine:
     """A simulator in a description's names and units (see module)."""
 
     def __init__(
-        self, description: LineDescription, scenario: str, seed: int, cycler_channels: int = 16
+        self,
+        description: LineDescription,
+        scenario: str,
+        seed: int,
+        cycler_channels: int = 16,
+        realistic: bool = False,
     ) -> None:
         simulator = _simulator(description)
         if simulator is None:
@@ -188,7 +193,9 @@ class DescribedLine:
         faulted = cells_chain if on_cells and cells_chain is not None else 0
         nominal = simulator.scenarios["nominal"]
         self.engines = [
-            simulator.make(spec if i == faulted else nominal, seed + SEED_STEP * i, cycler_channels)
+            simulator.make(
+                spec if i == faulted else nominal, seed + SEED_STEP * i, cycler_channels, realistic
+            )
             for i in range(len(chains))
         ]
         #: each chain's described step -> simulator machine

@@ -92,14 +92,18 @@ def _truth(
     return renamed
 
 
-def record_line(scenario: Scenario | str, seed: int, duration_s: float) -> DressedRun:
+def record_line(
+    scenario: Scenario | str, seed: int, duration_s: float, realistic: bool = False
+) -> DressedRun:
     """The two-coater line running ``scenario`` for ``duration_s`` plant seconds (see module)."""
     spec = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     description = line()
     on_cells = bool(spec.faults) and spec.machines <= {"cycler1"}
     nominal = SCENARIOS["nominal"]
-    anode: Recording = record(nominal if on_cells else spec, seed, duration_s)
-    cathode: Recording = record(spec if on_cells else nominal, seed + CATHODE_SEED, duration_s)
+    anode: Recording = record(nominal if on_cells else spec, seed, duration_s, realistic=realistic)
+    cathode: Recording = record(
+        spec if on_cells else nominal, seed + CATHODE_SEED, duration_s, realistic=realistic
+    )
     anode_steps, cathode_steps = steps(description, "anode"), steps(description, "cathode")
     process = pd.concat(
         [

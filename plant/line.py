@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plant import physics
+from plant.disturbances import Daily, Disturbed, Lots, Moves, Realism, Wander
 from plant.formation import Cell, CyclerBank, Material, OcvReading
 from plant.scenarios import Fault, Scenario
 from plant.signals import SIGNALS, Signal
@@ -61,6 +62,24 @@ RECIPE_SETPOINTS: dict[str, float] = {
     "calender1.roll_temperature_setpoint": 50.0,
 }
 SETPOINT_SIGNALS: dict[str, Signal] = {s.column: s for s in SIGNALS if s.setpoint}
+
+#: The pilot line's in-control disturbances when realistic: the pump's delivery and the solids within a
+#: lot wander, a lot every ~4 h declares new solids (±0.4 points), the hall's day moves dryer zone 2 and
+#: the calender roll by ±1 °C, the operator moves speed with flow (±5 %, the loading stays) every ~3 h
+#: and the line load (±3 %) every ~4 h; sensors as ``plant.disturbances.Sensors``.
+REALISM = Realism(
+    process=(
+        Wander("pump_efficiency", 0.002, 1800.0),
+        Wander("true_solids", 0.0005, 3600.0),
+        Lots("true_solids", 0.004, 4 * 3600.0),
+        Daily("dryer_zone2_offset", 1.0),
+        Daily("roll_temperature_offset", 1.0),
+    ),
+    moves=(
+        Moves(("coater1.web_speed_setpoint", "coater1.pump_flow_setpoint"), 0.05, 3 * 3600.0),
+        Moves(("calender1.line_load_setpoint",), 0.03, 4 * 3600.0),
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +143,13 @@ class SetpointError(ValueError):
 class PilotLine:
     """Coater with dryer and gauge, inline calender, cycler bank; advanced tick by tick."""
 
-    def __init__(self, scenario: Scenario, seed: int, cycler_channels: int = 16) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int, cycler_channels: int = 16, realistic: bool = False
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
+        #: in-control disturbances of a real line (``plant.disturbances``), or the clean simulator
+        self.disturbed = Disturbed(REALISM, seed) if realistic else None
         self.rng = np.random.default_rng(seed)
         self.hidden = Hidden.draw(self.rng)
         self.cyclers = CyclerBank(cycler_channels, np.random.default_rng([seed, 1]))
@@ -156,7 +179,9 @@ class PilotLine:
     # -- faults ----------------------------------------------------------------------------------------
 
     def _fault(self, parameter: str, t: float) -> float:
-        return sum(f.level(t) for f in self.scenario.faults if f.parameter == parameter)
+        """The faults' offset of a hidden parameter, and the in-control disturbance's when realistic."""
+        faults = sum(f.level(t) for f in self.scenario.faults if f.parameter == parameter)
+        return faults + (self.disturbed.level(parameter) if self.disturbed is not None else 0.0)
 
     def _channel_faults(self, t: float) -> dict[str, float]:
         return {
@@ -171,12 +196,17 @@ class PilotLine:
         """Advance plant time by ``dt`` seconds and report every machine's values."""
         self.t += dt
         t = self.t
+        if self.disturbed is not None:
+            self.disturbed.advance(t)
+            self.disturbed.move(RECIPE_SETPOINTS, self.write_setpoint)
         values: dict[str, float] = dict(self.setpoints)
         text: dict[str, str] = {}
         noise = self.rng.standard_normal(32)
         web = self._coat(t, dt, noise, values, text)
         gauge_ok = self._gauge(t, web, noise, values)
         material = self._calender(t, dt, noise, values, text)
+        if self.disturbed is not None:
+            self.disturbed.sense(dt, values)
         formed, ocv = self.cyclers.advance(
             t, material, self._channel_faults(t), self._fault("micro_short_share", t)
         )
@@ -212,7 +242,8 @@ class PilotLine:
         values["coater1.web_speed"] = speed + 0.003 * noise[3]
         values["coater1.coating_width"] = COATING_WIDTH_MM + 0.05 * noise[4]
         values["coater1.slot_gap"] = SLOT_GAP_UM + 0.5 * noise[5]
-        values["coater1.slurry_solids"] = 100 * RECIPE_SOLIDS + 0.03 * noise[6]
+        declared = self.disturbed.declared("true_solids") if self.disturbed is not None else 0.0
+        values["coater1.slurry_solids"] = 100 * (RECIPE_SOLIDS + declared) + 0.03 * noise[6]
         values["coater1.slurry_density"] = density + 0.002 * noise[7]
         for z in range(3):
             values[f"coater1.dryer_zone{z + 1}_temperature"] = self._zones[z] + 0.3 * noise[8 + z]

@@ -88,16 +88,18 @@ def record(
     cycler_channels: int = 16,
     start: datetime = DEFAULT_START,
     setpoints: Sequence[SetpointWrite] = (),
+    realistic: bool = False,
 ) -> Recording:
     """Run ``scenario`` with ``seed`` for ``duration_s`` plant seconds at ``tick_s`` and collect tables.
 
     Each of ``setpoints`` is written (range-checked, ``SetpointError`` if refused) before the first tick
-    that ends after its time.
+    that ends after its time. ``realistic`` adds a real line's in-control disturbances
+    (``plant.line.REALISM``).
     """
     if duration_s <= 0 or tick_s <= 0:
         raise ConfigError("duration_s and tick_s must be positive")
     spec = get_scenario(scenario) if isinstance(scenario, str) else scenario
-    line = PilotLine(spec, seed, cycler_channels)
+    line = PilotLine(spec, seed, cycler_channels, realistic)
     n = round(duration_s / tick_s)
     columns: dict[str, np.ndarray] = {}
     text: dict[str, list[str]] = {}

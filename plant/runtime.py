@@ -91,11 +91,13 @@ async def run_plant(plant: Plant) -> None:
                     f"simulator's kinds ({', '.join(described.KINDS)}; see plant.described)"
                 )
             cfg = settings.plant
-            simulated = described.DescribedLine(description, cfg.scenario, cfg.seed, cfg.cycler_channels)
+            simulated = described.DescribedLine(
+                description, cfg.scenario, cfg.seed, cfg.cycler_channels, cfg.realistic
+            )
             await _run_described(plant, simulated)
             return
     cfg = settings.plant
-    line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels)
+    line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels, cfg.realistic)
     plant.run_id = uuid.uuid4().hex[:12]
     opcua = PlantOpcUaServer(cfg.opcua_endpoint, line)
     names = naming(linedesc.load(), next(s.id for s in linedesc.load().steps if s.kind == "formation"))

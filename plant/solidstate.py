@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from plant.disturbances import Daily, Disturbed, Moves, Realism, Wander
 from plant.recording import DEFAULT_START
 from plant.scenarios import ONSET_S, Expectation, Fault, Scenario
 from plant.trials import SetpointWrite
@@ -55,6 +56,22 @@ RECIPE: dict[str, float] = {
     "furnace1.zone3_setpoint": 1200.0,
     "furnace1.belt_speed_setpoint": 50.0,  # mm/min: 20 minutes per 1 m zone
 }
+#: The solid-state line's in-control disturbances when realistic: the feeder's delivery and the zone
+#: heat balances wander, the hall's day moves the press roll by ±1 °C, the O₂ baseline wanders by ~1 ppm,
+#: the operator moves feed with line speed (±5 %, the loading stays) every ~3 h and the belt speed (±3 %)
+#: every ~4 h. No lots: the powder's lot properties are not measured at this line.
+REALISM = Realism(
+    process=(
+        Wander("feed_efficiency", 0.002, 1800.0),
+        *(Wander(f"zone{z}_offset", 1.0, 2400.0) for z in (1, 2, 3)),
+        Daily("roll_temperature_offset", 1.0),
+        Wander("o2_leak", 1.0, 1800.0),
+    ),
+    moves=(
+        Moves(("press1.powder_feed_setpoint", "press1.line_speed_setpoint"), 0.05, 3 * 3600.0),
+        Moves(("furnace1.belt_speed_setpoint",), 0.03, 4 * 3600.0),
+    ),
+)
 RECIPE_ZONES = tuple(RECIPE[f"furnace1.zone{z}_setpoint"] for z in ZONES)
 LIMITS: dict[str, tuple[float, float]] = {
     "press1.powder_feed_setpoint": (0.0, 600.0),
@@ -142,9 +159,11 @@ class SolidStateTick:
 class SolidStateLine:
     """The press and the furnace, advanced tick by tick; setpoints written by name like ``PilotLine``."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, realistic: bool = False) -> None:
         self.scenario = scenario
         self.rng = np.random.default_rng([seed, 7])
+        #: in-control disturbances of a real line (``plant.disturbances``), or the clean simulator
+        self.disturbed = Disturbed(REALISM, seed) if realistic else None
         self.hidden = Hidden.draw(self.rng)
         self.setpoints = dict(RECIPE)
         self.t = 0.0
@@ -161,16 +180,23 @@ class SolidStateLine:
         self.setpoints[column] = float(value)
 
     def _fault(self, parameter: str, t: float) -> float:
-        return sum(f.level(t) for f in self.scenario.faults if f.parameter == parameter)
+        """The faults' offset of a hidden parameter, and the in-control disturbance's when realistic."""
+        faults = sum(f.level(t) for f in self.scenario.faults if f.parameter == parameter)
+        return faults + (self.disturbed.level(parameter) if self.disturbed is not None else 0.0)
 
     def step(self, dt: float) -> SolidStateTick:
         self.t += dt
         t = self.t
+        if self.disturbed is not None:
+            self.disturbed.advance(t)
+            self.disturbed.move(RECIPE, self.write_setpoint)
         values: dict[str, float] = dict(self.setpoints)
         text: dict[str, str] = {}
         noise = self.rng.standard_normal(24)
         self._press(t, dt, noise, values, text)
         self._furnace(t, dt, noise, values, text)
+        if self.disturbed is not None:
+            self.disturbed.sense(dt, values)
         onsets = [f for f in self.scenario.faults if f.onset_s <= t and f.name not in self._announced]
         self._announced.update(f.name for f in onsets)
         return SolidStateTick(t, values, text, onsets)
@@ -389,10 +415,11 @@ def record(
     *,
     start: datetime = DEFAULT_START,
     setpoints: Sequence[SetpointWrite] = (),
+    realistic: bool = False,
 ) -> SolidStateRecording:
     """Run the solid-state line offline and collect its process table, as ``plant.recording.record``."""
     spec = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    line = SolidStateLine(spec, seed)
+    line = SolidStateLine(spec, seed, realistic)
     n = round(duration_s / tick_s)
     rows: list[dict[str, float | str]] = []
     truth: list[dict[str, object]] = []
