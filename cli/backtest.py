@@ -94,7 +94,9 @@ def backtest_command(
         float | None,
         typer.Option(min=10, help="in-control average run length per detector, samples [models.arl0]"),
     ] = None,
-    detector: Annotated[str | None, typer.Option(help="cusum | ewma | shewhart [models.detector]")] = None,
+    detector: Annotated[
+        str | None, typer.Option(help="cusum | ewma | shewhart | arcusum [models.detector]")
+    ] = None,
 ) -> None:
     """Run the live models and detectors over recorded history; print (and save) the detections."""
     models = settings_from(ctx).models
@@ -102,8 +104,8 @@ def backtest_command(
     detector = models.detector if detector is None else detector
 
     def job() -> None:
-        if detector not in ("cusum", "ewma", "shewhart"):
-            raise ConfigError(f"unknown detector {detector!r}: use cusum, ewma or shewhart")
+        if detector not in ("cusum", "ewma", "shewhart", "arcusum"):
+            raise ConfigError(f"unknown detector {detector!r}: use cusum, ewma, shewhart or arcusum")
         if out is not None and out.suffix.lower() not in (".csv", ".json"):
             raise ConfigError(f"{out}: write detections to a .csv or .json file")
         history = read_table(file)

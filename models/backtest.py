@@ -100,7 +100,7 @@ def generic_detector(kind: str, arl0: float, training: Any) -> _Base:
     (``models.prewhitened``), which keeps ARL₀ on autocorrelated, heavy-tailed data; EWMA and Shewhart
     on the raw values, for comparison."""
     series = np.asarray(training, dtype=float)
-    if kind == "cusum":
+    if kind in ("cusum", "arcusum"):
         return ARCUSUM.calibrated(series, arl0)
     mu, sigma = robust_location_scale(series)
     return make_detector(kind, arl0, mu, sigma)

@@ -27,6 +27,7 @@ from core.records import ModelOutput, Parameter
 from models.detectors import make_detector, robust_location_scale
 from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
+from models.prewhitened import ARCUSUM
 from models.rootcause import Finding
 
 Values = dict[str, float]
@@ -358,8 +359,11 @@ class TickStep(StepModel):
         return features
 
     def new_detector(self, name: str, series: np.ndarray) -> Any:
-        """The drift detector of feature ``name``, calibrated on its in-control ``series``."""
+        """The drift detector of feature ``name``, calibrated on its in-control ``series``: ``arcusum``
+        prewhitens it and sets its limit on held-out data (``models.prewhitened``)."""
         tuning = self.tuning
+        if tuning.detector == "arcusum":
+            return ARCUSUM.calibrated(series, tuning.arl0, delta=self.level_features.get(name, 1.0))
         mu, sigma = robust_location_scale(series)
         options = (
             {"delta": self.level_features[name]}

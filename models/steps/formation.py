@@ -20,6 +20,7 @@ from models.steps.base import (
     Forecast,
     StepModel,
     StepSpec,
+    Tuning,
     Unpredictable,
     Upstream,
     Values,
@@ -36,6 +37,12 @@ COMMON_MODE_CELLS = 32  # recent cells whose median residual is the common mode 
 ROLLS_KEPT = 64
 CHANNEL_CELLS = 16  # recent cells per channel whose mean capacity is its offset against the others
 LOADING = "dry_loading"  # the upstream role a cell's capacity follows
+
+
+def _cell_chart(tuning: Tuning) -> str:
+    """The chart of the per-cell detectors: cells are judged one by one, not as an autocorrelated
+    series, so the prewhitened choice (``arcusum``) is the plain CUSUM here."""
+    return "cusum" if tuning.detector == "arcusum" else tuning.detector
 
 
 class FormationStep(StepModel):
@@ -204,8 +211,8 @@ class FormationStep(StepModel):
         self._seed_channel_references(channels, residuals)
         self.cell_ref = (mean, res_sigma, cap_sigma)
         tuning = self.tuning
-        self.detectors["residual"] = make_detector(tuning.detector, tuning.cell_arl0, 0.0, res_sigma)
-        self.detectors["capacity"] = make_detector(tuning.detector, tuning.cell_arl0, mean, cap_sigma)
+        self.detectors["residual"] = make_detector(_cell_chart(tuning), tuning.cell_arl0, 0.0, res_sigma)
+        self.detectors["capacity"] = make_detector(_cell_chart(tuning), tuning.cell_arl0, mean, cap_sigma)
         self.scatter["discharge_capacity"] = cap_sigma
         self.cell_buffer = []
         self.done = True

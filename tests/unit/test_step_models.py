@@ -133,3 +133,19 @@ def test_a_rebaselined_step_calibrates_afresh_while_the_others_keep_monitoring()
     assert model.calibrated["coater1"], "recalibrated on the fresh in-control data"
     with pytest.raises(ValueError, match="no step"):
         model.rebaseline("oven9")
+
+
+def test_a_line_on_prewhitened_detectors_resumes_from_a_json_snapshot() -> None:
+    rec = record("load-cell-bias", 2, 3 * 3600)
+    stream = list(events(rec.process, rec.cells))
+    straight = LineModel(calibration_s=1800, calibration_cells=24, detector="arcusum")
+    expected = feed(straight, stream)
+    resumed = LineModel(calibration_s=1800, calibration_cells=24, detector="arcusum")
+    found = feed(resumed, stream[: len(stream) // 2])
+    resumed = LineModel.restore(json.loads(json.dumps(resumed.snapshot())), PILOT)
+    found += feed(resumed, stream[len(stream) // 2 :])
+    assert [(f.key, f.onset_ns) for f in found] == [(f.key, f.onset_ns) for f in expected]
+    assert any(f.cause == "load_cell_bias" for f in expected), "the fault is still found"
+    after = resumed.statistics()
+    for key, pair in straight.statistics().items():
+        assert after[key] == pytest.approx(pair, rel=1e-9)
