@@ -97,6 +97,12 @@ def backtest_command(
     detector: Annotated[
         str | None, typer.Option(help="cusum | ewma | shewhart | arcusum [models.detector]")
     ] = None,
+    per_sample: Annotated[
+        Path | None, typer.Option(help="write each row's alarm state (time, in_alarm) to this .csv")
+    ] = None,
+    hold_s: Annotated[
+        float, typer.Option(min=0, help="an alarm episode stands this long after its last detection")
+    ] = backtest.HOLD_S,
 ) -> None:
     """Run the live models and detectors over recorded history; print (and save) the detections."""
     models = settings_from(ctx).models
@@ -144,6 +150,13 @@ def backtest_command(
             console.print(f"{len(detections)} detections written to {out}")
         if truth:
             _print_score(backtest.score(detections, truth, history.index[0], history.index[-1]))
+        index = pd.DatetimeIndex(history.index)
+        _print_per_sample(backtest.per_sample(detections, truth, index, hold_s), bool(truth))
+        if per_sample is not None:
+            states = backtest.alarm_states(detections, index, hold_s)
+            frame = pd.DataFrame({"time": index, "in_alarm": states.astype(int)})
+            frame.to_csv(per_sample, index=False)
+            console.print(f"{len(frame)} rows' alarm states written to {per_sample}")
 
     run_guarded(job)
 
@@ -163,6 +176,18 @@ def _print(detections: list[backtest.Detection]) -> None:
             f"{d.magnitude:+.4g} {d.unit}",
             d.cause,
         )
+    console.print(table)
+
+
+def _print_per_sample(result: backtest.PerSample, scored: bool) -> None:
+    table = Table(title="per sample and per episode")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    before, after = 100 * result.false_alarm_rate, 100 * result.detection_rate
+    table.add_row("rows in alarm before the onset (false-alarm rate)", f"{before:.2f} %")
+    if scored:
+        table.add_row("rows in alarm after the onset (detection rate)", f"{after:.2f} %")
+    table.add_row("false alarm episodes per 8 h shift", f"{result.false_episodes_per_shift:.2f}")
     console.print(table)
 
 

@@ -224,3 +224,69 @@ def score(
 
 def _name(truth: dict[str, Any]) -> str:
     return str(truth.get("fault", truth.get("name", "drift")))
+
+
+HOLD_S = 3600.0  # an episode stands this long after its condition's last detection (off-delay)
+
+
+def episodes(detections: Iterable[Detection], hold_s: float = HOLD_S) -> list[tuple[Detection, pd.Timestamp]]:
+    """Alarm episodes: a condition (machine, signal, cause) detected again within ``hold_s`` of its last
+    detection is the same episode, as the twin keeps one alert while its detector keeps alarming.
+    Each is (its first detection, when it ends)."""
+    hold = pd.Timedelta(seconds=hold_s)
+    open_: dict[tuple[str, str, str], list[Any]] = {}
+    done: list[tuple[Detection, pd.Timestamp]] = []
+    for d in sorted(detections, key=lambda d: d.time):
+        key = (d.machine, d.signal, d.cause)
+        current = open_.get(key)
+        if current is not None and d.time <= current[1]:
+            current[1] = d.time + hold
+            continue
+        if current is not None:
+            done.append((current[0], current[1]))
+        open_[key] = [d, d.time + hold]
+    done += [(first, end) for first, end in open_.values()]
+    return sorted(done, key=lambda e: e[0].time)
+
+
+@dataclass(frozen=True)
+class PerSample:
+    """The process-monitoring literature's scores: the share of rows in alarm before a drift's onset
+    (false-alarm rate) and after it (detection rate), and false alarm episodes per 8-hour shift."""
+
+    false_alarm_rate: float
+    detection_rate: float
+    false_episodes_per_shift: float
+
+
+def alarm_states(
+    detections: Iterable[Detection], index: pd.DatetimeIndex, hold_s: float = HOLD_S
+) -> np.ndarray:
+    """Each row's alarm state: inside one of the episodes (``episodes``)."""
+    times = index.as_unit("ns").asi8
+    state = np.zeros(len(index), dtype=bool)
+    for first, end in episodes(detections, hold_s):
+        state[np.searchsorted(times, first.time.value) : np.searchsorted(times, end.value)] = True
+    return state
+
+
+def per_sample(
+    detections: list[Detection], truth: list[dict[str, Any]], index: pd.DatetimeIndex, hold_s: float = HOLD_S
+) -> PerSample:
+    """Per-row and per-episode scores of ``detections`` over the rows ``index`` (see ``PerSample``); a row
+    after the first onset counts for detection, every row before it for false alarms."""
+    state = alarm_states(detections, index, hold_s)
+    onsets = sorted(pd.Timestamp(t["onset"]) for t in truth)
+    after = index >= onsets[0] if onsets else np.zeros(len(index), dtype=bool)
+    before = ~after
+    false = [
+        first
+        for first, _ in episodes(detections, hold_s)
+        if not any(first.time >= pd.Timestamp(t["onset"]) and _matches(first, t) for t in truth)
+    ]
+    monitored = (index[-1] - index[0]).total_seconds() if len(index) > 1 else 0.0
+    return PerSample(
+        false_alarm_rate=float(state[before].mean()) if before.any() else math.nan,
+        detection_rate=float(state[after].mean()) if after.any() else math.nan,
+        false_episodes_per_shift=len(false) / (monitored / SHIFT_S) if monitored > 0 else math.nan,
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from cli.backtest import read_table
@@ -120,3 +121,42 @@ def test_wide_parquet_keeps_its_time_index(tmp_path: Path) -> None:
     table = read_table(tmp_path / "h.parquet")
     assert table.index[0] == START
     assert "press.force" in table.columns
+
+
+def test_per_sample_scores_count_rows_in_alarm_before_and_after_the_onset(tmp_path: Path) -> None:
+    frame = _history()
+    csv = tmp_path / "press.csv"
+    frame.rename_axis("time").to_csv(csv)
+    truth = _truth(tmp_path / "truth.jsonl", frame.index[4000])
+    states = tmp_path / "states.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("backtest", str(csv), "--train-rows", "2000", "--ground-truth", str(truth)),
+            *("--arl0", "1e5", "--per-sample", str(states), "--hold-s", "600"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "false-alarm rate" in result.output and "detection rate" in result.output
+    rows = pd.read_csv(states, parse_dates=["time"])
+    assert len(rows) == 4000 and set(rows["in_alarm"]) <= {0, 1}
+    before, after = rows["in_alarm"][:2000], rows["in_alarm"][2000:]
+    assert before.mean() < 0.01 and after.mean() > 0.9, "in alarm from the detection on, held by re-alarms"
+
+
+def test_a_condition_detected_again_within_the_hold_is_one_episode() -> None:
+    def at(minute: float, signal: str = "force") -> backtest.Detection:
+        when = START + pd.Timedelta(minutes=minute)
+        return backtest.Detection(when, "press", signal, "cusum", when, 1.0)
+
+    found = [at(0), at(30), at(50), at(200), at(10, "oil_temperature")]
+    spans = backtest.episodes(found, hold_s=3600)
+    assert [(e[0].signal, e[0].time) for e in spans] == [
+        ("force", START),
+        ("oil_temperature", START + pd.Timedelta(minutes=10)),
+        ("force", START + pd.Timedelta(minutes=200)),
+    ]
+    assert spans[0][1] == START + pd.Timedelta(minutes=110), "held an hour after its last detection"
+    index = pd.date_range(START, periods=300, freq="min")
+    score = backtest.per_sample(found, [], index, hold_s=3600)
+    assert score.false_episodes_per_shift == pytest.approx(3 / (299 / 480))
