@@ -54,7 +54,7 @@ from bench.lines import BenchLine, Run, shipped
 from models.backtest import SHIFT_S, Detection, score
 from models.detectors import CUSUM
 from models.line import LineModel
-from models.replay import replay
+from models.replay import alarms, replay
 from plant.scenarios import Scenario
 
 TRAIN_S = 2700.0
@@ -148,7 +148,7 @@ def run_scenario(
     process = run.process
     train_end = process.index[0] + pd.Timedelta(seconds=TRAIN_S)
     model = LineModel(line.description.line, description=line.description, calibration_s=TRAIN_S)
-    results = {"linetwin": [Detection.of(f) for f in replay(model, process, run.cells)]}
+    results = {"linetwin": [Detection.of(f) for f in alarms(replay(model, process, run.cells))]}
     streams = key_streams(run, line)
     for baseline in BASELINES:
         if defaults:

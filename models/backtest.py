@@ -23,7 +23,7 @@ from models.detectors import _Base, make_detector, robust_location_scale
 from models.line import LineModel
 from models.pca import PCAMonitor
 from models.prewhitened import ARCUSUM
-from models.replay import replay
+from models.replay import alarms, replay
 from models.rootcause import Finding
 from models.steps import kinds
 
@@ -170,7 +170,7 @@ def _line_model(
         gap = history.index[1] - history.index[0] if len(history) > 1 else pd.Timedelta(seconds=1)
         training = training.set_axis(training.index - (training.index[-1] - history.index[0] + gap))
     combined = pd.concat([training, history])
-    findings = replay(model, combined, cells)
+    findings = alarms(replay(model, combined, cells))
     start = history.index[0].value
     return [Detection.of(f) for f in findings if f.time_ns >= start]
 

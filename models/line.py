@@ -35,8 +35,19 @@ from models.steps import StepModel, StepSpec, Tuning, model_class
 from models.steps.generic import GenericStep
 
 #: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references;
-#: 3: calibrated ranges and the compaction law anchored on its priors; 4: one state per step model)
-SNAPSHOT_VERSION = 4
+#: 3: calibrated ranges and the compaction law anchored on its priors; 4: one state per step model;
+#: 5: the raised findings with their consequences)
+SNAPSHOT_VERSION = 5
+
+
+def _finding(saved: Mapping[str, Any]) -> Finding:
+    """A raised finding from its snapshot (JSON turned its tuples into lists)."""
+    data = dict(saved)
+    for name in ("moving", "affected"):
+        data[name] = tuple(data[name])
+    for name in ("rolls", "cells"):
+        data[name] = list(data[name])
+    return Finding(**data)
 
 
 class _Step:
@@ -156,6 +167,8 @@ class LineModel:
         self._steps = _build(line, self.description, self.tuning, self.unmodelled)
         self.steps: dict[str, StepModel] = {m: s.model for m, s in self._steps.items()}
         self.emitted_ns: dict[str, int] = {}
+        #: the last finding raised per condition, with the consequences it stands for
+        self.raised: dict[str, Finding] = {}
         self.outputs: list[ModelOutput] = []
         self._pending_tick: dict[str, tuple[int, dict[str, float]]] = {}
 
@@ -306,20 +319,41 @@ class LineModel:
         return [f for found in findings if (f := self._emit(step, step.finding(found))) is not None]
 
     def _emit(self, step: _Step, finding: Finding) -> Finding | None:
-        """Raise a finding once per condition; consequences of an active upstream finding stay quiet."""
+        """Raise a finding once per condition. A consequence of an active upstream finding raises no
+        alarm of its own: the upstream one, updated to list it among what it affects, is raised again
+        (the alert store updates the open alert), so one cause is one alarm."""
         window = self.tuning.realarm_s * 1e9
         if finding.cause in step.model.consequential:
             upstream = {s.machine for s in step.model.spec.upstream}
-            if any(
-                key.split("/")[1] in upstream and finding.time_ns - t < window
+            roots = [
+                key
                 for key, t in self.emitted_ns.items()
-            ):
-                return None
+                if key.split("/")[1] in upstream and finding.time_ns - t < window
+            ]
+            if roots:
+                return self._consequence(roots[0], finding)
         last = self.emitted_ns.get(finding.key)
         if last is not None and finding.time_ns - last < window:
             return None
         self.emitted_ns[finding.key] = finding.time_ns
+        self.raised[finding.key] = finding
         return finding
+
+    def _consequence(self, root_key: str, finding: Finding) -> Finding | None:
+        """The root finding with ``finding``'s signal among what it affects; None if already listed."""
+        root = self.raised.get(root_key)
+        consequence = f"{finding.machine}.{finding.signal}"
+        if root is None or consequence in root.affected:
+            return None
+        updated = replace(
+            root,
+            affected=(*root.affected, consequence),
+            time_ns=finding.time_ns,
+            rolls=sorted(set(root.rolls) | set(finding.rolls)),
+            cells=sorted(set(root.cells) | set(finding.cells)),
+        )
+        self.raised[root_key] = updated
+        return updated
 
     # --------------------------------------------------------------- outputs
     def parameters(self) -> list[Parameter]:
@@ -347,6 +381,7 @@ class LineModel:
             "layout": self.layout(),
             "steps": {m: s.state() for m, s in self.steps.items()},
             "emitted_ns": self.emitted_ns,
+            "raised": {key: asdict(finding) for key, finding in self.raised.items()},
             "pending_tick": self._pending_tick,
         }
 
@@ -358,5 +393,6 @@ class LineModel:
         for machine, state in snapshot["steps"].items():
             model.steps[machine].load(state)
         model.emitted_ns = dict(snapshot["emitted_ns"])
+        model.raised = {key: _finding(saved) for key, saved in snapshot["raised"].items()}
         model._pending_tick = {m: (int(t), dict(v)) for m, (t, v) in snapshot["pending_tick"].items()}
         return model

@@ -78,3 +78,16 @@ def feed(
         if progress is not None and count % 1000 == 0:
             progress(count)
     return findings
+
+
+def alarms(findings: Iterable[Finding]) -> list[Finding]:
+    """Each alarm once: a finding raised again only to list a consequence it stands for (same
+    condition, same onset) is the alarm already raised, not another one."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for finding in findings:
+        key = (finding.key, finding.onset_ns)
+        if key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out

@@ -156,6 +156,8 @@ class Finding:
     #: the features moving when the cause was named (the alarmed one among them): while any of their
     #: detectors keeps alarming, the condition stands
     moving: tuple[str, ...] = ()
+    #: consequences downstream (``step.signal``) that this finding's alarm stands for: one cause, one alarm
+    affected: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -172,7 +174,8 @@ class Finding:
     @property
     def text(self) -> str:
         where = f" on {self.channel}" if self.channel else ""
-        return f"{self.signal}{where} moved {self.magnitude:+.4g} {self.unit}. {self.detail}".strip()
+        text = f"{self.signal}{where} moved {self.magnitude:+.4g} {self.unit}. {self.detail}".strip()
+        return f"{text} Downstream it also moves {', '.join(self.affected)}." if self.affected else text
 
 
 def classify_coater(moving: Collection[str], feature: str) -> tuple[str, str, float] | None:

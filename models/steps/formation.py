@@ -54,7 +54,7 @@ class FormationStep(StepModel):
         "k_value": "mV/d",
     }
     required: ClassVar[tuple[str, ...]] = ("discharge_capacity",)
-    consequential: ClassVar[frozenset[str]] = frozenset({"formation_drift"})
+    consequential: ClassVar[frozenset[str]] = frozenset({"formation_drift", "upstream_loading"})
     per_cell: ClassVar[bool] = True
     quantities: ClassVar[Mapping[str, str]] = {"cell_capacity": "discharge_capacity"}
     tolerance: ClassVar[Mapping[str, float]] = {"cell_capacity": 0.02}

@@ -59,9 +59,10 @@ def test_the_first_finding_after_onset_names_the_signal_and_cause(scenario: str)
 
 def test_pump_wear_capacity_shift_is_traced_back_to_the_coated_rolls() -> None:
     _, findings = _run("pump-wear")
-    upstream = [f for f in findings if f.machine == "cycler1" and f.cause == "upstream_loading"]
-    assert upstream
-    assert any(f.rolls and f.magnitude < 0 for f in upstream)
+    wear = [f for f in findings if f.cause == "pump_wear" and "cycler1.discharge_capacity" in f.affected]
+    assert wear, "the cells' capacity shift is listed on the pump's alarm, not raised apart"
+    assert not any(f.machine == "cycler1" and f.cause == "upstream_loading" for f in findings)
+    assert wear[-1].rolls and any(r.startswith("CAT-") for r in wear[-1].rolls), "the rolls it came from"
 
 
 def test_micro_short_finding_lists_the_cells_above_the_k_value_limit() -> None:

@@ -13,7 +13,7 @@ from core import linedesc
 from core.errors import ConfigError
 from core.linedesc import LineDescription
 from models.line import LineModel
-from models.replay import events, feed, replay
+from models.replay import alarms, events, feed, replay
 from models.steps import kinds, model_class
 from models.steps.generic import GenericStep
 from plant import solidstate
@@ -149,3 +149,12 @@ def test_a_line_on_prewhitened_detectors_resumes_from_a_json_snapshot() -> None:
     after = resumed.statistics()
     for key, pair in straight.statistics().items():
         assert after[key] == pytest.approx(pair, rel=1e-9)
+
+
+def test_a_coater_drift_and_the_calender_and_formation_alarms_it_causes_are_one_alarm() -> None:
+    rec = record("pump-wear", 1, 8 * 3600)
+    findings = replay(LineModel(), rec.process, rec.cells)
+    assert [a.key for a in alarms(findings)] == ["line1/coater1/pump_flow/pump_wear"], "one cause, one alarm"
+    last = findings[-1]
+    assert {"calender1.incoming_loading", "cycler1.discharge_capacity"} <= set(last.affected)
+    assert "Downstream it also moves calender1.incoming_loading" in last.text
