@@ -138,7 +138,12 @@ async def demo_stack(base: Settings, scenario: str, speed: float, port: int | No
         changes["opcua"] = {"endpoints": [opcua]}
         changes["influx"]["spool_dir"] = str(workdir / "spool")
         changes["ingest"] = {"metrics_port": free_port()}
-        changes["twin"] = {"port": twin_port, "state_file": workdir / "twin.sqlite", "api_token": None}
+        changes["twin"] = {
+            "port": twin_port,
+            "state_file": workdir / "twin.sqlite",
+            "api_token": None,
+            "insecure": True,  # the demo runs on the user's own machine, its UI acknowledges without a token
+        }
         stack.settings = base.model_copy(
             update={name: getattr(base, name).model_copy(update=values) for name, values in changes.items()}
         )

@@ -17,9 +17,16 @@ def serve(
         list[str] | None,
         typer.Option("--line", help="a line this worker owns; repeat for several (twin.lines)"),
     ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="without twin.api_token, accept changes from anyone who reaches the API"
+        ),
+    ] = False,
 ) -> None:
     """Run the twin: plant bus in, live state, models and alerts, HTTP API and web UI."""
-    settings = settings_from(ctx, **{"twin.host": host, "twin.port": port, "twin.lines": line or None})
+    overrides = {"twin.host": host, "twin.port": port, "twin.lines": line or None}
+    settings = settings_from(ctx, **overrides, **({"twin.insecure": True} if insecure else {}))
 
     def run() -> None:
         from twin.modeladapter import analyser_factory, whatif_models

@@ -145,6 +145,10 @@ class TwinSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None
     read_only_without_token: bool = True
+    #: without an api_token every change is refused unless this is set (the demo on one machine sets it)
+    insecure: bool = Field(
+        False, description="accept changes (acknowledge, shelve, push, re-baseline) without any token"
+    )
     state_file: Path = Path("var/twin.sqlite")
     lines: list[str] = []
     allow_setpoint_push: bool = False

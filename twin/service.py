@@ -28,8 +28,10 @@ def build_twin(
     engine = TwinEngine(
         settings, analyser_factory, open_database(settings.twin.state_file), influx_enabled=influx_enabled
     )
-    if settings.twin.api_token is None:
-        log.warning("twin.api_token is not set: anyone who reaches the API can acknowledge and shelve alerts")
+    if settings.twin.api_token is None and settings.twin.insecure:
+        log.warning("insecure: no twin.api_token, anyone who reaches the API can change alerts and setpoints")
+    elif settings.twin.api_token is None:
+        log.warning("twin.api_token is not set: every change is refused, reads are open")
     return Twin(
         settings=settings,
         engine=engine,

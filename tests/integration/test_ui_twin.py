@@ -20,6 +20,7 @@ from bench.e2e import pipeline_settings, running_twin, upstream
 from core.localservices import Influxd, Mosquitto
 
 pytestmark = pytest.mark.integration
+TOKEN = "ui-test-token"
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -38,7 +39,7 @@ async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
     settings = pipeline_settings(
-        mosquitto.port, influxd.url, tmp_path, scenario="pump-wear", speed=150.0, tick_s=2.0
+        mosquitto.port, influxd.url, tmp_path, scenario="pump-wear", speed=150.0, tick_s=2.0, api_token=TOKEN
     )
     with contextlib.ExitStack() as plant_side:
         async with running_twin(settings), async_playwright() as playwright:
@@ -73,6 +74,8 @@ async def test_ui_shows_live_state_acknowledges_an_alert_and_runs_a_whatif(
 
             pump_wear = page.locator("tr.alert", has_text="Metering pump wear")
             await pump_wear.locator("button.ack").wait_for(timeout=90_000)
+            await page.fill("#token", TOKEN)  # a change needs the API token, typed in once
+            await page.locator("#token").dispatch_event("change")
             await pump_wear.locator("button.ack").click()
             await pump_wear.locator("td.state-acknowledged").wait_for(timeout=10_000)
 

@@ -415,3 +415,20 @@ def test_a_step_is_rebaselined_with_the_token_only_and_its_open_condition_return
     assert (event["step"], event["action"], event["note"]) == ("coater1", "rebaseline", "new metering pump")
     missing = twin_client.post("/lines/line1/steps/oven9/rebaseline", json=body, headers=AUTH)
     assert missing.status_code == 404 and "oven9" in missing.json()["detail"]
+
+
+def test_without_a_token_every_change_is_refused_unless_the_twin_is_insecure(tmp_path: Path) -> None:
+    for insecure, expected in ((False, 401), (True, 200)):
+        config = settings(tmp_path / str(insecure), token=None)
+        config.twin.insecure = insecure
+        twin = build_twin(config, FakeAnalyser, FakeWhatIf, influx_enabled=False)
+        with TestClient(create_app(twin, run_engine=False)) as client:
+            feed(client, sample(19.0, 1))
+            [alert] = client.get("/alerts").json()
+            acked = client.post(f"/alerts/{alert['id']}/acknowledge", json={"by": "ana"})
+            assert acked.status_code == expected, acked.text
+            if not insecure:
+                assert "no API token" in acked.json()["detail"]
+                body = {"by": "x", "note": ""}
+                assert client.post("/lines/line1/steps/coater1/rebaseline", json=body).status_code == 401
+            assert client.get("/alerts").status_code == 200, "reads stay open"

@@ -41,9 +41,11 @@ def get_twin(request: Request) -> Twin:
 
 
 def _token_ok(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """A request with the configured token; without one configured, only on an explicitly insecure twin
+    (secure by default: no token set must not mean every change is open)."""
     expected = twin.settings.twin.api_token
     if expected is None:
-        return True
+        return twin.settings.twin.insecure
     return credentials is not None and secrets.compare_digest(
         credentials.credentials.encode(), expected.get_secret_value().encode()
     )
@@ -56,7 +58,16 @@ def authenticated(
     return _token_ok(twin, credentials)
 
 
-def require_writer(authorised: Annotated[bool, Depends(authenticated)]) -> None:
+def require_writer(
+    twin: Annotated[Twin, Depends(get_twin)], authorised: Annotated[bool, Depends(authenticated)]
+) -> None:
+    if twin.settings.twin.api_token is None and not authorised:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this twin accepts no changes: it has no API token (set twin.api_token, or start it with "
+            "--insecure on a machine of your own)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not authorised:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -71,7 +82,7 @@ def require_reader(
 ) -> None:
     """Reads are open when configured so, but a wrong token is refused rather than ignored."""
     authorised = _token_ok(twin, credentials)
-    if credentials is not None and not authorised:
+    if credentials is not None and not authorised and twin.settings.twin.api_token is not None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "the API token is wrong", headers={"WWW-Authenticate": "Bearer"}
         )
