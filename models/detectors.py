@@ -231,6 +231,11 @@ class CUSUM(_Base):
 
     def update(self, x: float) -> None:
         z = self._z(x)
+        self._tabulate(z, z * self.sigma)
+
+    def _tabulate(self, z: float, level: float) -> None:
+        """Fold standardised ``z`` into both one-sided sums; ``level`` (the input's units) is averaged
+        since the alarming side left zero for the magnitude."""
         k = self.delta / 2
         if self.upper == 0.0:
             self._start_upper, self._sum_upper = self.n, 0.0
@@ -238,17 +243,16 @@ class CUSUM(_Base):
             self._start_lower, self._sum_lower = self.n, 0.0
         self.upper = max(0.0, self.upper + z - k)
         self.lower = max(0.0, self.lower - z - k)
-        self._sum_upper += z
-        self._sum_lower += z
-        h = self.threshold
-        if not self._alarm and self.statistic > h:
+        self._sum_upper += level
+        self._sum_lower += level
+        if not self._alarm and self.statistic > self.threshold:
             self._alarm = True
             up = self.upper >= self.lower
             start, total = (
                 (self._start_upper, self._sum_upper) if up else (self._start_lower, self._sum_lower)
             )
             self._onset = start - 1
-            self._magnitude = total / (self.n - start + 1) * self.sigma
+            self._magnitude = total / (self.n - start + 1)
 
 
 @dataclass

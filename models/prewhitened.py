@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from models.detectors import CUSUM, _Base, cusum_limit, robust_location_scale
+from models.detectors import CUSUM, cusum_limit, robust_location_scale
 
 MAX_LAG = 5
 BLOCK = 5
@@ -112,7 +112,7 @@ def empirical_limit(z: np.ndarray, arl0: float, k: float) -> float | None:
 
 
 @dataclass
-class ARCUSUM(_Base):
+class ARCUSUM(CUSUM):
     """Two-sided CUSUM on winsorised AR residuals with an empirically calibrated limit (see module).
 
     ``mu`` is the series' in-control level, ``sigma`` the residuals' σ, ``phi`` the AR coefficients and
@@ -136,7 +136,6 @@ class ARCUSUM(_Base):
     (True, True)
     """
 
-    delta: float = 1.0
     clip: float = 3.0
     h: float = math.nan
     phi: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -163,23 +162,13 @@ class ARCUSUM(_Base):
         detector.lags = centred[::-1][: len(phi)].copy()
         return detector
 
-    def reset(self) -> None:
-        """Start the chart afresh; the AR lags are the process's past and stay."""
-        super().reset()
-        self.upper = self.lower = 0.0
-        self._start_upper = self._start_lower = 0
-        self._sum_upper = self._sum_lower = 0.0
-
-    @property
-    def statistic(self) -> float:
-        return max(self.upper, self.lower)
-
     @property
     def threshold(self) -> float:
         return self.h
 
     def update(self, x: float) -> None:
-        if self._alarm:
+        """One value: its AR residual, winsorised, into the CUSUM; the raw value into the lags."""
+        if self._alarm:  # the AR lags are the process's past and stay
             self.reset()
         self.n += 1
         deviation = float(x) - self.mu
@@ -188,23 +177,7 @@ class ARCUSUM(_Base):
         if self.phi.size:
             self.lags = np.roll(self.lags, 1)
             self.lags[0] = deviation
-        k = self.delta / 2
-        if self.upper == 0.0:
-            self._start_upper, self._sum_upper = self.n, 0.0
-        if self.lower == 0.0:
-            self._start_lower, self._sum_lower = self.n, 0.0
-        self.upper = max(0.0, self.upper + z - k)
-        self.lower = max(0.0, self.lower - z - k)
-        self._sum_upper += deviation
-        self._sum_lower += deviation
-        if self.statistic > self.h:
-            self._alarm = True
-            up = self.upper >= self.lower
-            start, total = (
-                (self._start_upper, self._sum_upper) if up else (self._start_lower, self._sum_lower)
-            )
-            self._onset = start - 1
-            self._magnitude = total / (self.n - start + 1)
+        self._tabulate(z, deviation)
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "phi": self.phi.tolist(), "lags": self.lags.tolist()}

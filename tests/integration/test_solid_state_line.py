@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,20 +15,10 @@ from bench.e2e import ingest_process, pipeline_settings, simulator, twin_process
 from core import linedesc
 from core.localservices import Influxd, Mosquitto
 from tests.integration.dashboard_support import empty_panels
+from tests.integration.twin_support import wait_for_api
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(url: str, path: str, found: Any, within_s: float) -> Any:
-    deadline = time.monotonic() + within_s
-    body: Any = None
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{url}{path}", timeout=10)
-        if response.status_code == 200 and (hit := found(body := response.json())):
-            return hit
-        time.sleep(1.0)
-    raise AssertionError(f"nothing found at {path} within {within_s} s: {body}")
 
 
 def test_a_described_solid_state_line_runs_sim_ingest_and_serve_and_its_leak_is_found(
@@ -42,7 +31,7 @@ def test_a_described_solid_state_line_runs_sim_ingest_and_serve_and_its_leak_is_
     settings.models.calibration_s = 1200.0
     url = f"http://127.0.0.1:{settings.twin.port}"
     with ingest_process(settings), simulator(settings), twin_process(settings):
-        alert = _wait(
+        alert = wait_for_api(
             url,
             "/alerts",
             lambda alerts: next((a for a in alerts if a["cause"] == "atmosphere_leak"), None),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,20 +19,10 @@ from core import linedesc
 from core.localservices import Influxd, Mosquitto
 from tests.integration.dashboard_support import empty_panels
 from tests.integration.ingest_support import points
+from tests.integration.twin_support import wait_for_api
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(url: str, path: str, found: Any, within_s: float) -> Any:
-    deadline = time.monotonic() + within_s
-    body: Any = None
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{url}{path}", timeout=10)
-        if response.status_code == 200 and (hit := found(body := response.json())):
-            return hit
-        time.sleep(1.0)
-    raise AssertionError(f"nothing found at {path} within {within_s} s: {body}")
 
 
 def test_two_coaters_and_a_formation_run_from_their_description_and_the_anode_pump_wear_is_found(
@@ -54,7 +43,7 @@ def test_two_coaters_and_a_formation_run_from_their_description_and_the_anode_pu
     settings.models.calibration_cells = 8  # so the cell model's panels fill within the run
     url = f"http://127.0.0.1:{settings.twin.port}"
     with ingest_process(settings), simulator(settings), twin_process(settings):
-        alert = _wait(
+        alert = wait_for_api(
             url,
             "/alerts",
             lambda alerts: next((a for a in alerts if a["cause"] == "pump_wear"), None),

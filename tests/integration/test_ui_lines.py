@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from bench.e2e import pipeline_settings, running_twin
 from core import linedesc
 from core.localservices import Influxd, Mosquitto
+from core.settings import Settings
 from tests.integration.test_ui_twin import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,14 @@ material = "cells"
 """
 
 
+async def _operator_view(browser: Browser, settings: Settings) -> Page:
+    """The twin's page, once it has drawn its step cards."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 600})
+    await page.goto(f"http://127.0.0.1:{settings.twin.port}/")
+    await page.locator("#steps .step").first.wait_for(timeout=15_000)
+    return page
+
+
 async def test_a_described_line_is_drawn_as_its_steps_in_flow_order(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
@@ -75,9 +84,7 @@ async def test_a_described_line_is_drawn_as_its_steps_in_flow_order(
     async with running_twin(settings), async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 600})
-            await page.goto(f"http://127.0.0.1:{settings.twin.port}/")
-            await page.locator("#steps .step").first.wait_for(timeout=15_000)
+            page = await _operator_view(browser, settings)
             cards = page.locator("#steps .step")
             assert await cards.evaluate_all("cs => cs.map(c => c.dataset.step)") == [
                 "anode_coater",
@@ -105,9 +112,7 @@ async def test_every_shipped_line_is_drawn_as_the_steps_of_its_description(
     async with running_twin(settings), async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 600})
-            await page.goto(f"http://127.0.0.1:{settings.twin.port}/")
-            await page.locator("#steps .step").first.wait_for(timeout=15_000)
+            page = await _operator_view(browser, settings)
             drawn = await page.locator("#steps .step").evaluate_all("cs => cs.map(c => c.dataset.step)")
             assert drawn == [step.id for step in description.steps]
             for step in description.steps:
