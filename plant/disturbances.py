@@ -84,10 +84,12 @@ class Disturbed:
         self.realism = realism
         self.rng = np.random.default_rng([seed, 77])
         self._t = 0.0
-        self._wander = {i: 0.0 for i, d in enumerate(realism.process) if isinstance(d, Wander)}
-        self._lot_level = {i: 0.0 for i, d in enumerate(realism.process) if isinstance(d, Lots)}
-        self._next_lot = {i: self._wait(realism.process[i].every_s) for i in self._lot_level}  # type: ignore[union-attr]
-        self._phase = {i: float(self.rng.uniform(0, 2 * math.pi)) for i, d in enumerate(realism.process)}
+        self._wanders = {i: d for i, d in enumerate(realism.process) if isinstance(d, Wander)}
+        self._lots = {i: d for i, d in enumerate(realism.process) if isinstance(d, Lots)}
+        self._wander = dict.fromkeys(self._wanders, 0.0)
+        self._lot_level = dict.fromkeys(self._lots, 0.0)
+        self._next_lot = {i: self._wait(d.every_s) for i, d in self._lots.items()}
+        self._phase = {i: float(self.rng.uniform(0, 2 * math.pi)) for i in range(len(realism.process))}
         self._next_move = [self._wait(m.every_s) for m in realism.moves]
         self.lots = 0
         self._scale: dict[str, float] = {}
@@ -104,19 +106,15 @@ class Disturbed:
         dt = t - self._t
         if dt <= 0:
             return
-        for i in self._wander:
-            d = self.realism.process[i]
-            assert isinstance(d, Wander)
+        for i, d in self._wanders.items():
             keep = math.exp(-dt / d.tau_s)
             self._wander[i] = keep * self._wander[i] + d.sigma * math.sqrt(1 - keep * keep) * float(
                 self.rng.standard_normal()
             )
-        for i in self._lot_level:
-            d = self.realism.process[i]
-            assert isinstance(d, Lots)
+        for i, lot in self._lots.items():
             while t >= self._next_lot[i]:
-                self._lot_level[i] = float(self.rng.normal(0.0, d.sd))
-                self._next_lot[i] += float(self.rng.exponential(d.every_s))
+                self._lot_level[i] = float(self.rng.normal(0.0, lot.sd))
+                self._next_lot[i] += float(self.rng.exponential(lot.every_s))
                 self.lots += 1
         self._t = t
 
@@ -136,11 +134,7 @@ class Disturbed:
 
     def declared(self, parameter: str) -> float:
         """The lots' part of ``parameter``: what the line declares of the lot it runs."""
-        return sum(
-            self._lot_level[i]
-            for i, d in enumerate(self.realism.process)
-            if isinstance(d, Lots) and d.parameter == parameter
-        )
+        return sum(self._lot_level[i] for i, d in self._lots.items() if d.parameter == parameter)
 
     def move(self, recipe: dict[str, float], write: Callable[[str, float], None]) -> None:
         """The operator's setpoint moves due by now, each within ±relative of the recipe value."""
