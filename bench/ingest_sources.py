@@ -169,7 +169,10 @@ class CyclerSource:
         username: str | None = None,
         password: str | None = None,
         ca_file: Path | None = None,
+        root: str | None = None,
     ) -> None:
+        #: the cyclers' topic root (default: the built-in line's, ``<site>/<area>/<line>/cycler1``)
+        self.root = root or Settings().namespace().step("cycler1")
         self.channels = [f"ch{c + 1:02d}" for c in range(channels)]
         self.per_message = per_message
         self.signals = CYCLER_SIGNALS[:signals]
@@ -186,9 +189,8 @@ class CyclerSource:
         self.client.connect(host, port)
         self.client.loop_start()
 
-    @staticmethod
-    def topic(channel: str) -> str:
-        return f"{Settings().namespace().step('cycler1')}/{channel}/data"
+    def topic(self, channel: str) -> str:
+        return f"{self.root}/{channel}/data"
 
     def publish_round(self) -> mqtt.MQTTMessageInfo:
         """One message per channel with ``per_message`` records each; returns the last message's info."""

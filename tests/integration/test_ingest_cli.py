@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -122,6 +123,7 @@ async def test_two_partitions_split_the_sources_and_together_write_each_sample_o
     tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
 ) -> None:
     base = ingest_settings(tmp_path, mosquitto, influxd, ingest={"partitions": 2})
+    base = base.model_copy(update={"site": f"split{uuid.uuid4().hex[:6]}"})  # no other test's cyclers
     services = []
     for partition in (0, 1):
         settings = base.model_copy(
@@ -137,7 +139,8 @@ async def test_two_partitions_split_the_sources_and_together_write_each_sample_o
         await wait_for(
             lambda s=service: s.mqtt is not None and s.mqtt.subscribed.is_set(), what="subscriptions"
         )
-    source = CyclerSource(mosquitto.host, mosquitto.port, channels=8, per_message=5, run="split")
+    root = base.namespace().step("cycler1")
+    source = CyclerSource(mosquitto.host, mosquitto.port, channels=8, per_message=5, run="split", root=root)
     for _ in range(4):
         source.publish_round()
     source.close()
