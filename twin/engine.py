@@ -174,7 +174,7 @@ class TwinEngine:
             InfluxWriter(settings.influx, spool_dir=spool_dir(settings.twin)) if influx_enabled else None
         )
         self.workers = {line: LineWorker(self, line, analyser_factory(line)) for line in self.lines}
-        #: bus and state topic of a step -> (its line, whether it is the retained state)
+        #: each served line's namespace -> the line; ``_routes`` caches topic -> (line, is the state)
         self._topics = {settings.namespace(line): line for line in self.lines}
         self._routes: dict[str, tuple[str, bool]] = {}
         self.connected = False
