@@ -136,6 +136,15 @@ class ModelSettings(Section):
     realarm_s: float = Field(8 * 3600.0, gt=0, description="one finding per signal and cause in this window")
     k_mad: float = Field(5.0, gt=0, description="K-value batch threshold: median + k·MAD")
     pca_findings: bool = Field(False, description="PCA T²/SPE alarms become findings, not only a status")
+    settle_s: float = Field(
+        900.0, ge=0, description="after a setpoint or declared lot change, a step's detectors wait this long"
+    )
+    rebase_s: float = Field(
+        600.0, gt=0, description="then its features take their new in-control mean over this long"
+    )
+    on_delay_s: float = Field(
+        0.0, ge=0, description="ISA-18.2 on-delay: an alarm waits this long, dropped if the setpoints moved"
+    )
 
 
 class TwinSettings(Section):

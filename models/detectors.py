@@ -214,6 +214,9 @@ class CUSUM(_Base):
     delta: float = 1.0
     #: n > 0: ``mu`` is the mean of n in-control samples, and h allows for its error (``cusum_limit``)
     reference_cells: int = 0
+    #: winsorise each standardised value at ±clip (a robust CUSUM, Lucas & Crosier 1982): one sensor
+    #: spike then moves a side by clip − k at most instead of raising an alarm on its own
+    clip: float | None = None
 
     def reset(self) -> None:
         super().reset()
@@ -231,6 +234,8 @@ class CUSUM(_Base):
 
     def update(self, x: float) -> None:
         z = self._z(x)
+        if self.clip is not None:
+            z = max(-self.clip, min(self.clip, z))
         self._tabulate(z, z * self.sigma)
 
     def _tabulate(self, z: float, level: float) -> None:

@@ -37,7 +37,7 @@ from models.steps.generic import GenericStep
 #: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references;
 #: 3: calibrated ranges and the compaction law anchored on its priors; 4: one state per step model;
 #: 5: the raised findings with their consequences)
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 
 
 def _finding(saved: Mapping[str, Any]) -> Finding:
@@ -153,12 +153,15 @@ class LineModel:
         realarm_s: float = 8 * 3600.0,
         k_mad: float = 5.0,
         pca_findings: bool = False,
+        settle_s: float = 900.0,
+        rebase_s: float = 600.0,
+        on_delay_s: float = 0.0,
     ) -> None:
         self.line = line
         self.description = description if description is not None else linedesc.load()
         self.tuning = Tuning(
             arl0, cell_arl0, calibration_s, calibration_cells, detector, memory_s, confirm_s, realarm_s,
-            k_mad, pca_findings,
+            k_mad, pca_findings, settle_s, rebase_s, on_delay_s,
         )  # fmt: skip
         self.arl0, self.calibration_s, self.memory_s = arl0, calibration_s, memory_s
         self.detector_kind = detector
@@ -362,6 +365,14 @@ class LineModel:
     def status(self, time_ns: int) -> list[ModelOutput]:
         """The step models' status outputs (a cycler's channel offsets) in the line's names."""
         return [step.output(v) for step in self._steps.values() for v in step.model.status(time_ns)]
+
+    def frozen(self) -> list[tuple[str, str, int]]:
+        """(machine, stored signal, plant time it froze) of each value a step withholds as frozen."""
+        return [
+            (m, s.name.get(role, role), since)
+            for m, s in self._steps.items()
+            for role, since in sorted(s.model.stale().items())
+        ]
 
     def statistics(self) -> dict[str, tuple[float, float]]:
         """Every detector's current statistic and threshold, by ``<machine>.<feature>``."""

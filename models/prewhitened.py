@@ -136,7 +136,7 @@ class ARCUSUM(CUSUM):
     (True, True)
     """
 
-    clip: float = 3.0
+    clip: float | None = 3.0
     h: float = math.nan
     phi: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -157,7 +157,8 @@ class ARCUSUM(CUSUM):
         phi = ar_coefficients(centred[:split])
         _, sigma = robust_location_scale(residuals(centred[:split], phi))
         held = np.clip(residuals(centred[split:], phi) / sigma, -clip, clip)
-        h = empirical_limit(held, arl0, delta / 2) or cusum_limit(arl0, delta / 2)
+        gaussian = cusum_limit(arl0, delta / 2)
+        h = max(empirical_limit(held, arl0, delta / 2) or gaussian, gaussian)
         detector = cls(arl0=arl0, mu=mu, sigma=sigma, delta=delta, clip=clip, h=h, phi=phi)
         detector.lags = centred[::-1][: len(phi)].copy()
         return detector
@@ -173,7 +174,8 @@ class ARCUSUM(CUSUM):
         self.n += 1
         deviation = float(x) - self.mu
         predicted = float(self.phi @ self.lags) if self.phi.size else 0.0
-        z = max(-self.clip, min(self.clip, (deviation - predicted) / self.sigma))
+        clip = self.clip if self.clip is not None else math.inf
+        z = max(-clip, min(clip, (deviation - predicted) / self.sigma))
         if self.phi.size:
             self.lags = np.roll(self.lags, 1)
             self.lags[0] = deviation

@@ -176,6 +176,9 @@ class LineModelAnalyser:
         if tracker is not None and sample.quality is GOOD:
             tracker.update(sample.value)
 
+    def frozen(self) -> list[tuple[str, str, int]]:
+        return self.model.frozen()
+
     def rebaseline(self, step: str) -> list[str]:
         self.model.rebaseline(step)
         gone = [key for key in self.last_found_ns if key.split("/")[1] == step]

@@ -42,6 +42,9 @@ class Analyser(Protocol):
 
     def restore(self, blob: bytes) -> None: ...
 
+    def frozen(self) -> list[tuple[str, str, int]]:
+        """(machine, signal, since) of each value the models withhold as frozen (``models.stale``)."""
+
     def rebaseline(self, step: str) -> list[str]:
         """Recalibrate ``step`` from fresh in-control data (ValueError for an unknown step); returns the
         condition keys of that step, which no longer stand."""

@@ -29,9 +29,14 @@ from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
 from models.prewhitened import ARCUSUM
 from models.rootcause import Finding
+from models.stale import Freeze
 
 Values = dict[str, float]
 RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rarest spikes
+#: a feature's CUSUM winsorises at ±CLIP σ: no single spike alarms; for Gaussian data ARL₀ barely moves
+CLIP = 4.0
+DECLARED_TICKS = 30  # a declared lot value is judged on the median of its last readings
+DECLARED_SIGMAS = 5.0  # ... moved when that median leaves the reference by this many σ of its scatter
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,9 @@ class Tuning:
     realarm_s: float = 8 * 3600.0
     k_mad: float = 5.0
     pca_findings: bool = False
+    settle_s: float = 900.0
+    rebase_s: float = 600.0
+    on_delay_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -205,6 +213,10 @@ class StepModel(ABC):
         """Every detector's current statistic and threshold, by feature."""
         return {}
 
+    def stale(self) -> dict[str, int]:
+        """Role -> plant time its value froze, for each role withheld as frozen now (``models.stale``)."""
+        return {}
+
     @abstractmethod
     def state(self) -> dict[str, Any]:
         """All state as JSON-able data; ``load`` resumes from it."""
@@ -260,6 +272,9 @@ class TickStep(StepModel):
     ml_targets: ClassVar[tuple[str, ...]] = ()
     #: causes found by what does *not* move: confirmed after ``confirm_s`` before they are raised
     elimination_causes: ClassVar[frozenset[str]] = frozenset()
+    #: measured roles that declare a material's property (a lot's lab value): a new lot moves the
+    #: operating point as a setpoint change does
+    declared: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: StepSpec) -> None:
         super().__init__(spec)
@@ -275,6 +290,15 @@ class TickStep(StepModel):
         self.last_ns: int | None = None
         self.pending: list[dict[str, Any]] = []
         self.history: deque[Values] = deque(maxlen=int(self.tuning.memory_s))
+        self.freeze = Freeze()
+        #: the operating point the detectors are referenced to: setpoints and declared lot values
+        self.operating_point: Values = {}
+        self.recent_declared: dict[str, deque[float]] = {
+            r: deque(maxlen=DECLARED_TICKS) for r in self.declared
+        }
+        #: plant time this step's operating point last moved (upstream steps' moves reach it too)
+        self.moved_ns = 0
+        self.rebasing: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ the kind's part
     @abstractmethod
@@ -317,6 +341,7 @@ class TickStep(StepModel):
             if dt > 0:
                 self.tick_ns += 0.01 * (dt - self.tick_ns)
         self.last_ns = time_ns
+        values = self.freeze.mask(time_ns, values)
         self.current = values
         self.observed(values)
         if not self.done:
@@ -325,12 +350,14 @@ class TickStep(StepModel):
                 self._calibrate()
             return []
         self.ticks += 1
+        self._follow_operating_point(time_ns, values)
         features = self._features(values)
         self.history.append(features)
         findings: list[Finding] = []
+        settling = self._rebase(time_ns, features)
         for name, value in features.items():
             detector = self.detectors.get(name)
-            if detector is None or not math.isfinite(value):
+            if detector is None or not math.isfinite(value) or name in settling:
                 continue
             detector.update(value)
             self.outputs.append(ModelOutput(self.machine, name, "statistic", detector.statistic, time_ns))
@@ -345,6 +372,76 @@ class TickStep(StepModel):
                 findings += self._pca_alarm(monitor, time_ns) if self.tuning.pca_findings else []
         findings += self._due(time_ns)
         return findings
+
+    # ------------------------------------------------------------ operating point
+    def _operating_roles(self) -> list[str]:
+        return sorted(r for r in self.spec.roles if r.endswith("_setpoint")) + list(self.declared)
+
+    def _reference_point(self, values: Values) -> Values:
+        point = {r: get(values, r) for r in self._operating_roles() if r not in self.declared}
+        for role in self.declared:
+            recent = self.recent_declared[role]
+            point[role] = float(np.median(recent)) if recent else get(values, role)
+        return point
+
+    def _follow_operating_point(self, time_ns: int, values: Values) -> None:
+        """Start a re-baseline when a setpoint or a declared lot value moves here or upstream."""
+        for role in self.declared:
+            value = get(values, role)
+            if math.isfinite(value):
+                self.recent_declared[role].append(value)
+        now = self._reference_point(values)
+        moved = False
+        for role, value in now.items():
+            reference = self.operating_point.get(role, math.nan)
+            if not (math.isfinite(value) and math.isfinite(reference)):
+                continue
+            if role in self.declared:
+                moved |= len(self.recent_declared[role]) >= DECLARED_TICKS and abs(
+                    value - reference
+                ) > DECLARED_SIGMAS * self.noise(role)
+            else:
+                moved |= abs(value - reference) > 1e-9 * max(1.0, abs(reference))
+        upstream = max((s.moved_ns for s in self.spec.upstream if isinstance(s, TickStep)), default=0)
+        if moved or upstream > self.moved_ns:
+            self.moved(max(time_ns, upstream) if not moved else time_ns)
+        self.operating_point.update(
+            {r: v for r, v in now.items() if math.isfinite(v) and (moved or r not in self.operating_point)}
+        )
+
+    def moved(self, time_ns: int) -> None:
+        """The operating point moved at ``time_ns``: every detector waits ``settle_s`` (the transient is
+        no fault), then each feature takes its new in-control mean over ``rebase_s``: levels move with
+        the operating point, and residuals too where the physics extrapolates (a dryer calibrated at one
+        speed). A drift that goes on after the move is charted against the new reference, so it is not
+        masked; one that stopped at the move's moment would be, as with any re-baseline.
+        """
+        self.moved_ns = time_ns
+        settle_ns = time_ns + int(self.tuning.settle_s * 1e9)
+        self.rebasing = {
+            "settle_ns": settle_ns,
+            "until_ns": settle_ns + int(self.tuning.rebase_s * 1e9),
+            "rows": {},
+        }
+
+    def _rebase(self, time_ns: int, features: Values) -> set[str]:
+        """The features not charted this tick while a re-baseline runs; at its end, their new means."""
+        plan = self.rebasing
+        if plan is None:
+            return set()
+        if time_ns < plan["until_ns"]:
+            if time_ns >= plan["settle_ns"]:
+                for name, value in features.items():
+                    if math.isfinite(value):
+                        plan["rows"].setdefault(name, []).append(value)
+            return set(features)
+        for name, rows in plan["rows"].items():
+            detector = self.detectors.get(name)
+            if detector is not None and len(rows) >= 30:
+                detector.mu = float(np.median(rows))
+                detector.reset()
+        self.rebasing = None
+        return set()
 
     def _features(self, values: Values) -> Values:
         features = self.features(values)
@@ -365,16 +462,16 @@ class TickStep(StepModel):
         if tuning.detector == "arcusum":
             return ARCUSUM.calibrated(series, tuning.arl0, delta=self.level_features.get(name, 1.0))
         mu, sigma = robust_location_scale(series)
-        options = (
-            {"delta": self.level_features[name]}
-            if tuning.detector == "cusum" and name in self.level_features
-            else {}
-        )
+        options: dict[str, float] = {}
+        if tuning.detector == "cusum":
+            options = {"clip": CLIP, "delta": self.level_features.get(name, 1.0)}
         return make_detector(tuning.detector, tuning.arl0, mu, sigma, **options)
 
     def _calibrate(self) -> None:
-        """Fit the physics on the in-control buffer, then the detectors' mean, σ and limits."""
-        buffer = self.buffer
+        """Fit the physics on the in-control buffer, then the detectors' mean, σ and limits; frozen
+        stretches (``models.stale``) are left out of all of it and withheld from then on."""
+        self.freeze = Freeze.learnt(self.buffer)
+        buffer = self.freeze.clean(self.buffer)
         self.fit(buffer)
         rows = []
         for time_ns, data in buffer:
@@ -406,6 +503,13 @@ class TickStep(StepModel):
         if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
             self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
         self.ranges, self.scatter = spread(buffer)
+        for _, data in buffer[-DECLARED_TICKS:]:
+            for role in self.declared:
+                if math.isfinite(get(data, role)):
+                    self.recent_declared[role].append(get(data, role))
+        self.operating_point = {
+            k: v for k, v in self._reference_point(buffer[-1][1]).items() if math.isfinite(v)
+        }
         self.buffer = []
         self.done = True
 
@@ -439,6 +543,7 @@ class TickStep(StepModel):
             "magnitude": detector.magnitude,
             "statistic": detector.statistic,
             "threshold": detector.threshold,
+            "alarm_ns": time_ns,
             "due_ns": time_ns,
         }
         if not self.judged(name, item["magnitude"]):
@@ -446,16 +551,23 @@ class TickStep(StepModel):
         finding = self._classify(item, time_ns)
         if finding is None:
             return []
-        if finding.cause in self.elimination_causes and self.tuning.confirm_s > 0:
-            item["due_ns"] = time_ns + int(self.tuning.confirm_s * 1e9)
+        wait_s = self.tuning.on_delay_s
+        if finding.cause in self.elimination_causes:
+            wait_s = max(wait_s, self.tuning.confirm_s)
+        if wait_s > 0:
+            item["due_ns"] = time_ns + int(wait_s * 1e9)
             self.pending.append(item)
             return []
         return [finding]
 
     def _due(self, time_ns: int) -> list[Finding]:
+        """Pending alarms whose wait is over (ISA-18.2 on-delay, or a cause found by elimination); one
+        the operating point moved within ``on_delay_s`` of was the move's transient and is dropped."""
         due = [p for p in self.pending if p["due_ns"] <= time_ns]
         self.pending = [p for p in self.pending if p not in due]
-        return [f for item in due if (f := self._classify(item, time_ns)) is not None]
+        on_delay_ns = self.tuning.on_delay_s * 1e9
+        kept = [p for p in due if not (on_delay_ns > 0 and self.moved_ns >= p["alarm_ns"] - on_delay_ns)]
+        return [f for item in kept if (f := self._classify(item, time_ns)) is not None]
 
     def _classify(self, item: Mapping[str, Any], time_ns: int) -> Finding | None:
         name = item["feature"]
@@ -510,6 +622,9 @@ class TickStep(StepModel):
             )
         ]
 
+    def stale(self) -> dict[str, int]:
+        return dict(self.freeze.since_ns)
+
     def statistics(self) -> dict[str, tuple[float, float]]:
         table = {name: (d.statistic, d.threshold) for name, d in self.detectors.items()}
         if self.pca is not None:
@@ -538,6 +653,11 @@ class TickStep(StepModel):
             "tick_ns": self.tick_ns,
             "last_ns": self.last_ns,
             "pending": self.pending,
+            "freeze": self.freeze.state(),
+            "operating_point": self.operating_point,
+            "recent_declared": {r: list(v) for r, v in self.recent_declared.items()},
+            "moved_ns": self.moved_ns,
+            "rebasing": self.rebasing,
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -552,6 +672,12 @@ class TickStep(StepModel):
         self.tick_ns = float(state["tick_ns"])
         self.last_ns = state["last_ns"]
         self.pending = [dict(p) for p in state["pending"]]
+        self.freeze = Freeze.from_state(state["freeze"])
+        self.operating_point = dict(state["operating_point"])
+        for role, values in state["recent_declared"].items():
+            self.recent_declared[role].extend(values)
+        self.moved_ns = int(state["moved_ns"])
+        self.rebasing = state["rebasing"]
 
 
 def load_detectors(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class CoaterStep(TickStep):
     ml_context: ClassVar[tuple[str, ...]] = ("web_tension", "slot_gap")
     ml_targets: ClassVar[tuple[str, ...]] = ("dry_loading_residual", "residual_solvent")
     elimination_causes: ClassVar[frozenset[str]] = frozenset({"gauge_bias", "upstream_loading"})
+    declared: ClassVar[tuple[str, ...]] = ("slurry_solids",)
     quantities: ClassVar[Mapping[str, str]] = {
         "dry_loading": "dry_loading",
         "residual_solvent": "residual_solvent",

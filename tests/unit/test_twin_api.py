@@ -30,6 +30,7 @@ class FakeAnalyser:
     def __init__(self, line: str) -> None:
         self.line = line
         self.seen = 0
+        self.frozen_signals: list[tuple[str, str, int]] = []
 
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
@@ -61,6 +62,9 @@ class FakeAnalyser:
 
     def hold(self, samples: Sequence[Sample]) -> None:
         self.seen += 0 * len(samples)
+
+    def frozen(self) -> list[tuple[str, str, int]]:
+        return self.frozen_signals
 
     def parameters(self) -> list[Parameter]:
         return [
@@ -385,6 +389,20 @@ def test_a_step_whose_key_signal_is_bad_shows_as_not_monitored_since_then(twin_c
     ]
     feed(twin_client, sample(20.1, 7))
     assert twin_client.get("/lines/line1/state").json()["not_monitored"] == []
+
+
+def test_a_signal_its_model_withholds_as_frozen_shows_as_not_monitored(twin_client: TestClient) -> None:
+    engine = twin_client.app.state.twin.engine  # type: ignore[attr-defined]
+    engine.workers["line1"].analyser.frozen_signals = [("coater1", "dryer_zone1_temperature", 7 * 10**9)]
+    state = twin_client.get("/lines/line1/state").json()
+    assert state["not_monitored"] == [
+        {
+            "machine": "coater1",
+            "signal": "dryer_zone1_temperature",
+            "quality": "frozen",
+            "since_ns": 7 * 10**9,
+        }
+    ]
 
 
 def test_the_alarm_system_figures_are_served_per_line(twin_client: TestClient) -> None:

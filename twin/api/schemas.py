@@ -36,7 +36,8 @@ class SignalValue(Strict):
 
 
 class NotMonitored(Strict):
-    """A step the twin cannot judge now: one of its key signals has no good value."""
+    """A step the twin cannot judge now: one of its key signals has no good value, or a signal stopped
+    changing (``quality`` "frozen") and its model withholds it."""
 
     machine: str
     signal: str

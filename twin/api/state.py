@@ -27,7 +27,7 @@ async def line_state(twin: TwinDep, line: Name) -> LineState:
         raise HTTPException(404, f"this twin does not serve line {line!r}; it serves {twin.engine.lines}")
     machines = twin.engine.live.lines.get(line, {})
     return LineState(
-        not_monitored=_not_monitored(twin, machines),
+        not_monitored=_not_monitored(twin, machines) + _frozen(worker.analyser.frozen()),
         line=line,
         machines={m: {k: SignalValue(**asdict(v)) for k, v in sig.items()} for m, sig in machines.items()},
         processed_samples=worker.processed,
@@ -50,6 +50,11 @@ def _not_monitored(twin: TwinDep, machines: dict[str, dict[str, SignalState]]) -
                     )
                 )
     return found
+
+
+def _frozen(frozen: list[tuple[str, str, int]]) -> list[NotMonitored]:
+    """Each value the models withhold because it stopped changing, though its quality says good."""
+    return [NotMonitored(machine=m, signal=s, quality="frozen", since_ns=t) for m, s, t in frozen]
 
 
 @router.get("/machines/{machine}", response_model=MachineState)
