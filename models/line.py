@@ -19,6 +19,7 @@ still counts. This class does what is about the line rather than a step:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -38,6 +39,12 @@ from models.steps.generic import GenericStep
 #: 3: calibrated ranges and the compaction law anchored on its priors; 4: one state per step model;
 #: 5: the raised findings with their consequences)
 SNAPSHOT_VERSION = 6
+
+
+def _reading(value: Any) -> bool:
+    """A number that is a reading: NaN in a wide table means that signal has none at this tick."""
+    number = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
+    return number and math.isfinite(value)
 
 
 def _finding(saved: Mapping[str, Any]) -> Finding:
@@ -266,8 +273,9 @@ class LineModel:
             if step is None or step.model.per_cell:
                 continue
             if signal == "roll_id":
-                step.model.roll = str(value)
-            elif isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
+                if isinstance(value, str) and value:  # a wide table's other rows hold NaN here
+                    step.model.roll = value
+            elif _reading(value):
                 per_machine.setdefault(machine, {})[signal] = float(value)
         findings: list[Finding] = []
         outputs: list[ModelOutput] = []
