@@ -24,8 +24,18 @@ TIME_NAMES = ("time", "timestamp", "ts", "datetime", "date")
 console = Console()
 
 
+EXPORTED = "process.parquet"
+
+
+def exported(path: Path) -> Path:
+    """``twin export data`` writes a directory: its wide process table is what the backtest reads."""
+    return path / EXPORTED if path.is_dir() and (path / EXPORTED).is_file() else path
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a wide frame with a time index (long format is pivoted)."""
+    """A CSV or Parquet file as a wide frame with a time index (long format is pivoted); a directory
+    written by ``twin export data`` is read as its ``process.parquet``."""
+    path = exported(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -67,6 +77,7 @@ def read_truth(path: Path) -> list[dict[str, object]]:
 
 def _cells_beside(path: Path) -> pd.DataFrame | None:
     """The recorder writes ``<stem>.cells<suffix>`` beside the process table: use it when present."""
+    path = exported(path)
     cells_path = path.with_name(f"{path.stem}.cells{path.suffix}")
     if not cells_path.is_file():
         return None
@@ -80,7 +91,10 @@ def _cells_beside(path: Path) -> pd.DataFrame | None:
 def backtest_command(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="history: CSV or Parquet, one column per signal or long format")
+        Path,
+        typer.Argument(
+            help="history: CSV or Parquet, one column per signal or long format, or a twin export data dir"
+        ),
     ],
     train: Annotated[Path | None, typer.Option(help="in-control training file (same columns)")] = None,
     train_rows: Annotated[
@@ -138,6 +152,7 @@ def backtest_command(
                 detector=detector,
                 cells=_cells_beside(file),
                 progress=lambda i: progress.update(task, completed=i),
+                options=models.model_dump(),
             )
             progress.update(task, completed=len(history))
         _print(detections)

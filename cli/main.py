@@ -34,10 +34,12 @@ def _register() -> None:
     """Attach every subcommand; each lives in its own module of cli/."""
     from cli.backtest import backtest_command
     from cli.bench import bench_app
+    from cli.export import export_app
     from cli.ingest import ingest
     from cli.sim import sim
 
     app.add_typer(bench_app, name="bench")
+    app.add_typer(export_app, name="export")
     app.command("backtest")(backtest_command)
     app.command()(ingest)
     app.command()(sim)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,12 +119,15 @@ def run(
     cells: pd.DataFrame | None = None,
     pca: bool = True,
     progress: Callable[[int], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> list[Detection]:
-    """Detections over ``history`` (time index), limits from ``training`` (its in-control period)."""
+    """Detections over ``history`` (time index), limits from ``training`` (its in-control period);
+    ``options`` are the line model's other settings (``settings.models``: cell calibration, memory...),
+    so a backtest judges as the live twin configured alike does."""
     detections: list[Detection] = []
     plain = numeric_columns(training)
     if uses_line_model(history):
-        detections += _line_model(history, training, arl0, detector, cells)
+        detections += _line_model(history, training, arl0, detector, cells, options or {})
         plain = [c for c in plain if not c.startswith(tuple(f"{m}." for m in line_machines()))]
     monitor = None
     if pca and len(plain) >= 2:
@@ -159,11 +162,17 @@ def run(
 
 
 def _line_model(
-    history: pd.DataFrame, training: pd.DataFrame, arl0: float, detector: str, cells: pd.DataFrame | None
+    history: pd.DataFrame,
+    training: pd.DataFrame,
+    arl0: float,
+    detector: str,
+    cells: pd.DataFrame | None,
+    options: Mapping[str, Any],
 ) -> list[Detection]:
     """The physics line model, calibrated on the training rows then run over the history."""
     span = (training.index[-1] - training.index[0]).total_seconds() if len(training) > 1 else 0.0
-    model = LineModel(arl0=arl0, detector=detector, calibration_s=max(span, 1.0))
+    rest = {k: v for k, v in options.items() if k not in ("arl0", "detector", "calibration_s")}
+    model = LineModel(arl0=arl0, detector=detector, calibration_s=max(span, 1.0), **rest)
     if (
         len(training) and training.index[-1] >= history.index[0]
     ):  # a separate training file: replay it just before

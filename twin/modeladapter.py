@@ -176,6 +176,9 @@ class LineModelAnalyser:
         if tracker is not None and sample.quality is GOOD:
             tracker.update(sample.value)
 
+    def step_models(self) -> dict[str, tuple[str, bool]]:
+        return {m: (type(s).__name__, s.calibrated) for m, s in self.model.steps.items()}
+
     def frozen(self) -> list[tuple[str, str, int]]:
         return self.model.frozen()
 

@@ -42,6 +42,9 @@ class Analyser(Protocol):
 
     def restore(self, blob: bytes) -> None: ...
 
+    def step_models(self) -> dict[str, tuple[str, bool]]:
+        """Step -> (the model class that judges it, whether it is calibrated), for FAIR metadata."""
+
     def frozen(self) -> list[tuple[str, str, int]]:
         """(machine, signal, since) of each value the models withhold as frozen (``models.stale``)."""
 

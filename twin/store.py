@@ -7,12 +7,16 @@ a worker needs to take a line over.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from core.sample import Sample
+from twin.fair import iso
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS line_snapshot (
@@ -30,6 +34,10 @@ CREATE INDEX IF NOT EXISTS cell_by_roll ON cell (roll_id);
 CREATE TABLE IF NOT EXISTS model_event (
     line TEXT NOT NULL, step TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL, note TEXT NOT NULL,
     at_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passport (
+    record TEXT NOT NULL, version INTEGER NOT NULL, built_ns INTEGER NOT NULL, digest TEXT NOT NULL,
+    document TEXT NOT NULL, PRIMARY KEY (record, version)
 );
 CREATE TABLE IF NOT EXISTS whatif_run (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns INTEGER NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL
@@ -110,7 +118,7 @@ class StateStore:
                 old = cells.get(sample.cell_id)
                 first, last = (min(old[4], t), max(old[5], t)) if old else (t, t)
                 cells[sample.cell_id] = (
-                    sample.roll_id,
+                    sample.roll_id or (old[0] if old else None),  # an aging reading names no roll
                     sample.line,
                     sample.machine,
                     sample.channel,
@@ -188,6 +196,56 @@ class StateStore:
             (line,),
         )
         return [ModelEvent(*row) for row in rows]
+
+    def keep_passport(
+        self, record: str, document: dict[str, Any], points: Callable[[dict[str, Any]], int]
+    ) -> dict[str, Any]:
+        """The versioned record of ``document`` (a cell's or a roll's): stored as version 1, or as the
+        next version when it differs from the latest; the latest stands when it is the same, or when
+        the new one summarises fewer stored values (InfluxDB's retention dropped them). Each returned
+        record carries ``passportVersion`` and ``built``, so a re-export of an old cell is the record
+        made then."""
+        body = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        latest = self.passport(record)
+        if latest is not None:
+            stored = {k: v for k, v in latest.items() if k not in ("passportVersion", "built")}
+            if latest["digest"] == digest or points(document) < points(stored):
+                return {k: v for k, v in latest.items() if k != "digest"}
+        version = 1 if latest is None else int(latest["passportVersion"]) + 1
+        built = time.time_ns()
+        self._db.execute(
+            "INSERT INTO passport (record, version, built_ns, digest, document) VALUES (?, ?, ?, ?, ?)",
+            (record, version, built, digest, body),
+        )
+        found = self.passport(record, version)
+        assert found is not None
+        return {k: v for k, v in found.items() if k != "digest"}
+
+    def passport(self, record: str, version: int | None = None) -> dict[str, Any] | None:
+        """A stored record (the latest version unless one is asked), with its digest."""
+        if version is None:
+            row = self._db.execute(
+                "SELECT version, built_ns, digest, document FROM passport WHERE record = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (record,),
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT version, built_ns, digest, document FROM passport WHERE record = ? AND version = ?",
+                (record, version),
+            ).fetchone()
+        if row is None:
+            return None
+        document = json.loads(row[3])
+        return {**document, "passportVersion": row[0], "built": iso(row[1]), "digest": row[2]}
+
+    def cells_since(self, line: str, since_ns: int) -> list[str]:
+        """Cells of a line whose formation began at or after ``since_ns``."""
+        rows = self._db.execute(
+            "SELECT cell_id FROM cell WHERE line = ? AND first_ns >= ? ORDER BY first_ns", (line, since_ns)
+        )
+        return [row[0] for row in rows]
 
     def save_whatif(self, request: str, result: str) -> int:
         """Keep a what-if run (JSON request and result) so an engineer can cite it later."""

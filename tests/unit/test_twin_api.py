@@ -66,6 +66,9 @@ class FakeAnalyser:
     def frozen(self) -> list[tuple[str, str, int]]:
         return self.frozen_signals
 
+    def step_models(self) -> dict[str, tuple[str, bool]]:
+        return {"coater1": ("FakeAnalyser", True)}
+
     def parameters(self) -> list[Parameter]:
         return [
             Parameter("coater1", "solids_fraction", 0.7, 0.01, "1"),

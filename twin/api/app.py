@@ -14,7 +14,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from twin.alerts import AlertConflict, AlertNotFound
-from twin.api import alerts, genealogy, lines, models, ops, signals, state, stream, whatif, whatifschema
+from twin.api import (
+    alerts,
+    genealogy,
+    lines,
+    models,
+    ops,
+    passport,
+    signals,
+    state,
+    stream,
+    whatif,
+    whatifschema,
+)
 from twin.api.deps import Twin
 from twin.api.schemas import Problem
 from twin.influx import InfluxUnavailable
@@ -48,7 +60,7 @@ def create_app(twin: Twin, *, run_engine: bool = True) -> FastAPI:
         responses={400: {"model": Problem, "description": "the request body is not JSON"}},
     )
     app.state.twin = twin
-    for module in (state, lines, alerts, signals, models, genealogy, stream, whatif, ops):
+    for module in (state, lines, alerts, signals, models, genealogy, passport, stream, whatif, ops):
         app.include_router(module.router)
     _errors(app)
     _document(app, twin)
