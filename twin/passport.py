@@ -390,6 +390,11 @@ async def roll_passport(
     }
 
 
+def screened(record: dict[str, Any]) -> bool:
+    """A cell record whose verdict is in (aged and passed, or flagged): it is kept as made."""
+    return not str(record.get("formation", {}).get("verdict", "pending")).startswith("pending")
+
+
 def material_points(record: dict[str, Any]) -> int:
     """How many stored values a record summarises: fewer than before means InfluxDB's retention has
     dropped some, and the stored version is kept (``StateStore.keep_passport``)."""
@@ -417,7 +422,7 @@ async def kept_cell_passport(
     passages = state.roll(cell.roll_id) if cell.roll_id else []
     found = alerts.find(line=cell.line, limit=ALL_ALERTS)
     record = await cell_passport(source, cell, passages, found, parameters, now_ns)
-    return state.keep_passport(record["@id"], record, material_points)
+    return state.keep_passport(record["@id"], record, material_points, screened)
 
 
 async def kept_roll_passport(

@@ -198,19 +198,24 @@ class StateStore:
         return [ModelEvent(*row) for row in rows]
 
     def keep_passport(
-        self, record: str, document: dict[str, Any], points: Callable[[dict[str, Any]], int]
+        self,
+        record: str,
+        document: dict[str, Any],
+        points: Callable[[dict[str, Any]], int],
+        final: Callable[[dict[str, Any]], bool] = lambda _: False,
     ) -> dict[str, Any]:
         """The versioned record of ``document`` (a cell's or a roll's): stored as version 1, or as the
-        next version when it differs from the latest; the latest stands when it is the same, or when
-        the new one summarises fewer stored values (InfluxDB's retention dropped them). Each returned
-        record carries ``passportVersion`` and ``built``, so a re-export of an old cell is the record
-        made then."""
+        next version when it differs from the latest. The latest stands when it is the same, when it
+        is ``final`` (a screened cell: its record is the one made then, whatever the models learnt
+        since), or when the new one summarises fewer stored values (InfluxDB's retention dropped
+        them). Each returned record carries ``passportVersion`` and ``built``, so a re-export of an old
+        cell is the record made then."""
         body = json.dumps(document, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(body.encode()).hexdigest()
         latest = self.passport(record)
         if latest is not None:
-            stored = {k: v for k, v in latest.items() if k not in ("passportVersion", "built")}
-            if latest["digest"] == digest or points(document) < points(stored):
+            stored = {k: v for k, v in latest.items() if k not in ("passportVersion", "built", "digest")}
+            if latest["digest"] == digest or final(stored) or points(document) < points(stored):
                 return {k: v for k, v in latest.items() if k != "digest"}
         version = 1 if latest is None else int(latest["passportVersion"]) + 1
         built = time.time_ns()

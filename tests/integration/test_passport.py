@@ -237,3 +237,29 @@ def test_a_data_export_read_back_by_the_backtest_finds_what_the_live_twin_found(
     }
     live = {(a.machine, a.signal, a.cause) for a in alerts if a.machine in PROCESS_STEPS}
     assert live and found == live
+
+
+def test_the_api_serves_the_record_the_export_wrote(
+    exported: tuple[Path, list[dict[str, Any]]], filled: Settings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from twin.api.app import create_app
+    from twin.modeladapter import analyser_factory
+    from twin.service import build_twin
+
+    _, records = exported
+    twin = build_twin(filled, analyser_factory(filled), None, influx_enabled=False)
+    with TestClient(create_app(twin, run_engine=False)) as client:
+        for record in records[:3]:
+            served = client.get(f"/cells/{record['identification']['cellId']}/passport")
+            assert served.status_code == 200, served.text
+            assert served.json() == record, "the kept version, whoever asks"
+            earlier = client.get(
+                f"/cells/{record['identification']['cellId']}/passport", params={"version": 1}
+            )
+            assert earlier.json() == record
+        roll = next(r["materialLineage"][0]["roll"] for r in records if r["materialLineage"])
+        rolled = client.get(f"/rolls/{roll}/passport").json()
+        assert rolled["@type"] == "lt:RollRecord" and rolled["cells"]
+        assert client.get("/cells", params={"line": filled.line}).json()["cells"]

@@ -14,7 +14,7 @@ from core.sample import Sample
 from core.settings import Settings
 from tests.unit.test_twin_api import AUTH, twin_client  # noqa: F401  (the API fixture)
 from twin import aas, fair
-from twin.passport import material_points, upstream_steps
+from twin.passport import material_points, screened, upstream_steps
 from twin.store import StateStore
 
 PILOT = linedesc.load()
@@ -52,6 +52,17 @@ def test_passports_are_versioned_and_outlive_the_databases_retention() -> None:
     aged_out = store.keep_passport("urn:x:cell:C1", _record(0), material_points)
     assert aged_out == second, "InfluxDB dropped the raw values: the kept record stands"
     assert {k: v for k, v in (store.passport("urn:x:cell:C1", 1) or {}).items() if k != "digest"} == first
+
+
+def test_a_screened_cells_record_is_kept_as_it_was_made() -> None:
+    store = StateStore(sqlite3.connect(":memory:", isolation_level=None))
+    pending = {**_record(100), "formation": {"verdict": "pending: aging not finished"}}
+    passed = {**_record(100), "formation": {"verdict": "pass"}}
+    assert store.keep_passport("c", pending, material_points, screened)["passportVersion"] == 1
+    kept = store.keep_passport("c", passed, material_points, screened)
+    assert kept["passportVersion"] == 2, "aging finished: a new version"
+    later = {**passed, "materialLineage": [{"step": "coater1", "qualitySignals": [], "parameters": [1]}]}
+    assert store.keep_passport("c", later, material_points, screened) == kept, "screened: kept as made"
 
 
 def test_an_aging_reading_without_a_roll_keeps_the_cells_roll() -> None:
