@@ -251,8 +251,8 @@ class MqttConnector:
         samples: list[Sample] = []
         for record in records:
             seq = record.seq
-            if seq is not None:
-                self._check_sequence(source, record.run, seq)
+            if seq is not None and not self._check_sequence(source, record.run, seq):
+                continue  # a redelivery of what this process has handed over already
             values = record.values
             if not values:
                 continue
@@ -283,17 +283,23 @@ class MqttConnector:
         }
         return prefixes
 
-    def _check_sequence(self, source: str, run: str | None, seq: int) -> None:
-        """Count missing sequence numbers; a new ``run`` starts afresh, a repeat (redelivery) is no gap."""
+    def _check_sequence(self, source: str, run: str | None, seq: int) -> bool:
+        """Count missing sequence numbers; a new ``run`` starts afresh. A number seen already is a
+        redelivery (a broker restoring its last snapshot after a crash sends what was delivered since):
+        counted as ``redelivered`` and False, so it is not handed over twice."""
         known = self._sequences.get(source)
         if known is None or known.run != run:
             self._sequences[source] = ChannelSequence(run, seq)
-            return
+            return True
+        if seq <= known.last:
+            self.accounting.count("redelivered", CONNECTOR, source, 1)
+            return False
         if seq > known.last + 1:
             missing = seq - known.last - 1
             self.accounting.count("seq_gaps", CONNECTOR, source, missing)
             log.warning("sequence gap", extra={"source": source, "after": known.last, "got": seq})
-        known.last = max(known.last, seq)
+        known.last = seq
+        return True
 
     def _sparkplug(self, config: MqttSource, topic: str, payload: bytes, receive_time: int, ack: Ack) -> None:
         try:
@@ -313,6 +319,8 @@ class MqttConnector:
                 self._ask_rebirth(parsed, node)
             raise
         source = f"{node}/{parsed.device_id}" if parsed.device_id else node
+        if outcome.redelivered:
+            self.accounting.count("redelivered", CONNECTOR, node, 1)
         if outcome.missing:
             self.accounting.count("seq_gaps", CONNECTOR, node, outcome.missing)
             log.warning("Sparkplug seq gap", extra={"source": node, "missing": outcome.missing})

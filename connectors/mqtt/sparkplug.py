@@ -54,12 +54,18 @@ class EdgeNode:
         self.series.clear()
 
 
+#: a seq at most this far behind the node's last is a redelivery, not a wrap-around gap of ~256
+REDELIVERY_WINDOW = 64
+
+
 @dataclass
 class Outcome:
     """What one message produced: samples, missing messages, and whether to ask for a rebirth."""
 
     samples: list[Sample] = field(default_factory=list)
     missing: int = 0
+    #: a message this host had already (its seq at or just behind the node's): handed over once only
+    redelivered: bool = False
     rebirth: bool = False
     rejects: list[RejectedInput] = field(default_factory=list)
 
@@ -118,6 +124,9 @@ class SparkplugHost:
         if node.seq is None:
             raise _RejectWithRebirth("no_birth", f"{kind} from {topic.edge_node_id} before its NBIRTH")
         expected = (node.seq + 1) % 256
+        if (node.seq - payload.seq) % 256 < REDELIVERY_WINDOW:
+            outcome.redelivered = True  # a broker restoring its snapshot resends what was delivered
+            return outcome
         if payload.seq != expected:
             outcome.missing = (payload.seq - expected) % 256
             outcome.rebirth = True
