@@ -27,11 +27,14 @@ from typing import Protocol
 
 import httpx
 
+from core.backoff import wait_or_return
 from core.errors import RejectedInput
 from core.influx.spool import SourceCounts, Spool
 from core.settings import InfluxSettings
 
 log = logging.getLogger(__name__)
+
+REPLAY_POLL_S = 0.2
 
 Ack = Callable[[], object]
 
@@ -191,13 +194,20 @@ class InfluxWriter:
             return True
 
     async def _replay_forever(self) -> None:
-        delay = 0.2
+        """Replay the spool while it holds anything; after a failed replay the back-off doubles, but
+        the wait ends as soon as the database's port accepts again (``core.backoff``)."""
+        delay = REPLAY_POLL_S
+        url = httpx.URL(self.settings.url)
+        host, port = url.host or "127.0.0.1", url.port or (443 if url.scheme == "https" else 8086)
         while True:
-            await asyncio.sleep(delay)
+            if delay > REPLAY_POLL_S:  # a replay failed: the database is away, watch for its return
+                await wait_or_return(delay, host, port)
+            else:
+                await asyncio.sleep(delay)
             if not len(self.spool):
-                delay = 0.2
+                delay = REPLAY_POLL_S
                 continue
-            delay = 0.2 if await self.replay() else min(delay * 2, self.settings.retry_max_s)
+            delay = REPLAY_POLL_S if await self.replay() else min(delay * 2, self.settings.retry_max_s)
 
     def _written(self, batch: Batch) -> None:
         now = time.time_ns()

@@ -95,3 +95,47 @@ async def test_the_twin_s_points_go_to_its_own_spool_while_the_database_is_down(
 
 def test_the_twin_spools_beside_its_state_file(tmp_path: Path) -> None:
     assert spool_dir(TwinSettings(state_file=tmp_path / "twin.sqlite")) == tmp_path / "twin.spool"
+
+
+async def test_the_spool_replays_within_a_second_of_the_database_returning(tmp_path: Path) -> None:
+    """Replays failed for long enough to back off to 4 s; a database that answers /write again on the
+    same port (a minimal HTTP 204 responder here) gets the spool within a second, not at the next 4 s."""
+    import asyncio
+    import time
+
+    port = free_port()
+    settings = InfluxSettings(
+        url=f"http://127.0.0.1:{port}", spool_dir=tmp_path, retry_max_s=4.0, timeout_s=0.2
+    )
+    writer = InfluxWriter(settings, Accounting())
+    writer.add(process_points([Sample("line1", "cycler1", "voltage", 3.5, "V", 1, 0)]), ("mqtt", "ch01"))
+    task = asyncio.create_task(writer.run())
+    await asyncio.sleep(8.0)  # the first flush spools; replays fail and the back-off reaches 4 s
+    assert len(writer.spool) == 1
+
+    async def answer(reader: asyncio.StreamReader, writer_: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        writer_.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer_.drain()
+        writer_.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", port)
+    back = time.monotonic()
+    while len(writer.spool) and time.monotonic() - back < 10:
+        await asyncio.sleep(0.05)
+    replayed_after = time.monotonic() - back
+    task.cancel()
+    server.close()
+    await writer.close()
+    assert len(writer.spool) == 0 and replayed_after < 1.5, (
+        f"replayed {replayed_after:.1f} s after the return"
+    )
