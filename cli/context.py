@@ -32,7 +32,7 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
         settings = load_settings(state.config)
         if overrides:
             settings = _apply_overrides(settings, overrides)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return settings
 
 

@@ -1,11 +1,14 @@
-"""One logging setup for every linetwin process: one line per event, key=value context.
+"""One logging setup for every linetwin process: one line per event, key=value context, or JSON lines.
 
 Plain stdlib logging with a small formatter, so any library's log records come out in the same shape.
-Pass context through ``extra={"machine": ..., "signal": ...}``; it is appended as ``key=value``.
+Pass context through ``extra={"machine": ..., "signal": ...}``; it is appended as ``key=value``, or
+becomes a key of the event's JSON object (``log_format = "json"``, for a plant's log collector). The
+JSON formatter is a dozen lines of ``json.dumps``; a library for it would add a dependency, not safety.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -31,10 +34,26 @@ class KeyValueFormatter(logging.Formatter):
         return base
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once; quieten chatty protocol libraries."""
+class JsonLinesFormatter(logging.Formatter):
+    """``{"time": "2026-11-23T17:00:00.123Z", "level": "INFO", "logger": ..., "message": ..., ...}``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "time": f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **{k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS},
+        }
+        if record.exc_info and record.levelno >= logging.ERROR:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, default=str)
+
+
+def setup_logging(level: str = "INFO", format: str = "text") -> None:
+    """Configure the root logger once (``format`` text or json); quieten chatty protocol libraries."""
     handler = logging.StreamHandler(sys.stderr)
-    formatter = KeyValueFormatter()
+    formatter: logging.Formatter = JsonLinesFormatter() if format == "json" else KeyValueFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -180,6 +180,8 @@ class Settings(BaseSettings):
     #: the line's steps, signals, units, limits and material flow (default: the simulated line)
     line_description: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: json: one JSON object per event, for a plant's log collector
+    log_format: Literal["text", "json"] = "text"
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     plant: PlantSettings = PlantSettings()

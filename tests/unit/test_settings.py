@@ -97,3 +97,17 @@ def test_the_line_identity_is_the_descriptions_unless_the_settings_name_it() -> 
     second = Settings(line_description=linedesc.builtin_path("two-coater"), line="l8")
     assert (second.site, second.line) == ("lyon", "l8"), "a second line of the same build, its own name"
     assert (Settings().site, Settings().line) == ("site1", "line1"), "no description: the pilot line's"
+
+
+def test_logs_can_be_json_lines_for_a_log_collector(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from core.logging import setup_logging
+
+    setup_logging("INFO", "json")
+    logging.getLogger("connectors.mqtt").warning("sequence gap", extra={"source": "ch01", "got": 7})
+    event = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert event["level"] == "WARNING" and event["logger"] == "connectors.mqtt"
+    assert (event["message"], event["source"], event["got"]) == ("sequence gap", "ch01", 7)
+    setup_logging("INFO")

@@ -306,6 +306,17 @@ def test_parameters_health_and_metrics(twin_client: TestClient) -> None:
     assert 'twin_samples_total{line="line1"} 1.0' in twin_client.get("/metrics").text
 
 
+def test_health_says_degraded_with_503_while_the_broker_or_the_database_is_away(
+    twin_client: TestClient,
+) -> None:
+    engine = twin_client.app.state.twin.engine  # type: ignore[attr-defined]
+    away = twin_client.get("/health")
+    assert away.status_code == 503 and away.json()["reasons"] == ["MQTT broker not connected"]
+    engine.connected = True
+    ok = twin_client.get("/health")
+    assert ok.status_code == 200 and ok.json()["status"] == "ok" and ok.json()["reasons"] == []
+
+
 def test_reads_need_the_token_when_configured(tmp_path: Path) -> None:
     config = settings(tmp_path)
     config.twin.read_only_without_token = False

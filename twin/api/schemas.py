@@ -395,7 +395,10 @@ class AlarmRatesOut(Strict):
 
 class Health(Strict):
     status: Literal["ok", "degraded"]
+    #: why it is degraded: which dependency is away
+    reasons: list[str] = Field(default_factory=list)
     mqtt_connected: bool
     lines: list[str]
     influx_pending_points: int
+    influx_spooled_batches: int = 0
     uptime_s: float
