@@ -37,12 +37,14 @@ def _register() -> None:
     from cli.export import export_app
     from cli.ingest import ingest
     from cli.sim import sim
+    from cli.token import token_command
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(export_app, name="export")
     app.command("backtest")(backtest_command)
     app.command()(ingest)
     app.command()(sim)
+    app.command("token")(token_command)
 
     from cli.demo import demo
     from cli.serve import serve

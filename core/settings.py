@@ -147,12 +147,29 @@ class ModelSettings(Section):
     )
 
 
+#: what an API token may do: read state and history, acknowledge and shelve alerts, save what-if runs,
+#: push setpoints to the plant, re-baseline a step's model
+Scope = Literal["read", "acknowledge", "whatif", "push", "rebaseline"]
+SCOPES: tuple[Scope, ...] = ("read", "acknowledge", "whatif", "push", "rebaseline")
+
+
+class ApiToken(Section):
+    """A token kept as its SHA-256 only (``twin token`` makes one), with what it may do."""
+
+    name: str = Field(min_length=1, description="who holds it: recorded with what it changes")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = Field(min_length=1)
+
+
 class TwinSettings(Section):
     """``twin serve``: the twin service and its HTTP API."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    #: one token with every scope, best from the environment (LINETWIN_TWIN__API_TOKEN); in files prefer
+    #: ``tokens``, which keep only hashes
     api_token: SecretStr | None = None
+    tokens: list[ApiToken] = []
     read_only_without_token: bool = True
     #: without an api_token every change is refused unless this is set (the demo on one machine sets it)
     insecure: bool = Field(

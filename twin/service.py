@@ -28,10 +28,11 @@ def build_twin(
     engine = TwinEngine(
         settings, analyser_factory, open_database(settings.twin.state_file), influx_enabled=influx_enabled
     )
-    if settings.twin.api_token is None and settings.twin.insecure:
-        log.warning("insecure: no twin.api_token, anyone who reaches the API can change alerts and setpoints")
-    elif settings.twin.api_token is None:
-        log.warning("twin.api_token is not set: every change is refused, reads are open")
+    tokens = settings.twin.api_token is not None or bool(settings.twin.tokens)
+    if not tokens and settings.twin.insecure:
+        log.warning("insecure: no API token, anyone who reaches the API can change alerts and setpoints")
+    elif not tokens:
+        log.warning("no API token (twin.tokens, twin.api_token): every change is refused, reads are open")
     return Twin(
         settings=settings,
         engine=engine,

@@ -15,7 +15,7 @@ from core import bus
 from core.prediction import Answer, Catalogue, Input, Prediction, Quantity, Unavailable
 from core.records import ModelOutput, Parameter
 from core.sample import Quality, Sample
-from core.settings import Settings
+from core.settings import ApiToken, Settings
 from twin.alerts import Occurrence
 from twin.api.app import create_app
 from twin.ports import Verdict, WhatIfUnavailable
@@ -464,3 +464,35 @@ def test_without_a_token_every_change_is_refused_unless_the_twin_is_insecure(tmp
                 body = {"by": "x", "note": ""}
                 assert client.post("/lines/line1/steps/coater1/rebaseline", json=body).status_code == 401
             assert client.get("/alerts").status_code == 200, "reads stay open"
+
+
+def test_hashed_tokens_grant_only_their_scopes(tmp_path: Path) -> None:
+    from twin.api.deps import token_hash
+
+    config = settings(tmp_path, token=None)
+    config.twin.tokens = [
+        ApiToken(name="viewer", sha256=token_hash("view-123"), scopes=["read"]),
+        ApiToken(name="lead", sha256=token_hash("lead-456"), scopes=["read", "acknowledge"]),
+    ]
+    config.twin.read_only_without_token = False
+    config.twin.allow_setpoint_push = True
+    twin = build_twin(config, FakeAnalyser, FakeWhatIf, influx_enabled=False)
+    viewer, lead = ({"Authorization": f"Bearer {t}"} for t in ("view-123", "lead-456"))
+    with TestClient(create_app(twin, run_engine=False)) as client:
+        feed(client, sample(19.0, 1))
+        assert client.get("/alerts").status_code == 401, "reads need a read token here"
+        assert client.get("/alerts", headers={"Authorization": "Bearer guess"}).status_code == 401
+        [alert] = client.get("/alerts", headers=viewer).json()
+        path = f"/alerts/{alert['id']}/acknowledge"
+        refused = client.post(path, json={"by": "vic"}, headers=viewer)
+        assert refused.status_code == 403 and "may not acknowledge" in refused.json()["detail"]
+        assert client.post(path, json={"by": "lee"}, headers=lead).status_code == 200
+        push = client.post(
+            "/whatif/push", json={"by": "lee", "setpoints": {"line_load": 900.0}}, headers=lead
+        )
+        assert push.status_code == 403 and "may not push" in push.json()["detail"]
+        body = {"by": "lee", "note": "new pump"}
+        assert (
+            client.post("/lines/line1/steps/coater1/rebaseline", json=body, headers=lead).status_code == 403
+        )
+    assert "view-123" not in config.model_dump_json() and "lead-456" not in config.model_dump_json()

@@ -1,13 +1,17 @@
 """Dependencies shared by the routers: the engine, the what-if models and token authentication.
 
-With ``twin.api_token`` set, every change (acknowledge, shelve, saved what-if runs) needs
-``Authorization: Bearer <token>``; reads need it too unless ``twin.read_only_without_token``.
-Without a token configured the API is open (local demo), and the service logs that at start.
+A request's ``Authorization: Bearer <token>`` is matched against ``twin.tokens`` (kept as SHA-256
+hashes, each with its scopes: read, acknowledge, whatif, push, rebaseline) and ``twin.api_token`` (every
+scope). Every change needs a token with its scope; reads need one with ``read`` unless
+``twin.read_only_without_token``. Without any token configured every change is refused, unless the twin
+was started insecure (``--insecure``, the demo on one machine): then anyone may do anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,7 +19,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.linedesc import LineDescription
-from core.settings import Settings
+from core.settings import SCOPES, Settings
 from twin.engine import TwinEngine
 from twin.ports import WhatIf
 
@@ -40,40 +44,70 @@ def get_twin(request: Request) -> Twin:
     return twin
 
 
-def _token_ok(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> bool:
-    """A request with the configured token; without one configured, only on an explicitly insecure twin
-    (secure by default: no token set must not mean every change is open)."""
-    expected = twin.settings.twin.api_token
-    if expected is None:
-        return twin.settings.twin.insecure
-    return credentials is not None and secrets.compare_digest(
-        credentials.credentials.encode(), expected.get_secret_value().encode()
-    )
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _configured(twin: Twin) -> bool:
+    return twin.settings.twin.api_token is not None or bool(twin.settings.twin.tokens)
+
+
+def scopes_of(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> frozenset[str] | None:
+    """What the request may do: the scopes of its token; every scope on an insecure twin without tokens;
+    None for a token that matches none (a wrong token is refused, not taken as no token)."""
+    settings = twin.settings.twin
+    if not _configured(twin):
+        return frozenset(SCOPES) if settings.insecure else frozenset()
+    if credentials is None:
+        return frozenset()
+    presented = credentials.credentials
+    if settings.api_token is not None and secrets.compare_digest(
+        presented.encode(), settings.api_token.get_secret_value().encode()
+    ):
+        return frozenset(SCOPES)
+    digest = token_hash(presented)
+    for token in settings.tokens:
+        if secrets.compare_digest(digest, token.sha256):
+            return frozenset(token.scopes)
+    return None
+
+
+def _refuse(message: str, code: int = status.HTTP_401_UNAUTHORIZED) -> HTTPException:
+    return HTTPException(code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(scope: str) -> Callable[..., None]:
+    """A dependency: the request's token must carry ``scope``."""
+
+    def check(
+        twin: Annotated[Twin, Depends(get_twin)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        scopes = scopes_of(twin, credentials)
+        if not _configured(twin) and not twin.settings.twin.insecure:
+            raise _refuse(
+                "this twin accepts no changes: it has no API token (set twin.tokens or twin.api_token, or "
+                "start it with --insecure on a machine of your own)"
+            )
+        if scopes is None:
+            raise _refuse("the API token is wrong")
+        if scope not in scopes:
+            if credentials is None:
+                raise _refuse("this change needs the API token: Authorization: Bearer <token>")
+            raise _refuse(f"this token may not {scope}", status.HTTP_403_FORBIDDEN)
+
+    return check
 
 
 def authenticated(
     twin: Annotated[Twin, Depends(get_twin)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> bool:
-    return _token_ok(twin, credentials)
+) -> frozenset[str]:
+    """The request's scopes (empty without a valid token), for a route that decides itself."""
+    return scopes_of(twin, credentials) or frozenset()
 
 
-def require_writer(
-    twin: Annotated[Twin, Depends(get_twin)], authorised: Annotated[bool, Depends(authenticated)]
-) -> None:
-    if twin.settings.twin.api_token is None and not authorised:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "this twin accepts no changes: it has no API token (set twin.api_token, or start it with "
-            "--insecure on a machine of your own)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not authorised:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "this change needs the API token: Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+require_writer = require("acknowledge")
 
 
 def require_reader(
@@ -81,17 +115,11 @@ def require_reader(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Reads are open when configured so, but a wrong token is refused rather than ignored."""
-    authorised = _token_ok(twin, credentials)
-    if credentials is not None and not authorised and twin.settings.twin.api_token is not None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "the API token is wrong", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if not authorised and not twin.settings.twin.read_only_without_token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "reading needs the API token: Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    scopes = scopes_of(twin, credentials)
+    if credentials is not None and scopes is None:
+        raise _refuse("the API token is wrong")
+    if "read" not in (scopes or frozenset()) and not twin.settings.twin.read_only_without_token:
+        raise _refuse("reading needs the API token: Authorization: Bearer <token>")
 
 
 TwinDep = Annotated[Twin, Depends(get_twin)]

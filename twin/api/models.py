@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from twin.api.deps import TwinDep, require_reader, require_writer
+from twin.api.deps import TwinDep, require, require_reader
 from twin.api.schemas import (
     ModelEventOut,
     ModelParameters,
@@ -44,7 +44,7 @@ async def parameters(twin: TwinDep, line: Name | None = None) -> list[ModelParam
 @router.post(
     "/lines/{line}/steps/{step}/rebaseline",
     response_model=ModelEventOut,
-    dependencies=[Depends(require_writer)],
+    dependencies=[Depends(require("rebaseline"))],
     responses={422: {"model": Problem}},
 )
 async def rebaseline(twin: TwinDep, line: Name, step: Name, request: RebaselineRequest) -> ModelEventOut:

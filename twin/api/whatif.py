@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from core import units
 from core.prediction import Answer, Prediction
-from twin.api.deps import Twin, TwinDep, authenticated, require_reader, require_writer
+from twin.api.deps import Twin, TwinDep, authenticated, require, require_reader
 from twin.api.schemas import (
     InputOut,
     InverseRequest,
@@ -121,13 +121,15 @@ async def catalogue(twin: TwinDep, line: Name | None = None) -> WhatIfCatalogue:
 
 @router.post("", response_model=WhatIfResponse)
 async def predict(
-    twin: TwinDep, body: WhatIfRequest, authorised: Annotated[bool, Depends(authenticated)]
+    twin: TwinDep, body: WhatIfRequest, scopes: Annotated[frozenset[str], Depends(authenticated)]
 ) -> WhatIfResponse:
     """Predicted loading, thickness, porosity and cell capacity with uncertainty for these setpoints; what
     cannot be predicted yet is listed under ``unavailable`` with its reason."""
-    if body.save and not authorised:
+    if body.save and "whatif" not in scopes:
         raise HTTPException(
-            401, "saving a what-if run needs the API token", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "saving a what-if run needs the API token (scope whatif)",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     line = _line(twin, body.line)
     setpoints = body.setpoints
@@ -161,7 +163,7 @@ async def inverse(twin: TwinDep, body: InverseRequest) -> InverseResponse:
 @router.post(
     "/push",
     response_model=PushResult,
-    dependencies=[Depends(require_writer)],
+    dependencies=[Depends(require("push"))],
     responses={403: {"model": Problem}, 502: {"model": Problem, "description": "the plant refused"}},
 )
 async def push(twin: TwinDep, body: SetpointPush) -> PushResult:
