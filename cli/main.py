@@ -34,6 +34,7 @@ def _register() -> None:
     """Attach every subcommand; each lives in its own module of cli/."""
     from cli.backtest import backtest_command
     from cli.bench import bench_app
+    from cli.certs import certs_app
     from cli.export import export_app
     from cli.ingest import ingest
     from cli.sim import sim
@@ -41,6 +42,7 @@ def _register() -> None:
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(export_app, name="export")
+    app.add_typer(certs_app, name="certs")
     app.command("backtest")(backtest_command)
     app.command()(ingest)
     app.command()(sim)

@@ -91,6 +91,8 @@ class OpcUaSettings(Section):
     certificate: Path | None = None
     private_key: Path | None = None
     server_certificate: Path | None = None
+    #: trusted/ and rejected/ server certificates, checked when server_certificate pins none (twin certs)
+    pki_dir: Path = Path("var/pki")
     username: str | None = None
     password: SecretStr | None = None
     sampling_interval_ms: float = Field(0.0, ge=0)

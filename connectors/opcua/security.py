@@ -8,6 +8,7 @@ from asyncua import Client, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography import x509
 
+from connectors.opcua import trust
 from core.errors import ConfigError, LinetwinError
 from core.settings import OpcUaSettings
 
@@ -60,11 +61,19 @@ async def configure(client: Client, settings: OpcUaSettings) -> None:
         server_certificate=str(settings.server_certificate) if settings.server_certificate else None,
         mode=_MODES[settings.security_mode],
     )
+    if settings.server_certificate is None:  # not pinned: the trust store decides (connectors.opcua.trust)
+        client.certificate_validator = await trust.validator(settings.pki_dir)
 
 
 def refusal(exc: BaseException) -> OpcUaRefused | None:
     """An ``OpcUaRefused`` when ``exc`` is the server saying no to this client, else None."""
     code = getattr(exc, "code", None)
+    if isinstance(exc, ua.UaStatusCodeError) and isinstance(exc.__cause__, trust.ServerUntrusted):
+        name = ua.StatusCode(ua.UInt32(exc.__cause__.code)).name
+        return OpcUaRefused(
+            f"the OPC UA server's certificate is not trusted ({name}): it is kept in the rejected folder; "
+            "`twin certs list`, then `twin certs trust <thumbprint>` to accept it"
+        )
     if isinstance(exc, ua.UaStatusCodeError) and code in REFUSALS:
         return OpcUaRefused(f"OPC UA server refused the connection: {ua.StatusCode(code).name}")
     return None

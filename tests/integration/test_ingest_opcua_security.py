@@ -140,3 +140,56 @@ async def test_a_wrong_password_or_untrusted_certificate_is_refused_with_a_clear
         await asyncio.wait_for(IngestService(settings).run(), 30)
     await secure_source.run(3, 0.01)
     assert count(influxd, settings.influx.database) == 0
+
+
+async def test_an_unpinned_server_is_checked_against_the_trust_store_and_trusted_once_reviewed(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, secure_source: OpcUaSource, pki: dict[str, Path]
+) -> None:
+    """No server_certificate pinned: the first connection is refused and the server's certificate kept in
+    rejected/; `twin certs trust <thumbprint>` as an engineer runs it; then the session and data flow."""
+    import os
+    import subprocess
+    import sys
+
+    from connectors.opcua import trust
+
+    settings = _settings(tmp_path, mosquitto, influxd, secure_source, pki)
+    store = tmp_path / "pki"
+    opcua = settings.opcua.model_copy(update={"server_certificate": None, "pki_dir": store})
+    settings = settings.model_copy(update={"opcua": opcua})
+    with pytest.raises(OpcUaRefused, match=r"not trusted.*twin certs trust"):
+        await asyncio.wait_for(IngestService(settings).run(), 30)
+    [entry] = trust.listed(store)
+    assert entry.state == "rejected" and entry.thumbprint == trust.thumbprint(trust.load(pki["server_cert"]))
+    twin = str(Path(sys.executable).with_name("twin"))
+    env = {**os.environ, "LINETWIN_OPCUA__PKI_DIR": str(store)}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [twin, "certs", "trust", entry.thumbprint[:12]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [e.state for e in trust.listed(store)] == ["trusted"]
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await wait_for(
+        lambda: bool(service.opcua) and service.opcua[0].connected.is_set(), what="trusted session"
+    )
+    await secure_source.run(10, 0.01)
+    await wait_for(lambda: count(influxd, settings.influx.database) >= 20, what="20 points")
+    stop.set()
+    await task
+
+
+def test_certs_create_makes_a_client_identity_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from connectors.opcua import trust
+
+    cert, key = trust.create(tmp_path, "ingest", "urn:linetwin:ingest")
+    uri = trust.load(cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "urn:linetwin:ingest" in uri.get_values_for_type(x509.UniformResourceIdentifier)
+    assert key.stat().st_mode & 0o777 == 0o600
