@@ -24,6 +24,8 @@ def load_toml(path: Path, model: type[Model], what: str) -> Model:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}): TOML files are") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
