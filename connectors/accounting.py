@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core.errors import LinetwinError, RejectedInput
+from core.errors import RejectedInput
 from core.influx.spool import SourceCounts
 
 log = logging.getLogger(__name__)
@@ -165,12 +165,3 @@ class Accounting:
                     sample.value,
                     labels.get("reason", ""),
                 )
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose the counters on ``http://host:port/metrics`` (prometheus-client's own server thread)."""
-        try:
-            start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise LinetwinError(
-                f"cannot serve metrics on {host}:{port} ({exc.strerror}); set ingest.metrics_port"
-            ) from None

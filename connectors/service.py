@@ -15,7 +15,9 @@ import time
 from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
+from connectors import health
 from connectors.accounting import Accounting
 from connectors.busout import BusPublisher
 from connectors.mqtt.connector import MqttConnector
@@ -39,12 +41,28 @@ class IngestService:
         self.opcua: list[OpcUaConnector] = []
         self.mqtt: MqttConnector | None = None
         self.started = asyncio.Event()
+        self.http: WSGIServer | None = None
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        """``ok``, or ``degraded`` with the reasons: a source not connected, points spooled."""
+        reasons = [f"OPC UA {c.endpoint} not connected" for c in self.opcua if not c.connected.is_set()]
+        if self.mqtt is not None and not self.mqtt.subscribed.is_set():
+            reasons.append("MQTT broker not connected")
+        spooled = len(self.writer.spool) if self.writer is not None else 0
+        if spooled:
+            reasons.append(f"InfluxDB not taking points: {spooled} batches spooled")
+        details = {
+            "reasons": reasons,
+            "influx_spooled_batches": spooled,
+            "sources": len(self.opcua) + bool(self.mqtt),
+        }
+        return ("degraded" if reasons else "ok"), details
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or forever); a connector's fatal error (e.g. a refusal) ends the run."""
         settings, ingest = self.settings, self.settings.ingest
         if ingest.metrics_port is not None:
-            self.accounting.serve(ingest.metrics_port)
+            self.http = health.serve(ingest.metrics_port, self.accounting.registry, self.health)
         self.writer = writer = InfluxWriter(settings.influx, self.accounting)
         bus = None
         if ingest.bus_enabled:
@@ -85,6 +103,9 @@ class IngestService:
                 await self.mqtt.stop()
             if bus is not None:
                 bus.stop()
+            if self.http is not None:
+                await asyncio.to_thread(self.http.shutdown)
+                self.http.server_close()
 
     async def _report(self) -> None:
         """Write the counters to the ``connector`` measurement every ``accounting_interval_s``."""
