@@ -17,7 +17,6 @@ from collections.abc import Coroutine
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from connectors import health
 from connectors.accounting import Accounting
 from connectors.busout import BusPublisher
 from connectors.mqtt.connector import MqttConnector
@@ -25,6 +24,7 @@ from connectors.opcua.connector import OpcUaConnector
 from connectors.pipeline import Pipeline
 from connectors.tagmap import TagMap
 from connectors.tagmap import load as load_tag_map
+from core import health
 from core.influx.lineprotocol import connector_point
 from core.influx.writer import InfluxWriter
 from core.settings import Settings

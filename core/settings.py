@@ -80,6 +80,7 @@ class PlantSettings(Section):
     realistic: bool = Field(
         False, description="a real line's in-control disturbances (plant.disturbances), not clean noise"
     )
+    health_port: int | None = Field(None, ge=1, le=65535, description="serve /health and /metrics here")
 
 
 class OpcUaSettings(Section):

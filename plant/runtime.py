@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
+from wsgiref.simple_server import WSGIServer
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 
-from core import linedesc
+from core import health, linedesc
 from core.errors import LinetwinError
 from core.settings import Settings
 from plant import described
@@ -75,6 +77,20 @@ def _open_ground_truth(settings: Settings) -> TextIO:
     return path.open("a", encoding="utf-8")
 
 
+def _serve_health(plant: Plant, links: list[Any]) -> WSGIServer | None:
+    """``/health`` on ``plant.health_port``: degraded while a cycler link has no broker."""
+    port = plant.settings.plant.health_port
+    if port is None:
+        return None
+
+    def check() -> tuple[str, dict[str, Any]]:
+        reasons = [] if all(link.connected.is_set() for link in links) else ["MQTT broker not connected"]
+        details = {"reasons": reasons, "run": plant.run_id, "scenario": plant.settings.plant.scenario}
+        return ("degraded" if reasons else "ok"), details
+
+    return health.serve(port, CollectorRegistry(), check)
+
+
 async def run_plant(plant: Plant) -> None:
     """Run until ``plant.stop`` is set or ``plant.duration_s`` of plant time has passed.
 
@@ -117,6 +133,7 @@ async def run_plant(plant: Plant) -> None:
         truth = _open_ground_truth(settings)
         log.info("plant running", extra={"scenario": cfg.scenario, "seed": cfg.seed, "run": plant.run_id})
         plant.ready.set()
+        http = _serve_health(plant, [cyclers.link])
         try:
             while await _due(plant, line.t + cfg.tick_s, wall0):
                 tick = line.step(cfg.tick_s)
@@ -128,6 +145,9 @@ async def run_plant(plant: Plant) -> None:
                     next_sample += sample_every
                 _publish_events(tick, start, cyclers, truth, cfg.scenario)
         finally:
+            if http is not None:
+                await asyncio.to_thread(http.shutdown)
+                http.server_close()
             truth.close()
             cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))
             wall_s = time.monotonic() - wall0
@@ -197,6 +217,7 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
             extra={"line": line.description.line, "scenario": cfg.scenario, "run": plant.run_id},
         )
         plant.ready.set()
+        http = _serve_health(plant, [cyclers.link] if cyclers is not None else [])
         try:
             while await _due(plant, line.t + cfg.tick_s, wall0):
                 tick = line.step(cfg.tick_s)
@@ -214,6 +235,9 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
                     fault = onset[1]
                     log.warning("scenario fault onset", extra={"fault": fault.name, "machine": fault.machine})
         finally:
+            if http is not None:
+                await asyncio.to_thread(http.shutdown)
+                http.server_close()
             truth.close()
             if cyclers is not None:
                 cyclers.close(epoch_ms(start + timedelta(seconds=line.t)))

@@ -329,3 +329,16 @@ async def test_sparkplug_reconnect_is_a_new_session_with_the_next_bd_seq(
     births = [bd for kind, bd in node_messages if kind == "NBIRTH"]
     assert births[:2] == [0, 1]
     assert node_messages[-1] == ("NDEATH", births[-1])
+
+
+async def test_the_simulator_serves_its_health(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import httpx
+
+    from plant.runtime import running
+
+    port = free_port()
+    settings = _settings(mosquitto.host, mosquitto.port, tmp_path, speed=60.0, health_port=port)
+    async with running(settings) as plant, httpx.AsyncClient(timeout=2) as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/health")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"status": "ok", "reasons": [], "run": plant.run_id, "scenario": "nominal"}

@@ -1,7 +1,8 @@
-"""``twin ingest``'s HTTP endpoint: ``/metrics`` for Prometheus and ``/health`` for a monitor.
+"""The HTTP endpoint of ``twin ingest`` and ``twin sim``: ``/metrics`` for Prometheus, ``/health`` for a
+monitor.
 
-``/health`` answers 200 ``ok`` while every source is connected and InfluxDB takes the points, else 503
-``degraded`` with the reasons (a source down, points waiting in the spool), as the twin's does.
+``/health`` answers 200 ``ok`` while the service's check finds nothing wrong, else 503 ``degraded`` with
+the reasons (a source or the broker down, points waiting in the spool), as the twin's does.
 prometheus-client's WSGI app serves the metrics; stdlib wsgiref, threaded as prometheus-client's own
 server is, serves both paths on the one port (``ingest.metrics_port``).
 """
@@ -34,6 +35,7 @@ class _Quiet(WSGIRequestHandler):
 
 def serve(port: int, registry: CollectorRegistry, health: HealthCheck, host: str = "127.0.0.1") -> WSGIServer:
     """Serve ``/metrics`` and ``/health`` on ``host:port`` from a daemon thread."""
+    what = "ingest.metrics_port or plant.health_port"
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -49,7 +51,7 @@ def serve(port: int, registry: CollectorRegistry, health: HealthCheck, host: str
         server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_Quiet)
     except OSError as exc:
         raise LinetwinError(
-            f"cannot serve metrics on {host}:{port} ({exc.strerror}); set ingest.metrics_port"
+            f"cannot serve metrics and health on {host}:{port} ({exc.strerror}); set {what}"
         ) from None
     threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True).start()
     return server
