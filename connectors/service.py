@@ -26,6 +26,7 @@ from connectors.tagmap import TagMap
 from connectors.tagmap import load as load_tag_map
 from core import health
 from core.influx.lineprotocol import connector_point
+from core.influx.spool import Spool
 from core.influx.writer import InfluxWriter
 from core.settings import Settings
 
@@ -72,7 +73,12 @@ class IngestService:
                 settings.namespace,
             )
             bus.start()
-        pipeline = Pipeline(writer, self.accounting, bus)
+        journal = Spool(settings.influx.spool_dir / "journal")
+        pipeline = Pipeline(writer, self.accounting, bus, journal=journal)
+        if recovered := pipeline.recover():
+            log.warning(
+                "recovered points a stopped ingest had received but not written", extra={"points": recovered}
+            )
         jobs: list[Coroutine[Any, Any, None]] = [writer.run(), self._report()]
         if ingest.opcua_enabled and ingest.partition == 0:
             self.opcua = [

@@ -266,8 +266,8 @@ class OpcUaConnector:
             touched.add(tag.machine.name)
         for name in touched:
             samples.extend(self._resolve_pending(self._states[name], receive_time))
-        if samples:
-            self.pipeline.submit(CONNECTOR, samples)
+        if samples:  # a subscription cannot redeliver: on disk before it counts as received
+            self.pipeline.submit(CONNECTOR, samples, journalled=True)
 
     def _tick(self, machine: MachineState, value: ua.DataValue) -> None:
         counter = value.Value.Value if value.Value else None

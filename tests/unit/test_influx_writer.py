@@ -141,3 +141,35 @@ async def test_the_spool_replays_within_a_second_of_the_database_returning(tmp_p
     assert len(writer.spool) == 0 and replayed_after < 1.5, (
         f"replayed {replayed_after:.1f} s after the return"
     )
+
+
+async def test_journalled_points_survive_a_kill_before_the_writer_has_them(tmp_path: Path) -> None:
+    """OPC UA cannot redeliver: what ingest received is on disk before it counts, and a restarted ingest
+    moves what the killed one had not yet made durable into the spool."""
+    from connectors.pipeline import Pipeline
+
+    settings = InfluxSettings(
+        url=f"http://127.0.0.1:{free_port()}", spool_dir=tmp_path / "spool", retry_max_s=0.05, timeout_s=0.2
+    )
+    samples = [
+        Sample("line1", "coater1", "pump_flow", 80.0 + t, "mL/min", t, 0, source="opc/coater1")
+        for t in (1, 2, 3)
+    ]
+
+    def pipeline() -> Pipeline:
+        return Pipeline(
+            InfluxWriter(settings, Accounting()), Accounting(), journal=Spool(tmp_path / "spool" / "journal")
+        )
+
+    killed = pipeline()
+    killed.submit("opcua", samples, journalled=True)
+    assert len(killed.journal or []) == 1, "on disk before the writer even flushed"
+    restarted = pipeline()  # the process died with the batch in memory
+    assert restarted.recover() == 3
+    assert len(restarted.journal or []) == 0 and len(restarted.writer.spool) == 1
+    segment = restarted.writer.spool.oldest()
+    assert segment is not None and segment.body.count(b"pump_flow") == 3
+    kept = pipeline()
+    kept.submit("opcua", samples, journalled=True)
+    await kept.writer.close()  # the database is down: the batch goes to the spool, then the journal lets go
+    assert len(kept.journal or []) == 0 and len(kept.writer.spool) == 2
