@@ -29,7 +29,7 @@ def _parameters(twin: TwinDep, line: str) -> list[Parameter]:
 
 @router.get("/cells/{cell_id}/passport", responses={200: {"content": JSONLD}})
 async def cell_passport(
-    twin: TwinDep, cell_id: Name, version: Annotated[int | None, Query(ge=1)] = None
+    twin: TwinDep, cell_id: Name, version: Annotated[int | None, Query(ge=1, le=2**31)] = None
 ) -> dict[str, Any]:
     """The cell's passport record; ``version`` gives one made earlier, as it was then."""
     state = twin.engine.state
@@ -64,7 +64,9 @@ async def roll_passport(twin: TwinDep, roll_id: Name) -> dict[str, Any]:
 
 
 @router.get("/cells")
-async def cells(twin: TwinDep, line: Name, since_ns: Annotated[int, Query(ge=0)] = 0) -> dict[str, list[str]]:
+async def cells(
+    twin: TwinDep, line: Name, since_ns: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0
+) -> dict[str, list[str]]:
     """The cells of a line formed since ``since_ns`` (for exporting their passports)."""
     return {"cells": twin.engine.state.cells_since(line, since_ns)}
 
