@@ -486,7 +486,8 @@ def test_hashed_tokens_grant_only_their_scopes(tmp_path: Path) -> None:
         path = f"/alerts/{alert['id']}/acknowledge"
         refused = client.post(path, json={"by": "vic"}, headers=viewer)
         assert refused.status_code == 403 and "may not acknowledge" in refused.json()["detail"]
-        assert client.post(path, json={"by": "lee"}, headers=lead).status_code == 200
+        acked = client.post(path, json={"by": "lee"}, headers=lead)
+        assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "lee (token lead)"
         push = client.post(
             "/whatif/push", json={"by": "lee", "setpoints": {"line_load": 900.0}}, headers=lead
         )

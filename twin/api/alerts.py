@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from twin.alerts import Alert, AlertState
-from twin.api.deps import TwinDep, require_reader, require_writer
+from twin.api.deps import HolderDep, TwinDep, require_reader, require_writer, who
 from twin.api.schemas import (
     AcknowledgeRequest,
     AlertDetail,
@@ -59,19 +59,21 @@ async def get_alert(twin: TwinDep, alert_id: AlertId) -> AlertDetail:
     dependencies=[Depends(require_writer)],
     responses=WRITE,
 )
-async def acknowledge(twin: TwinDep, alert_id: AlertId, body: AcknowledgeRequest) -> AlertOut:
-    return _out(twin.engine.acknowledge(alert_id, body.by, body.note))
+async def acknowledge(
+    twin: TwinDep, alert_id: AlertId, body: AcknowledgeRequest, holder: HolderDep
+) -> AlertOut:
+    return _out(twin.engine.acknowledge(alert_id, who(body.by, holder), body.note))
 
 
 @router.post(
     "/{alert_id}/shelve", response_model=AlertOut, dependencies=[Depends(require_writer)], responses=WRITE
 )
-async def shelve(twin: TwinDep, alert_id: AlertId, body: ShelveRequest) -> AlertOut:
-    return _out(twin.engine.shelve(alert_id, body.by, body.duration_s, body.note))
+async def shelve(twin: TwinDep, alert_id: AlertId, body: ShelveRequest, holder: HolderDep) -> AlertOut:
+    return _out(twin.engine.shelve(alert_id, who(body.by, holder), body.duration_s, body.note))
 
 
 @router.post(
     "/{alert_id}/unshelve", response_model=AlertOut, dependencies=[Depends(require_writer)], responses=WRITE
 )
-async def unshelve(twin: TwinDep, alert_id: AlertId, body: UnshelveRequest) -> AlertOut:
-    return _out(twin.engine.unshelve(alert_id, body.by))
+async def unshelve(twin: TwinDep, alert_id: AlertId, body: UnshelveRequest, holder: HolderDep) -> AlertOut:
+    return _out(twin.engine.unshelve(alert_id, who(body.by, holder)))

@@ -110,6 +110,26 @@ def authenticated(
 require_writer = require("acknowledge")
 
 
+def token_holder(
+    twin: Annotated[Twin, Depends(get_twin)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The name of the ``twin.tokens`` entry the request's token matches (None for api_token or none)."""
+    if credentials is None:
+        return None
+    digest = token_hash(credentials.credentials)
+    return next((t.name for t in twin.settings.twin.tokens if secrets.compare_digest(digest, t.sha256)), None)
+
+
+def who(by: str, holder: str | None) -> str:
+    """The name a change is recorded under: as given, and the token's holder when that is someone else
+    (a shared terminal's token names the terminal, the body names the person)."""
+    return by if holder is None or holder == by else f"{by} (token {holder})"
+
+
+HolderDep = Annotated[str | None, Depends(token_holder)]
+
+
 def require_reader(
     twin: Annotated[Twin, Depends(get_twin)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

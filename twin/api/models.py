@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from twin.api.deps import TwinDep, require, require_reader
+from twin.api.deps import HolderDep, TwinDep, require, require_reader, who
 from twin.api.schemas import (
     ModelEventOut,
     ModelParameters,
@@ -47,17 +47,19 @@ async def parameters(twin: TwinDep, line: Name | None = None) -> list[ModelParam
     dependencies=[Depends(require("rebaseline"))],
     responses={422: {"model": Problem}},
 )
-async def rebaseline(twin: TwinDep, line: Name, step: Name, request: RebaselineRequest) -> ModelEventOut:
+async def rebaseline(
+    twin: TwinDep, line: Name, step: Name, request: RebaselineRequest, holder: HolderDep
+) -> ModelEventOut:
     """After maintenance (a new pump, a roll change, a recalibrated gauge): the step forgets its
     calibration and calibrates afresh on its next in-control period, while the line's other steps keep
     monitoring; its open conditions return to normal. Needs the API token; recorded with who and when."""
     if line not in twin.engine.workers:
         raise HTTPException(404, f"this twin does not serve line {line!r}")
     try:
-        at = twin.engine.rebaseline(line, step, request.by, request.note)
+        at = twin.engine.rebaseline(line, step, who(request.by, holder), request.note)
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from None
-    by, note = request.by, request.note
+    by, note = who(request.by, holder), request.note
     return ModelEventOut(line=line, step=step, action="rebaseline", by=by, note=note, at_ns=at)
 
 
