@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,11 @@ class OpcUaSource:
         private_key: Path | None = None,
         trusted: Path | None = None,
         users: PasswordUsers | None = None,
+        history: bool = False,
     ) -> None:
         self.port = port
+        #: keep every node's changes (asyncua's in-memory history) for a client's HistoryRead
+        self.history = history
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/bench"
         self.machine_count = machines
         self.signal_count = signals
@@ -118,6 +121,12 @@ class OpcUaSource:
                 machine.nodes.append(var.nodeid)
             self.machines.append(machine)
         await server.start()
+        if self.history:
+            for machine in self.machines:
+                for node in (machine.counter, *machine.nodes):
+                    await server.historize_node_data_change(
+                        server.get_node(node), timedelta(hours=1), 1_000_000
+                    )
         self.server = server
 
     async def stop(self) -> None:

@@ -1,5 +1,6 @@
 """Per source, per connector counters: received, written, spooled, replayed, rejected{reason}, seq_gaps,
 redelivered (a message whose sequence number was handed over already: a duplicate, not a gap),
+backfilled (values read from an OPC UA server's history after a reconnect),
 queue_overflows (an OPC UA server's monitored-item queue dropped values); and the ingest latency per
 connector.
 
@@ -24,7 +25,16 @@ from core.influx.spool import SourceCounts
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("received", "written", "spooled", "replayed", "seq_gaps", "redelivered", "queue_overflows")
+COUNTERS = (
+    "received",
+    "written",
+    "spooled",
+    "replayed",
+    "seq_gaps",
+    "redelivered",
+    "backfilled",
+    "queue_overflows",
+)
 #: Ingest latency buckets (s): the writer flushes every ``flush_interval_ms`` (500 by default), so most
 #: samples land between 10 ms and 1 s; the tail reaches into retries (up to ``retry_max_s``) and beyond.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

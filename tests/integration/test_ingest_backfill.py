@@ -1,0 +1,96 @@
+"""A network cut between ingest and an OPC UA server that keeps history loses nothing: on reconnect the
+missed interval is read back (HistoryRead, raw), every ScanCounter tick is stored once, none counts as a
+gap, and the backfilled values are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from bench.ingest_sources import OpcUaSource
+from connectors.service import IngestService
+from core.localservices import Influxd, Mosquitto, free_port
+from tests.integration.ingest_support import ingest_settings, points, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Cut:
+    """A TCP proxy in front of the server: ``cut()`` drops every connection and refuses new ones."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.port = target, free_port()
+        self.server: asyncio.Server | None = None
+        self.links: list[asyncio.StreamWriter] = []
+
+    async def open(self) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            self.links += [writer, up_writer]
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for link in self.links:
+            link.transport.abort()
+        self.links = []
+        self.server = None
+
+
+async def test_a_network_cut_is_backfilled_from_the_servers_history(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    source = OpcUaSource(free_port(), machines=1, signals=2, history=True)
+    await source.start()
+    proxy = Cut(source.port)
+    await proxy.open()
+    endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/bench"
+    settings = ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={"endpoints": [endpoint], "reconnect_min_s": 0.2, "reconnect_max_s": 0.5},
+    )
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    connected = lambda: bool(service.opcua) and service.opcua[0].connected.is_set()  # noqa: E731
+    try:
+        await wait_for(connected, what="OPC UA session")
+        await source.run(20, 0.02)
+        await proxy.cut()
+        await wait_for(lambda: not connected(), what="the cut noticed")
+        await source.run(40, 0.02)  # 40 ticks the client never sees live
+        await proxy.open()
+        await wait_for(lambda: service.accounting.total("backfilled") > 0, what="backfill", within_s=20)
+        await source.run(20, 0.02)
+        database = settings.influx.database
+        await wait_for(
+            lambda: len(points(influxd, database, "WHERE signal = 'pump_flow' AND seq > 0")) >= 80,
+            within_s=20,
+        )
+    finally:
+        stop.set()
+        await task
+        await source.stop()
+    seqs = sorted(
+        int(p["seq"])
+        for p in points(influxd, settings.influx.database, "WHERE signal = 'pump_flow' AND seq > 0")
+    )
+    assert seqs == list(range(seqs[0], 81)), "every tick once: the cut's 40 among them"
+    assert service.accounting.total("seq_gaps") == 0
+    assert service.accounting.total("backfilled") >= 2 * 40
