@@ -291,6 +291,7 @@ class TickStep(StepModel):
         self.pending: list[dict[str, Any]] = []
         self.history: deque[Values] = deque(maxlen=int(self.tuning.memory_s))
         self.freeze = Freeze()
+        self.setpoint_roles = tuple(sorted(r for r in spec.roles if r.endswith("_setpoint")))
         #: the operating point the detectors are referenced to: setpoints and declared lot values
         self.operating_point: Values = {}
         self.recent_declared: dict[str, deque[float]] = {
@@ -374,11 +375,8 @@ class TickStep(StepModel):
         return findings
 
     # ------------------------------------------------------------ operating point
-    def _operating_roles(self) -> list[str]:
-        return sorted(r for r in self.spec.roles if r.endswith("_setpoint")) + list(self.declared)
-
     def _reference_point(self, values: Values) -> Values:
-        point = {r: get(values, r) for r in self._operating_roles() if r not in self.declared}
+        point = {r: get(values, r) for r in self.setpoint_roles}
         for role in self.declared:
             recent = self.recent_declared[role]
             point[role] = float(np.median(recent)) if recent else get(values, role)
