@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.linedesc import LineDescription
-from core.settings import SCOPES, Settings
+from core.settings import SCOPES, ApiToken, Settings
 from twin.engine import TwinEngine
 from twin.ports import WhatIf
 
@@ -52,6 +52,14 @@ def _configured(twin: Twin) -> bool:
     return twin.settings.twin.api_token is not None or bool(twin.settings.twin.tokens)
 
 
+def _hashed(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> ApiToken | None:
+    """The ``twin.tokens`` entry the presented token hashes to, if any."""
+    if credentials is None:
+        return None
+    digest = token_hash(credentials.credentials)
+    return next((t for t in twin.settings.twin.tokens if secrets.compare_digest(digest, t.sha256)), None)
+
+
 def scopes_of(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> frozenset[str] | None:
     """What the request may do: the scopes of its token; every scope on an insecure twin without tokens;
     None for a token that matches none (a wrong token is refused, not taken as no token)."""
@@ -60,16 +68,12 @@ def scopes_of(twin: Twin, credentials: HTTPAuthorizationCredentials | None) -> f
         return frozenset(SCOPES) if settings.insecure else frozenset()
     if credentials is None:
         return frozenset()
-    presented = credentials.credentials
     if settings.api_token is not None and secrets.compare_digest(
-        presented.encode(), settings.api_token.get_secret_value().encode()
+        credentials.credentials.encode(), settings.api_token.get_secret_value().encode()
     ):
         return frozenset(SCOPES)
-    digest = token_hash(presented)
-    for token in settings.tokens:
-        if secrets.compare_digest(digest, token.sha256):
-            return frozenset(token.scopes)
-    return None
+    token = _hashed(twin, credentials)
+    return frozenset(token.scopes) if token is not None else None
 
 
 def _refuse(message: str, code: int = status.HTTP_401_UNAUTHORIZED) -> HTTPException:
@@ -115,10 +119,8 @@ def token_holder(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     """The name of the ``twin.tokens`` entry the request's token matches (None for api_token or none)."""
-    if credentials is None:
-        return None
-    digest = token_hash(credentials.credentials)
-    return next((t.name for t in twin.settings.twin.tokens if secrets.compare_digest(digest, t.sha256)), None)
+    token = _hashed(twin, credentials)
+    return token.name if token is not None else None
 
 
 def who(by: str, holder: str | None) -> str:
