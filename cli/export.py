@@ -26,7 +26,7 @@ from models.line import SNAPSHOT_VERSION, LineModel
 from twin import aas, fair
 from twin.alerts import AlertStore, open_database
 from twin.exportdata import export_line
-from twin.passport import PassportSource, kept_cell_passport, kept_roll_passport
+from twin.passport import PassportSource, kept_cell_passport, kept_roll_passport, line_alerts
 from twin.store import StateStore
 
 export_app = typer.Typer(help="Passport records and FAIR data out of the line.", no_args_is_help=True)
@@ -96,7 +96,8 @@ def passport_command(
 async def _records(settings: Settings, cell: str | None, roll: str | None, since: str | None) -> list[Any]:
     description = fair.identified(linedesc.load(settings.line_description), settings)
     database = open_database(settings.twin.state_file)
-    state, alerts = StateStore(database), AlertStore(database)
+    state = StateStore(database)
+    alerts = line_alerts(AlertStore(database), settings.line)
     parameters, _ = _parameters(settings, state)
     source = PassportSource(settings.influx, description)
     now = time.time_ns()

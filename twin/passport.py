@@ -406,38 +406,41 @@ def material_points(record: dict[str, Any]) -> int:
 ALL_ALERTS = 1_000_000
 
 
+def line_alerts(alerts: AlertStore, line: str) -> list[Alert]:
+    """Every alert of the line, read once for all the records an export builds."""
+    return alerts.find(line=line, limit=ALL_ALERTS)
+
+
 async def kept_cell_passport(
     source: PassportSource,
     state: StateStore,
-    alerts: AlertStore,
+    alerts: Sequence[Alert],
     parameters: Sequence[Parameter],
     cell_id: str,
     now_ns: int,
 ) -> dict[str, Any] | None:
-    """A cell's versioned passport (None for a cell never seen): built afresh, kept as
-    ``StateStore.keep_passport`` decides."""
+    """A cell's versioned passport (None for a cell never seen), from its line's ``alerts``: built
+    afresh, kept as ``StateStore.keep_passport`` decides."""
     cell = state.cell(cell_id)
     if cell is None:
         return None
     passages = state.roll(cell.roll_id) if cell.roll_id else []
-    found = alerts.find(line=cell.line, limit=ALL_ALERTS)
-    record = await cell_passport(source, cell, passages, found, parameters, now_ns)
+    record = await cell_passport(source, cell, passages, alerts, parameters, now_ns)
     return state.keep_passport(record["@id"], record, material_points, screened)
 
 
 async def kept_roll_passport(
     source: PassportSource,
     state: StateStore,
-    alerts: AlertStore,
+    alerts: Sequence[Alert],
     parameters: Sequence[Parameter],
     roll_id: str,
     now_ns: int,
 ) -> dict[str, Any] | None:
-    """A roll's versioned record (None for a roll never seen)."""
+    """A roll's versioned record (None for a roll never seen), from its line's ``alerts``."""
     passages = state.roll(roll_id)
     if not passages:
         return None
-    found = alerts.find(line=passages[0].line, limit=ALL_ALERTS)
     cells = state.cells_of_roll(roll_id)
-    record = await roll_passport(source, roll_id, passages, cells, found, parameters, now_ns)
+    record = await roll_passport(source, roll_id, passages, cells, alerts, parameters, now_ns)
     return state.keep_passport(record["@id"], record, material_points)

@@ -12,7 +12,7 @@ from models.line import SNAPSHOT_VERSION
 from twin import fair
 from twin.api.deps import TwinDep, require_reader
 from twin.api.schemas import Name, Problem
-from twin.passport import PassportSource, cell_iri, kept_cell_passport, kept_roll_passport
+from twin.passport import PassportSource, cell_iri, kept_cell_passport, kept_roll_passport, line_alerts
 
 router = APIRouter(
     tags=["passport"],
@@ -42,8 +42,9 @@ async def cell_passport(
         if kept is None:
             raise HTTPException(404, f"cell {cell_id!r} has no passport version {version}")
         return {k: v for k, v in kept.items() if k != "digest"}
+    alerts = line_alerts(twin.engine.alerts, cell.line)
     record = await kept_cell_passport(
-        source, state, twin.engine.alerts, _parameters(twin, cell.line), cell_id, time.time_ns()
+        source, state, alerts, _parameters(twin, cell.line), cell_id, time.time_ns()
     )
     assert record is not None
     return record
@@ -58,7 +59,8 @@ async def roll_passport(twin: TwinDep, roll_id: Name) -> dict[str, Any]:
         raise HTTPException(404, f"roll {roll_id!r} has not been seen")
     source = PassportSource(twin.settings.influx, fair.identified(twin.description, twin.settings))
     parameters = _parameters(twin, passages[0].line)
-    record = await kept_roll_passport(source, state, twin.engine.alerts, parameters, roll_id, time.time_ns())
+    alerts = line_alerts(twin.engine.alerts, passages[0].line)
+    record = await kept_roll_passport(source, state, alerts, parameters, roll_id, time.time_ns())
     assert record is not None
     return record
 
