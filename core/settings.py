@@ -184,6 +184,12 @@ class TwinSettings(Section):
     stop_drain_s: float = Field(
         10.0, ge=0, description="on stop, analyse the queued bus backlog for at most this long"
     )
+    catch_up_wait_s: float = Field(
+        60.0, ge=0, description="on restart, wait this long for InfluxDB to replay what the twin missed"
+    )
+    catch_up_max_s: float = Field(
+        86400.0, gt=0, description="replay at most this much plant time after the snapshot's marks"
+    )
 
 
 class Settings(BaseSettings):

@@ -35,6 +35,7 @@ from core.sample import Sample
 from core.settings import Settings, TwinSettings
 from twin.alarmrates import AlarmRates, rates
 from twin.alerts import Alert, AlertState, AlertStore, Occurrence
+from twin.catchup import Marks, backlog
 from twin.influx import InfluxUnavailable, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
 from twin.ports import Analyser
@@ -71,6 +72,18 @@ class EngineMetrics:
             "twin_batch_seconds", "Time to process one bus message", ["line"], registry=self.registry
         )
         self.queue_depth = Gauge("twin_queue_depth", "Bus messages waiting", ["line"], registry=self.registry)
+        self.replayed = Counter(
+            "twin_replayed_samples",
+            "Samples replayed from InfluxDB after a restart (those the twin missed while down)",
+            ["line"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "twin_duplicate_samples",
+            "Bus samples already analysed (replayed or redelivered), dropped",
+            ["line"],
+            registry=self.registry,
+        )
         self.bus_lag = Gauge(
             "twin_bus_lag_seconds",
             "Wall time from connector receive to twin processing",
@@ -90,8 +103,14 @@ class LineWorker:
         self.queue: asyncio.Queue[tuple[list[Sample], bool]] = asyncio.Queue()
         self.processed = 0
         self.last_sample_ns: int | None = None
+        self.marks = Marks()
+        #: set once a restored line has replayed what it missed (at once for a line started fresh)
+        self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
+        if len(self.marks) and self.engine.writer is not None:
+            await self.catch_up()
+        self.caught_up.set()
         while True:
             samples, held = await self.queue.get()
             self.engine.metrics.queue_depth.labels(self.line).set(self.queue.qsize())
@@ -103,8 +122,46 @@ class LineWorker:
             self.engine.metrics.batch_seconds.labels(self.line).observe(time.perf_counter() - started)
             await asyncio.sleep(0)  # a backlog must not starve the API: get() on a full queue never yields
 
+    async def catch_up(self) -> None:
+        """Replay from InfluxDB what arrived after the snapshot's marks, before the queued bus messages.
+
+        Waits up to ``twin.catch_up_wait_s`` for InfluxDB; after that the line goes live and logs the gap.
+        """
+        settings = self.engine.settings
+        machines = [step.id for step in self.engine.description.steps]
+        newest = max(self.marks.since(m) or 0 for m in machines)
+        oldest_ns = newest - int(settings.twin.catch_up_max_s * 1e9)
+        started = time.monotonic()
+        replayed = 0
+        while True:
+            try:
+                async for batch in backlog(settings.influx, self.line, machines, self.marks, oldest_ns):
+                    self.process(batch)
+                    replayed += len(batch)
+                    self.engine.metrics.replayed.labels(self.line).inc(len(batch))
+                    await asyncio.sleep(0)
+                break
+            except InfluxUnavailable as exc:
+                if time.monotonic() - started > settings.twin.catch_up_wait_s:
+                    log.warning(
+                        "not caught up: samples since the snapshot are not analysed (they are in InfluxDB)",
+                        extra={"line": self.line, "error": str(exc)},
+                    )
+                    return
+                await asyncio.sleep(1.0)
+        log.info(
+            "caught up from InfluxDB",
+            extra={"line": self.line, "samples": replayed, "seconds": round(time.monotonic() - started, 2)},
+        )
+
     def process(self, samples: list[Sample]) -> None:
         engine = self.engine
+        fresh = self.marks.admit(samples)
+        if len(fresh) < len(samples):
+            engine.metrics.duplicates.labels(self.line).inc(len(samples) - len(fresh))
+            if not fresh:
+                return
+            samples = fresh
         changed = engine.live.update(samples)
         engine.state.record_genealogy(samples)
         verdict = self.analyser.observe(samples)
@@ -137,7 +194,10 @@ class LineWorker:
 
     def save(self) -> None:
         self.engine.state.save_snapshot(
-            self.line, self.analyser.snapshot(), self.engine.live.dump_line(self.line)
+            self.line,
+            self.analyser.snapshot(),
+            self.engine.live.dump_line(self.line),
+            marks=self.marks.dump(),
         )
 
     def restore(self) -> bool:
@@ -146,6 +206,7 @@ class LineWorker:
             return False
         self.analyser.restore(snapshot.model)
         self.engine.live.load_line(self.line, snapshot.live)
+        self.marks = Marks.load(snapshot.marks)
         return True
 
 

@@ -20,7 +20,8 @@ from twin.fair import iso
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS line_snapshot (
-    line TEXT PRIMARY KEY, at_ns INTEGER NOT NULL, model BLOB NOT NULL, live TEXT NOT NULL
+    line TEXT PRIMARY KEY, at_ns INTEGER NOT NULL, model BLOB NOT NULL, live TEXT NOT NULL,
+    marks TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS roll (
     roll_id TEXT NOT NULL, machine TEXT NOT NULL, line TEXT NOT NULL,
@@ -61,6 +62,8 @@ class Snapshot:
     at_ns: int
     model: bytes
     live: str
+    #: ``twin.catchup.Marks`` as JSON: per signal, the newest source time the model analysed
+    marks: str = "{}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,20 +92,26 @@ class StateStore:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(line_snapshot)")}
+        if "marks" not in columns:  # a state file from before the twin caught up from InfluxDB
+            self._db.execute("ALTER TABLE line_snapshot ADD COLUMN marks TEXT NOT NULL DEFAULT '{}'")
 
-    def save_snapshot(self, line: str, model: bytes, live: str, at_ns: int | None = None) -> None:
+    def save_snapshot(
+        self, line: str, model: bytes, live: str, at_ns: int | None = None, marks: str = "{}"
+    ) -> None:
+        """Model, live values and marks in one statement, so a kill never leaves them out of step."""
         self._db.execute(
-            "INSERT INTO line_snapshot (line, at_ns, model, live) VALUES (?, ?, ?, ?)"
+            "INSERT INTO line_snapshot (line, at_ns, model, live, marks) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(line) DO UPDATE SET at_ns = excluded.at_ns, model = excluded.model,"
-            " live = excluded.live",
-            (line, time.time_ns() if at_ns is None else at_ns, model, live),
+            " live = excluded.live, marks = excluded.marks",
+            (line, time.time_ns() if at_ns is None else at_ns, model, live, marks),
         )
 
     def load_snapshot(self, line: str) -> Snapshot | None:
         row = self._db.execute(
-            "SELECT line, at_ns, model, live FROM line_snapshot WHERE line = ?", (line,)
+            "SELECT line, at_ns, model, live, marks FROM line_snapshot WHERE line = ?", (line,)
         ).fetchone()
-        return Snapshot(row[0], row[1], bytes(row[2]), row[3]) if row else None
+        return Snapshot(row[0], row[1], bytes(row[2]), row[3], row[4]) if row else None
 
     def record_genealogy(self, samples: Iterable[Sample]) -> None:
         """Remember which rolls each machine processed and which roll each cell was built from."""

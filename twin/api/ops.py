@@ -17,12 +17,18 @@ router = APIRouter(tags=["ops"])
 @router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "degraded"}})
 async def health(twin: TwinDep) -> Response:
     """200 when the twin reads its bus and InfluxDB takes its points; 503 (degraded) while the broker is
-    away or the database is (its points wait in the spool), so a monitor or orchestrator sees it."""
+    away or the database is (its points wait in the spool), or a restarted line is still replaying what
+    it missed, so a monitor or orchestrator sees it."""
     engine = twin.engine
     spooled = len(engine.writer.spool) if engine.writer is not None else 0
     reasons = [
         *([] if engine.connected else ["MQTT broker not connected"]),
         *([f"InfluxDB not taking points: {spooled} batches spooled"] if spooled else []),
+        *(
+            f"line {w.line} replaying what it missed from InfluxDB"
+            for w in engine.workers.values()
+            if not w.caught_up.is_set()
+        ),
     ]
     body = Health(
         status="degraded" if reasons else "ok",
