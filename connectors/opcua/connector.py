@@ -7,9 +7,11 @@ machine's values one SourceTimestamp and a new counter value, which becomes the 
 
 On connection loss the connector reconnects with exponential backoff (``reconnect_min_s`` doubling to
 ``reconnect_max_s``, cut short when the server's port accepts again: ``core.backoff``), creates the
-subscription again and reads the current values once. Ticks missed while disconnected stay missing (counted as
-``seq_gaps`` from the ScanCounter jump) rather than being bridged by invented values. The subscription queue
-never drops silently: when it overflows the session is dropped and re-established, which shows up as a gap.
+subscription again and reads the current values once. Ticks missed while disconnected, or while ingest was
+down (``connectors.opcua.cursor`` keeps where the stream stood), are read back with HistoryRead where the
+server keeps history; elsewhere they stay missing (counted as ``seq_gaps`` from the ScanCounter jump) rather
+than being bridged by invented values. The subscription queue never drops silently: when it overflows the
+session is dropped and re-established, which shows up as a gap.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscription
 
 from connectors.accounting import Accounting
+from connectors.opcua.cursor import Cursor
 from connectors.opcua.discover import discover
 from connectors.opcua.security import configure, refusal
 from connectors.pipeline import Pipeline
@@ -89,8 +92,9 @@ class OpcUaConnector:
         self.host = urlparse(endpoint).hostname or endpoint
         self.port = urlparse(endpoint).port or OPC_UA_PORT
         self.connected = asyncio.Event()
-        #: the newest source time handed over: after a reconnect, history is read from there
-        self.newest_ns = 0
+        #: the newest source time handed over: after a reconnect or a restart, history is read from there
+        self.cursor = Cursor(settings.influx.spool_dir / "opcua-cursor", endpoint)
+        self.newest_ns = self.cursor.load()
         self.sessions = 0
         self._states: dict[str, MachineState] = {}
 
@@ -132,7 +136,7 @@ class OpcUaConnector:
         try:
             machines = self.machines or await discover(client)
             tags = await self._resolve(client, machines)
-            if self.sessions and self.newest_ns:
+            if self.newest_ns:
                 await self._backfill(client, tags)
             await self._read_current(client, tags)
             subscription = await client.create_subscription(
@@ -210,6 +214,8 @@ class OpcUaConnector:
         visible as ``seq_gaps``. Backfilled values count as ``backfilled``."""
         start = datetime.fromtimestamp((self.newest_ns + 1000) / 1e9, UTC)
         end = datetime.now(UTC)
+        if start >= end:  # a clock ahead of ours (a simulator at speed): OPC UA would read backwards
+            return
         counters: list[tuple[Tag, ua.DataValue]] = []
         values: list[tuple[Tag, ua.DataValue]] = []
         for node_id, tag in tags.items():
@@ -297,13 +303,14 @@ class OpcUaConnector:
             except RejectedInput as exc:
                 self.accounting.reject(CONNECTOR, tag.machine.source, exc)
                 continue
-            self.newest_ns = max(self.newest_ns, source_time)
             tag.machine.pending.append((tag, value, source_time))
             touched.add(tag.machine.name)
         for name in touched:
             samples.extend(self._resolve_pending(self._states[name], receive_time))
         if samples:  # a subscription cannot redeliver: on disk before it counts as received
             self.pipeline.submit(CONNECTOR, samples, journalled=True)
+            self.newest_ns = max(self.newest_ns, max(s.source_time_ns for s in samples))
+            self.cursor.save(self.newest_ns)
 
     def _tick(self, machine: MachineState, value: ua.DataValue) -> None:
         counter = value.Value.Value if value.Value else None

@@ -94,3 +94,43 @@ async def test_a_network_cut_is_backfilled_from_the_servers_history(
     assert seqs == list(range(seqs[0], 81)), "every tick once: the cut's 40 among them"
     assert service.accounting.total("seq_gaps") == 0
     assert service.accounting.total("backfilled") >= 2 * 40
+
+
+async def test_ticks_made_while_ingest_was_down_are_read_back_on_restart(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    source = OpcUaSource(free_port(), machines=1, signals=2, history=True)
+    await source.start()
+    settings = ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={"endpoints": [source.endpoint]},
+    )
+
+    async def ingest_while(ticks: int) -> IngestService:
+        service = IngestService(settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            await wait_for(lambda: service.opcua[0].connected.is_set() if service.opcua else False)
+            await source.run(ticks, 0.02)
+            await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await task
+        return service
+
+    try:
+        await ingest_while(20)
+        await source.run(40, 0.02)  # ingest is down: no client at all
+        restarted = await ingest_while(20)
+    finally:
+        await source.stop()
+    seqs = sorted(
+        int(p["seq"])
+        for p in points(influxd, settings.influx.database, "WHERE signal = 'pump_flow' AND seq > 0")
+    )
+    assert seqs == list(range(seqs[0], 81)), "every tick once, the 40 made while ingest was down among them"
+    assert restarted.accounting.total("backfilled") >= 2 * 40
