@@ -50,9 +50,25 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(event, default=str)
 
 
+class RoutineNetworkLoss(logging.Filter):
+    """asyncua logs a dropped connection as an ERROR with its traceback (its session's publish loop).
+    The connector reconnects and says so; for an operator the loss is routine, so it becomes one
+    WARNING line without the traceback. Other libraries' and linetwin's own errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("asyncua") and isinstance(error, OSError | TimeoutError):
+            record.exc_info, record.exc_text = None, None
+            record.msg = f"{record.getMessage()}: {error!r}"
+            record.args = ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str = "INFO", format: str = "text") -> None:
     """Configure the root logger once (``format`` text or json); quieten chatty protocol libraries."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RoutineNetworkLoss())
     formatter: logging.Formatter = JsonLinesFormatter() if format == "json" else KeyValueFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
