@@ -54,3 +54,11 @@ def qudt_iri(unit: str) -> str | None:
     """The QUDT unit IRI, or None where this table has none."""
     name = QUDT.get(ucum(unit))
     return QUDT_UNIT + name if name else None
+
+
+def unit_terms(unit: str) -> dict[str, str]:
+    """A unit as JSON-LD terms: its UCUM code, and its QUDT IRI where this table has one."""
+    terms = {"ucum": ucum(unit)}
+    if (iri := qudt_iri(unit)) is not None:
+        terms["unit"] = iri
+    return terms

@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors import tagmap
 from core.linedesc import LineDescription, SignalSpec, Step
-from core.qudt import qudt_iri, ucum
+from core.qudt import unit_terms
 from core.settings import Settings
 
 LT = "https://w3id.org/linetwin/ns#"
@@ -132,12 +132,10 @@ def series(settings: Settings, description: LineDescription) -> list[dict[str, A
                 "signal": signal.name,
                 "role": signal.role or signal.name,
                 "description": signal.description,
-                "ucum": ucum(signal.unit),
+                **unit_terms(signal.unit),
                 "quality": QUALITY,
                 "source": _source(settings, step, signal, nodes),
             }
-            if (iri := qudt_iri(signal.unit)) is not None:
-                record["unit"] = iri
             records.append(record)
     return records
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.linedesc import LineDescription, Step
-from core.qudt import qudt_iri, ucum
+from core.qudt import ucum, unit_terms
 from core.records import Parameter
 from core.settings import InfluxSettings
 from twin.alerts import Alert, AlertStore
@@ -203,10 +203,7 @@ def _alert(alert: Alert, now_ns: int) -> dict[str, Any]:
 def _quantity(value: float | None, unit: str) -> dict[str, Any] | None:
     if value is None or not math.isfinite(value):
         return None
-    quantity: dict[str, Any] = {"value": value, "ucum": ucum(unit)}
-    if (iri := qudt_iri(unit)) is not None:
-        quantity["unit"] = iri
-    return quantity
+    return {"value": value, **unit_terms(unit)}
 
 
 def upstream_steps(description: LineDescription, step_id: str) -> list[Step]:
@@ -263,11 +260,9 @@ async def lineage(
             summary = summaries.get(signal.name)
             if summary is None:
                 continue
-            entry = {"signal": signal.name, "role": signal.role or signal.name, **summary}
-            entry["ucum"] = ucum(signal.unit)
-            if (iri := qudt_iri(signal.unit)) is not None:
-                entry["unit"] = iri
-            quality.append(entry)
+            role = signal.role or signal.name
+            entry: dict[str, Any] = {"signal": signal.name, "role": role, **summary}
+            quality.append(entry | unit_terms(signal.unit))
         setpoints = await source.setpoints(step, window)
         records.append(
             {
