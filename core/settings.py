@@ -4,13 +4,16 @@ Every subcommand of ``twin`` reads its configuration from here: defaults in the 
 by a TOML file (``--config`` or ``LINETWIN_CONFIG``), overridden by ``LINETWIN_*`` environment variables
 (nested fields with ``__``, e.g. ``LINETWIN_INFLUX__URL``), overridden by command-line flags. The sample
 file ``linetwin.example.toml`` documents every option; a unit test keeps it in step with this module.
+Secrets (``SecretStr`` fields) come from the environment, or from a settings file only its owner can read
+(``core.secretfiles``).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -21,6 +24,7 @@ from pydantic_settings import (
 )
 
 from core.errors import ConfigError
+from core.secretfiles import check_private
 from core.uns import Namespace
 
 CONFIG_ENV = "LINETWIN_CONFIG"
@@ -208,6 +212,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: json: one JSON object per event, for a plant's log collector
     log_format: Literal["text", "json"] = "text"
+    allow_readable_secrets: bool = Field(
+        False,
+        description="accept a settings file holding secrets, or a private key, that group or others can read",
+    )
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     plant: PlantSettings = PlantSettings()
@@ -267,10 +275,30 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         os.environ[CONFIG_ENV] = str(config)
     path = _config_path()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         where = f"in {path}" if path else "in the environment"
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid configuration {where}: {problems}") from None
     except ValueError as exc:  # TOML syntax errors carry line and column
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    if path is not None and (held := secrets_in(path)):
+        check_private(
+            path, f"settings file (it sets {', '.join(held)})", allowed=settings.allow_readable_secrets
+        )
+    return settings
+
+
+def secrets_in(path: Path) -> list[str]:
+    """The secret fields (``SecretStr``: passwords, tokens) the settings file at ``path`` sets."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    held = []
+    for name, field in Settings.model_fields.items():
+        section, model = data.get(name), field.annotation
+        if not (isinstance(section, dict) and isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key, option in model.model_fields.items():
+            secret = option.annotation is SecretStr or SecretStr in get_args(option.annotation)
+            if secret and section.get(key) is not None:
+                held.append(f"{name}.{key}")
+    return held

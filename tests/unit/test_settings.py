@@ -52,7 +52,8 @@ def test_example_file_documents_every_option() -> None:
 
 
 def test_example_file_states_the_defaults() -> None:
-    assert load_settings(EXAMPLE) == Settings()
+    defaults = Settings()  # first: loading a file names it in LINETWIN_CONFIG, which Settings() then reads
+    assert load_settings(EXAMPLE) == defaults
 
 
 def test_environment_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -111,3 +112,68 @@ def test_logs_can_be_json_lines_for_a_log_collector(capsys: pytest.CaptureFixtur
     assert event["level"] == "WARNING" and event["logger"] == "connectors.mqtt"
     assert (event["message"], event["source"], event["got"]) == ("sequence gap", "ch01", 7)
     setup_logging("INFO")
+
+
+SECRETS = [
+    ("mqtt", "password", "LINETWIN_MQTT__PASSWORD"),
+    ("influx", "password", "LINETWIN_INFLUX__PASSWORD"),
+    ("influx", "token", "LINETWIN_INFLUX__TOKEN"),
+    ("twin", "api_token", "LINETWIN_TWIN__API_TOKEN"),
+    ("opcua", "password", "LINETWIN_OPCUA__PASSWORD"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "variable"), SECRETS)
+def test_a_settings_file_holding_a_secret_that_others_can_read_is_refused_with_the_fix(
+    tmp_path: Path, section: str, key: str, variable: str
+) -> None:
+    config = tmp_path / "linetwin.toml"
+    config.write_text(f'[{section}]\n{key} = "s3cret-in-file"\n')
+    config.chmod(0o644)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    message = str(refused.value)
+    assert str(config) in message and f"{section}.{key}" in message and "mode 0644" in message
+    assert f"chmod 600 {config}" in message and "allow_readable_secrets" in message
+    assert "s3cret-in-file" not in message
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660])
+def test_any_access_by_group_or_others_counts(tmp_path: Path, mode: int) -> None:
+    config = tmp_path / "linetwin.toml"
+    config.write_text('[mqtt]\npassword = "pw"\n')
+    config.chmod(mode)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_settings(config)
+
+
+def test_a_settings_file_readable_by_its_owner_only_gives_its_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "linetwin.toml"
+    config.write_text('[mqtt]\npassword = "pw"\n[influx]\ntoken = "tk"\n')
+    config.chmod(0o600)
+    settings = load_settings(config)
+    assert settings.mqtt.password is not None and settings.mqtt.password.get_secret_value() == "pw"
+
+
+def test_a_readable_settings_file_without_secrets_loads(tmp_path: Path) -> None:
+    config = tmp_path / "linetwin.toml"
+    config.write_text('[mqtt]\nusername = "ingest"\n# password = "commented out"\n')
+    config.chmod(0o644)
+    assert load_settings(config).mqtt.username == "ingest"
+
+
+def test_allow_readable_secrets_accepts_a_readable_file_when_set_explicitly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "linetwin.toml"
+    config.write_text('[mqtt]\npassword = "pw"\n')
+    config.chmod(0o644)
+    monkeypatch.setenv("LINETWIN_ALLOW_READABLE_SECRETS", "true")
+    assert load_settings(config).mqtt.password is not None
+
+
+def test_secrets_from_the_environment_need_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    for _, _, variable in SECRETS:
+        monkeypatch.setenv(variable, "from-env")
+    settings = load_settings()
+    assert settings.twin.api_token is not None and settings.twin.api_token.get_secret_value() == "from-env"
