@@ -53,7 +53,9 @@ def pipeline_settings(
     line_description: Path | None = None,
 ) -> Settings:
     """Settings for one isolated pipeline: its own line name, ports, files and MQTT client ids (site and
-    area the description's, when one is given)."""
+    area the description's, when one is given). OPC UA runs without security, set explicitly: the measured
+    latencies are the data path's, and the secure path has its own tests
+    (tests/integration/test_ingest_opcua_security.py)."""
     tag = uuid.uuid4().hex[:8]
     opcua_port, twin_port = free_ports(2)
     opcua = f"opc.tcp://127.0.0.1:{opcua_port}/linetwin"
@@ -70,8 +72,14 @@ def pipeline_settings(
                 "tick_s": tick_s,
                 "cycler_channels": cycler_channels,
                 "ground_truth_file": str(workdir / "ground_truth.jsonl"),
+                "opcua_security_modes": ["None"],
             },
-            "opcua": {"endpoints": [opcua], "publishing_interval_ms": 20.0},
+            "opcua": {
+                "endpoints": [opcua],
+                "publishing_interval_ms": 20.0,
+                "security_policy": "None",
+                "security_mode": "None",
+            },
             "ingest": {"metrics_port": None},
             "twin": {"port": twin_port, "state_file": str(workdir / "twin.sqlite"), "api_token": api_token},
         }

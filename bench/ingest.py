@@ -206,6 +206,8 @@ def _settings(mosquitto: Mosquitto, influxd: Influxd, spool: Path, **ingest: Any
                 "client_id_prefix": f"bench{free_port()}",
             },
             "influx": {"url": influxd.url, "database": database, "spool_dir": str(spool)},
+            # the bench's OPC UA source and its raw client run without security: so does the connector
+            "opcua": {"security_policy": "None", "security_mode": "None"},
             "ingest": {"metrics_port": None, "bus_enabled": False, **ingest},
         }
     )

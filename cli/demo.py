@@ -5,7 +5,9 @@ databases are found or started in this order: the configured ones when they answ
 influxd when installed (core/localservices.py), and otherwise an embedded MQTT broker (amqtt) with
 InfluxDB left out (the twin, its alerts and the UI work without it; history and Grafana charts do not).
 The simulator and the connectors run as ``twin sim`` and ``twin ingest`` child processes, so they use
-the other core and their logs go to files; the twin runs in this process.
+the other core and their logs go to files; the twin runs in this process. Between them OPC UA runs with
+security None, set here explicitly: the demo is the one place linetwin's insecure defaults are allowed
+(loopback, the user's own machine, and the API open without a token).
 """
 
 from __future__ import annotations
@@ -134,8 +136,10 @@ async def demo_stack(base: Settings, scenario: str, speed: float, port: int | No
             "tick_s": DEMO_TICK_S,
             "cycler_channels": DEMO_CYCLER_CHANNELS,
             "ground_truth_file": str(workdir / "ground_truth.jsonl"),
+            # the one place OPC UA runs without security: simulator and ingest on the user's own loopback
+            "opcua_security_modes": ["None"],
         }
-        changes["opcua"] = {"endpoints": [opcua]}
+        changes["opcua"] = {"endpoints": [opcua], "security_policy": "None", "security_mode": "None"}
         changes["influx"]["spool_dir"] = str(workdir / "spool")
         changes["ingest"] = {"metrics_port": free_port()}
         changes["twin"] = {

@@ -85,6 +85,19 @@ class PlantSettings(Section):
         False, description="a real line's in-control disturbances (plant.disturbances), not clean noise"
     )
     health_port: int | None = Field(None, ge=1, le=65535, description="serve /health and /metrics here")
+    #: the OPC UA endpoints offered: Basic256Sha256 Sign and/or SignAndEncrypt, and None (no signing, no
+    #: encryption) only when listed (``twin demo`` lists only None)
+    opcua_security_modes: list[Literal["None", "Sign", "SignAndEncrypt"]] = Field(
+        ["SignAndEncrypt"], min_length=1
+    )
+    #: own/: the server's certificate and key (made on first start); trusted/: the client certificates
+    #: it accepts; rejected/: those it refused (``twin certs`` with ``LINETWIN_OPCUA__PKI_DIR`` set to it)
+    opcua_pki_dir: Path = Path("var/pki-sim")
+    opcua_pair_with_ingest: bool = Field(
+        True,
+        description="trust the client certificate of these settings' [opcua] and put the server's into "
+        "opcua.pki_dir/trusted, so twin sim and twin ingest of one configuration trust each other",
+    )
 
 
 class OpcUaSettings(Section):

@@ -40,6 +40,7 @@ from plant import solidstate
 from plant.cyclers import Naming, naming
 from plant.formation import Cell, OcvReading
 from plant.line import PilotLine
+from plant.opcua_security import ServerSecurity, apply_security
 from plant.opcua_server import GOOD, NAMESPACE, add_analog, check_port_free, node_id, qname, ua_time
 from plant.scenarios import SCENARIOS, Fault, Scenario
 from plant.signals import browse_name
@@ -302,9 +303,10 @@ class DescribedLine:
 class DescribedOpcUaServer:
     """Serves a ``DescribedLine`` under ``Objects/<Line>`` at ``endpoint`` (see module)."""
 
-    def __init__(self, endpoint: str, line: DescribedLine) -> None:
+    def __init__(self, endpoint: str, line: DescribedLine, security: ServerSecurity) -> None:
         self.endpoint = endpoint
         self.line = line
+        self.security = security
         self.server = Server()
         self.idx = 0
         self._nodes: dict[str, ua.NodeId] = {}
@@ -318,7 +320,7 @@ class DescribedOpcUaServer:
         server.set_server_name(
             f"linetwin simulated {self.line.description.name or self.line.description.line}"
         )
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await apply_security(server, self.security)
         self.idx = await server.register_namespace(NAMESPACE)
         name = browse_name(self.line.description.line)
         root = await server.nodes.objects.add_object(node_id(name, self.idx), qname(name, self.idx))

@@ -22,6 +22,7 @@ from asyncua.server.address_space import NodeData
 
 from core import units
 from plant.line import SETPOINT_SIGNALS, PilotLine, Tick
+from plant.opcua_security import ServerSecurity, apply_security
 from plant.signals import (
     GAUGE_SIGNALS,
     MACHINES,
@@ -154,11 +155,13 @@ def setpoint_setter(
 
 
 class PlantOpcUaServer:
-    """Serves a PilotLine's machines under ``Objects/PilotLine`` at ``endpoint``."""
+    """Serves a PilotLine's machines under ``Objects/PilotLine`` at ``endpoint``, with the endpoints and
+    certificates of ``security`` (``plant.opcua_security``)."""
 
-    def __init__(self, endpoint: str, line: PilotLine) -> None:
+    def __init__(self, endpoint: str, line: PilotLine, security: ServerSecurity) -> None:
         self.endpoint = endpoint
         self.line = line
+        self.security = security
         self.server = Server()
         self.idx = 0
         self._nodes: dict[str, ua.NodeId] = {}
@@ -171,7 +174,7 @@ class PlantOpcUaServer:
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("linetwin simulated pilot line")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await apply_security(server, self.security)
         self.idx = await server.register_namespace(NAMESPACE)
         root = await server.nodes.objects.add_object(
             node_id("PilotLine", self.idx), qname("PilotLine", self.idx)

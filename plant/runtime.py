@@ -29,6 +29,7 @@ from plant import described
 from plant.cyclers import JsonCyclers, Naming, SparkplugCyclers, epoch_ms, naming
 from plant.formation import Cell, OcvReading, sample
 from plant.line import PilotLine, Tick
+from plant.opcua_security import ServerSecurity
 from plant.opcua_server import PlantOpcUaServer
 from plant.scenarios import get_scenario
 
@@ -115,7 +116,7 @@ async def run_plant(plant: Plant) -> None:
     cfg = settings.plant
     line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels, cfg.realistic)
     plant.run_id = uuid.uuid4().hex[:12]
-    opcua = PlantOpcUaServer(cfg.opcua_endpoint, line)
+    opcua = PlantOpcUaServer(cfg.opcua_endpoint, line, ServerSecurity.of(settings))
     names = naming(linedesc.load(), next(s.id for s in linedesc.load().steps if s.kind == "formation"))
     cyclers = _cyclers(settings, plant.run_id, line.cyclers.channels, names)
     try:
@@ -193,7 +194,7 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
     settings = plant.settings
     cfg = settings.plant
     plant.run_id = uuid.uuid4().hex[:12]
-    opcua = described.DescribedOpcUaServer(cfg.opcua_endpoint, line)
+    opcua = described.DescribedOpcUaServer(cfg.opcua_endpoint, line, ServerSecurity.of(settings))
     cyclers = None
     if line.cells is not None:
         cells, names = line.cells

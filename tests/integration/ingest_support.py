@@ -16,7 +16,8 @@ from core.settings import Settings
 def ingest_settings(
     tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, **sections: dict[str, Any]
 ) -> Settings:
-    """Settings pointing at the test's services, a fresh database and spool, no metrics port."""
+    """Settings pointing at the test's services, a fresh database and spool, no metrics port; OPC UA
+    without security on both ends, set explicitly (test_ingest_opcua_security.py tests the secure path)."""
     database = f"t_{uuid.uuid4().hex[:10]}"
     influxd.create_database(database)
     data: dict[str, Any] = {
@@ -33,7 +34,14 @@ def ingest_settings(
             "retry_max_s": 0.5,
             "timeout_s": 2.0,
         },
-        "opcua": {"reconnect_min_s": 0.2, "reconnect_max_s": 1.0, "publishing_interval_ms": 50},
+        "opcua": {
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 1.0,
+            "publishing_interval_ms": 50,
+            "security_policy": "None",
+            "security_mode": "None",
+        },
+        "plant": {"opcua_security_modes": ["None"]},
         "ingest": {"metrics_port": None, "accounting_interval_s": 0.5, "opcua_enabled": False},
     }
     for section, values in sections.items():

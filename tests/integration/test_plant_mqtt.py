@@ -60,6 +60,7 @@ def _settings(host: str, port: int, tmp_path: Path, **plant: object) -> Settings
         plant=PlantSettings(
             opcua_endpoint=f"opc.tcp://127.0.0.1:{free_port()}/linetwin",
             ground_truth_file=tmp_path / "truth.jsonl",
+            opcua_security_modes=["None"],  # no OPC UA client here: no certificate to make either
             **plant,
         ),
     )
@@ -251,7 +252,12 @@ def test_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
         f"opc.tcp://127.0.0.1:{free_port()}/lt",
     ]
     result = CliRunner().invoke(
-        app, args, env={"LINETWIN_PLANT__GROUND_TRUTH_FILE": str(tmp_path / "t.jsonl")}
+        app,
+        args,
+        env={
+            "LINETWIN_PLANT__GROUND_TRUTH_FILE": str(tmp_path / "t.jsonl"),
+            "LINETWIN_PLANT__OPCUA_SECURITY_MODES": '["None"]',
+        },
     )
     assert result.exit_code == 2
     assert "cannot reach MQTT broker" in result.output

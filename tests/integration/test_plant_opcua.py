@@ -14,6 +14,7 @@ from asyncua import Client, Node, ua
 from core.localservices import Mosquitto, free_port
 from core.settings import MqttSettings, PlantSettings, Settings
 from plant.line import PilotLine
+from plant.opcua_security import OPEN
 from plant.opcua_server import PlantOpcUaServer
 from plant.recording import record
 from plant.runtime import Plant, running
@@ -42,6 +43,7 @@ async def plant(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Plant]:
             speed=20,
             cycler_channels=2,
             ground_truth_file=tmp_path / "truth.jsonl",
+            opcua_security_modes=["None"],  # the address space, read by a bare client
         ),
     )
     async with running(settings) as p:
@@ -195,7 +197,7 @@ async def test_bad_setpoint_writes_are_refused_and_the_server_keeps_running(clie
 
 async def test_gauge_values_are_uncertain_while_the_gauge_standardises() -> None:
     line = PilotLine(get_scenario("nominal"), 1)
-    server = PlantOpcUaServer(f"opc.tcp://127.0.0.1:{free_port()}/linetwin", line)
+    server = PlantOpcUaServer(f"opc.tcp://127.0.0.1:{free_port()}/linetwin", line, OPEN)
     await server.start()
     try:
         tick = line.step(1.0)
