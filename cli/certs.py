@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cli.context import run_guarded, settings_from
 from connectors.opcua import trust
+from core import pki
 
 certs_app = typer.Typer(
     help="OPC UA certificates: the client's own, and the servers it trusts.", no_args_is_help=True
@@ -20,16 +21,20 @@ console = Console()
 @certs_app.command("create")
 def create(
     ctx: typer.Context,
-    uri: Annotated[str, typer.Option(help="the client's application URI")] = "urn:linetwin:ingest",
-    name: Annotated[str, typer.Option(help="file name (and common name)")] = "linetwin-ingest",
+    uri: Annotated[str, typer.Option(help="the client's application URI")] = trust.CLIENT_URI,
+    name: Annotated[str, typer.Option(help="file name (and common name)")] = trust.CLIENT_NAME,
 ) -> None:
-    """Make the client's self-signed certificate and key in the PKI folder; set opcua.certificate and
-    opcua.private_key to them, and give the certificate to the server's administrator to trust."""
+    """Make the client's self-signed certificate and key in PKI folder own/ (twin ingest uses the default
+    name there while opcua.certificate is unset; set opcua.certificate and opcua.private_key for another),
+    and give the certificate to the server's administrator to trust."""
     settings = settings_from(ctx)
 
     def job() -> None:
-        cert, key = trust.create(settings.opcua.pki_dir / "own", name, uri)
+        replaced = pki.paths(settings.opcua.pki_dir / trust.OWN, name)[0].exists()
+        cert, key = trust.create(settings.opcua.pki_dir / trust.OWN, name, uri)
         console.print(f"certificate {cert}\nprivate key {key} (readable by you only)")
+        if replaced:
+            console.print("it replaces the previous one: servers that trusted that must trust this one")
 
     run_guarded(job)
 

@@ -78,9 +78,11 @@ async def _run(settings: Settings) -> None:
 
 async def _discover(endpoint: str, settings: Settings, describe: bool) -> None:
     client = Client(endpoint, timeout=10)
-    await configure(client, settings.opcua)
     try:
+        await configure(client, settings.opcua, readable_key=settings.allow_readable_secrets)
         await client.connect()
+    except LinetwinError:
+        raise
     except Exception as exc:
         raise refusal(exc) or LinetwinError(f"cannot connect to {endpoint}: {exc!r}") from None
     try:

@@ -104,8 +104,9 @@ class OpcUaSettings(Section):
     """The OPC UA client side of ``twin ingest``."""
 
     endpoints: list[str] = ["opc.tcp://127.0.0.1:4840/linetwin"]
-    security_policy: Literal["None", "Basic256Sha256"] = "None"
-    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    security_policy: Literal["None", "Basic256Sha256"] = "Basic256Sha256"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    #: the client's identity; unset: pki_dir/own/linetwin-ingest.der and .pem, made on the first start
     certificate: Path | None = None
     private_key: Path | None = None
     server_certificate: Path | None = None

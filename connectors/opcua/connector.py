@@ -120,7 +120,7 @@ class OpcUaConnector:
     async def _session(self) -> None:
         opcua = self.settings.opcua
         client = Client(self.endpoint, timeout=10)
-        await configure(client, opcua)
+        await configure(client, opcua, readable_key=self.settings.allow_readable_secrets)
         lost = asyncio.Event()
 
         async def on_lost(exc: Exception) -> None:

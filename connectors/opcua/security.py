@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from asyncua import Client, ua
@@ -10,6 +11,7 @@ from cryptography import x509
 
 from connectors.opcua import trust
 from core.errors import ConfigError, LinetwinError
+from core.secretfiles import check_private
 from core.settings import OpcUaSettings
 
 _MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
@@ -30,12 +32,23 @@ REFUSALS = frozenset(
 )
 
 
+#: asyncua's ``Client.find_endpoint`` (its only sign): the server offers no endpoint of this mode and policy
+_NO_ENDPOINT = re.compile(r"No matching endpoints: (\d+), \S*#(\w+)")
+
+
 class OpcUaRefused(LinetwinError):
     """The server refused this client's certificate, security settings or user credentials."""
 
 
-async def configure(client: Client, settings: OpcUaSettings) -> None:
-    """Apply security policy, certificates and user identity to a client before it connects."""
+async def configure(client: Client, settings: OpcUaSettings, *, readable_key: bool = False) -> None:
+    """Apply security policy, certificates and user identity to a client before it connects.
+
+    Without ``opcua.certificate``/``private_key`` the client's identity is the one in ``pki_dir/own``, made
+    on the first start (``trust.identity``). The key is refused while group or others can read it, unless
+    ``readable_key`` (``allow_readable_secrets``). Without a pinned server certificate this asks the
+    server for its endpoints first: one of the configured policy and mode must be among them
+    (``refusal`` says so when none is).
+    """
     if settings.username:
         client.set_user(settings.username)
         if settings.password:
@@ -46,18 +59,16 @@ async def configure(client: Client, settings: OpcUaSettings) -> None:
         return
     if settings.security_mode == "None":
         raise ConfigError("opcua.security_policy Basic256Sha256 needs security_mode Sign or SignAndEncrypt")
-    if settings.certificate is None or settings.private_key is None:
-        raise ConfigError(
-            "opcua.security_policy Basic256Sha256 needs opcua.certificate and opcua.private_key"
-        )
     for path in (settings.certificate, settings.private_key, settings.server_certificate):
         if path is not None and not path.is_file():
             raise ConfigError(f"OPC UA certificate file {path} does not exist")
-    client.application_uri = _application_uri(settings.certificate) or client.application_uri
+    certificate, private_key = trust.identity(settings)
+    check_private(private_key, "OPC UA private key", allowed=readable_key)
+    client.application_uri = _application_uri(certificate) or client.application_uri
     await client.set_security(
         SecurityPolicyBasic256Sha256,
-        certificate=str(settings.certificate),
-        private_key=str(settings.private_key),
+        certificate=str(certificate),
+        private_key=str(private_key),
         server_certificate=str(settings.server_certificate) if settings.server_certificate else None,
         mode=_MODES[settings.security_mode],
     )
@@ -73,6 +84,20 @@ def refusal(exc: BaseException) -> OpcUaRefused | None:
         return OpcUaRefused(
             f"the OPC UA server's certificate is not trusted ({name}): it is kept in the rejected folder; "
             "`twin certs list`, then `twin certs trust <thumbprint>` to accept it"
+        )
+    if isinstance(exc, ua.UaError) and (unoffered := _NO_ENDPOINT.match(str(exc))):
+        mode, policy = ua.MessageSecurityMode(int(unoffered[1])).name.rstrip("_"), unoffered[2]
+        wanted = "endpoint without security" if policy == "None" else f"{policy} {mode} endpoint"
+        return OpcUaRefused(
+            f"the OPC UA server offers no {wanted}: enable it on the server (twin sim: "
+            "plant.opcua_security_modes), or set opcua.security_policy and opcua.security_mode to one "
+            "it offers"
+        )
+    if isinstance(exc, ua.UaStatusCodeError) and code == ua.StatusCodes.BadCertificateUntrusted:
+        return OpcUaRefused(
+            f"OPC UA server refused the connection: {ua.StatusCode(code).name}; the server must trust this "
+            "client's certificate (opcua.certificate, or the one in opcua.pki_dir/own): give it to the "
+            "server's administrator (twin sim: its plant.opcua_pki_dir/trusted)"
         )
     if isinstance(exc, ua.UaStatusCodeError) and code in REFUSALS:
         return OpcUaRefused(f"OPC UA server refused the connection: {ua.StatusCode(code).name}")

@@ -6,11 +6,16 @@ show it. A server whose certificate is not pinned (``opcua.server_certificate``)
 by asyncua's own ``CertificateValidator`` and ``TrustStore`` (validity period, application URI, key
 usage, trust and revocation); a refused certificate lands in ``rejected/`` and ``twin certs trust`` moves
 it to ``trusted/``. What is written here is only the folder bookkeeping asyncua leaves to its user.
+
+The client's own identity lives in ``<pki_dir>/own`` unless ``opcua.certificate`` and
+``opcua.private_key`` name another: ``twin certs create`` makes it, and ``twin ingest`` makes it on its
+first start when it is missing (logged with the path to hand to the server's administrator), as OPC UA
+clients do at installation (Part 6, 6.2.2).
 """
 
 from __future__ import annotations
 
-import socket
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,21 +23,21 @@ from pathlib import Path
 
 from asyncua import ua
 from asyncua.common.utils import ServiceError
-from asyncua.crypto.cert_gen import (
-    dump_private_key_as_pem,
-    generate_private_key,
-    generate_self_signed_app_certificate,
-)
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from core import pki
 from core.errors import ConfigError
+from core.pki import OWN, REJECTED, TRUSTED
+from core.settings import OpcUaSettings
 
-TRUSTED, REJECTED = "trusted", "rejected"
+log = logging.getLogger(__name__)
+
+#: the client identity ``twin certs create`` and a first ``twin ingest`` make: file name and ApplicationUri
+CLIENT_NAME, CLIENT_URI = pki.INGEST_NAME, pki.INGEST_URI
 Validator = Callable[[x509.Certificate, ua.ApplicationDescription], Awaitable[None]]
 
 
@@ -40,24 +45,9 @@ class ServerUntrusted(ServiceError):
     """This client refused the server's certificate (not the server this client's)."""
 
 
-def folders(pki_dir: Path) -> tuple[Path, Path]:
-    trusted, rejected = pki_dir / TRUSTED, pki_dir / REJECTED
-    for folder in (trusted, rejected):
-        folder.mkdir(parents=True, exist_ok=True)
-    return trusted, rejected
-
-
-def thumbprint(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA1()).hex()
-
-
-def load(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
-    return (
-        x509.load_pem_x509_certificate(data)
-        if data.startswith(b"-----")
-        else x509.load_der_x509_certificate(data)
-    )
+folders = pki.folders
+thumbprint = pki.thumbprint
+load = pki.load
 
 
 async def validator(pki_dir: Path) -> Validator:
@@ -136,19 +126,23 @@ def reject(pki_dir: Path, name: str) -> Path:
 
 
 def create(directory: Path, name: str, uri: str) -> tuple[Path, Path]:
-    """A self-signed client certificate (DER) and its key (PEM) for ``uri``, as the client's identity."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = generate_private_key()
-    names = [
-        x509.UniformResourceIdentifier(uri),
-        x509.DNSName(socket.gethostname()),
-        x509.DNSName("localhost"),
-    ]
-    cert = generate_self_signed_app_certificate(
-        key, name, {"organizationName": "linetwin"}, names, [ExtendedKeyUsageOID.CLIENT_AUTH]
+    """A self-signed client certificate (DER) and its key (PEM, 0600) for ``uri``: the client's identity."""
+    return pki.create(directory, name, uri, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def identity(settings: OpcUaSettings) -> tuple[Path, Path]:
+    """The client's certificate and key (``pki.ingest_identity``); the default one is made on first use."""
+    if settings.certificate is not None or settings.private_key is not None:
+        return pki.ingest_identity(settings)
+    cert, key, made = pki.identity(
+        settings.pki_dir / OWN, CLIENT_NAME, CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH
     )
-    cert_path, key_path = directory / f"{name}.der", directory / f"{name}.pem"
-    cert_path.write_bytes(cert.public_bytes(Encoding.DER))
-    key_path.write_bytes(dump_private_key_as_pem(key))
-    key_path.chmod(0o600)
-    return cert_path, key_path
+    if made:
+        log.warning(
+            "OPC UA client certificate created: give %s to each server's administrator to trust "
+            "(its key %s is readable by this user only)",
+            cert,
+            key,
+            extra={"thumbprint": thumbprint(load(cert)), "uri": CLIENT_URI},
+        )
+    return cert, key

@@ -4,6 +4,7 @@ partitions split the sources so that together they write everything once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -31,6 +32,10 @@ async def source() -> AsyncIterator[OpcUaSource]:
     await server.stop()
 
 
+#: the bench server offers no security, so discovery is configured without it
+INSECURE = {"LINETWIN_OPCUA__SECURITY_POLICY": "None", "LINETWIN_OPCUA__SECURITY_MODE": "None"}
+
+
 async def _discover(source: OpcUaSource, flags: list[str]) -> subprocess.CompletedProcess[str]:
     """``twin ingest --discover`` against the bench server, as a user runs it."""
     result = await asyncio.to_thread(
@@ -39,6 +44,7 @@ async def _discover(source: OpcUaSource, flags: list[str]) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **INSECURE},
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -78,13 +84,34 @@ async def test_discover_describe_prints_a_loadable_starting_line_description(
     ]
 
 
-async def test_discover_of_an_unreachable_endpoint_is_a_clear_error() -> None:
+async def test_discover_of_an_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/none"
     result = await asyncio.to_thread(
-        subprocess.run, [TWIN, "ingest", "--discover", endpoint], capture_output=True, text=True, timeout=60
+        subprocess.run,
+        [TWIN, "ingest", "--discover", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "cannot connect to" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_discover_with_the_default_security_of_a_server_without_it_names_the_settings(
+    source: OpcUaSource, tmp_path: Path
+) -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [TWIN, "ingest", "--discover", source.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    message = " ".join(result.stderr.split())  # the console wraps long lines
+    assert result.returncode == 2 and "Traceback" not in message
+    assert "offers no Basic256Sha256 SignAndEncrypt endpoint" in message and "opcua.security_mode" in message
 
 
 async def test_stats_prints_the_counters_of_a_running_ingest(

@@ -1,4 +1,6 @@
-"""OPC UA over Basic256Sha256 SignAndEncrypt with test-made certificates; refusals are clear, no data."""
+"""OPC UA over Basic256Sha256 SignAndEncrypt with test-made certificates; refusals are clear, no data.
+The simulator and ingest with their default security: each makes its certificate and they trust each
+other; a client the simulator does not trust, or one without security, gets no session."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from bench.ingest_sources import OpcUaSource, PasswordUsers
 from connectors.opcua.security import OpcUaRefused
 from connectors.service import IngestService
 from core.localservices import Influxd, Mosquitto, free_port
-from core.settings import Settings
+from core.settings import OpcUaSettings, PlantSettings, Settings
 from tests.integration.ingest_support import count, ingest_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,6 +41,7 @@ def _certificate(directory: Path, name: str, uri: str, usage: x509.ObjectIdentif
     cert_path, key_path = directory / f"{name}.der", directory / f"{name}.pem"
     cert_path.write_bytes(cert.public_bytes(Encoding.DER))
     key_path.write_bytes(dump_private_key_as_pem(key))
+    key_path.chmod(0o600)  # a key others can read is refused
     return cert_path, key_path
 
 
@@ -193,3 +196,124 @@ def test_certs_create_makes_a_client_identity_readable_by_its_owner_only(tmp_pat
     uri = trust.load(cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "urn:linetwin:ingest" in uri.get_values_for_type(x509.UniformResourceIdentifier)
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def _paired(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, **opcua: object) -> Settings:
+    """``twin sim`` and ``twin ingest`` settings with the default OPC UA security and their PKI folders
+    in ``tmp_path``: nothing configured but the endpoint."""
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/linetwin"
+    defaults = OpcUaSettings()
+    settings = ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={
+            "endpoints": [endpoint],
+            "pki_dir": str(tmp_path / "pki"),
+            "security_policy": defaults.security_policy,
+            "security_mode": defaults.security_mode,
+            **opcua,
+        },
+        plant={
+            "opcua_endpoint": endpoint,
+            "opcua_pki_dir": str(tmp_path / "pki-sim"),
+            "opcua_security_modes": PlantSettings().opcua_security_modes,
+            "speed": 20.0,
+            "cycler_channels": 1,
+            "ground_truth_file": str(tmp_path / "truth.jsonl"),
+        },
+    )
+    return settings.model_copy(update={"site": f"sec{free_port()}"})  # its own cycler topics
+
+
+async def test_the_simulator_and_ingest_with_default_security_trust_each_other_and_data_flows(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, caplog: pytest.LogCaptureFixture
+) -> None:
+    from connectors.opcua import trust
+    from plant.runtime import running
+
+    settings = _paired(tmp_path, mosquitto, influxd)
+    assert (settings.opcua.security_mode, settings.plant.opcua_security_modes) == (
+        "SignAndEncrypt",
+        ["SignAndEncrypt"],
+    )
+    async with running(settings):
+        service = IngestService(settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        await wait_for(
+            lambda: bool(service.opcua) and service.opcua[0].connected.is_set(), what="SignAndEncrypt session"
+        )
+        await wait_for(lambda: count(influxd, settings.influx.database) >= 20, what="20 points")
+        stop.set()
+        await task
+    own = tmp_path / "pki" / "own"
+    assert (own / "linetwin-ingest.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "pki-sim" / "own" / "linetwin-sim.pem").stat().st_mode & 0o777 == 0o600
+    assert "OPC UA client certificate created" in caplog.text
+    assert str(own / "linetwin-ingest.der") in caplog.text, "the log names the certificate to hand over"
+    server = trust.load(tmp_path / "pki-sim" / "own" / "linetwin-sim.der")
+    client = trust.load(own / "linetwin-ingest.der")
+    assert [(e.state, e.thumbprint) for e in trust.listed(tmp_path / "pki")] == [
+        ("trusted", trust.thumbprint(server))
+    ]
+    assert [(e.state, e.thumbprint) for e in trust.listed(tmp_path / "pki-sim")] == [
+        ("trusted", trust.thumbprint(client))
+    ]
+
+
+async def test_the_simulator_refuses_a_client_it_does_not_trust_until_an_engineer_trusts_it(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, pki: dict[str, Path]
+) -> None:
+    """A client certificate other than the paired ingest's is refused and kept in the simulator's
+    rejected/; `twin certs trust` on the simulator's PKI folder lets it in."""
+    from connectors.opcua import trust
+    from plant.runtime import running
+
+    settings = _paired(
+        tmp_path, mosquitto, influxd, certificate=str(pki["rogue_cert"]), private_key=str(pki["rogue_key"])
+    )
+    settings.plant.opcua_pair_with_ingest = False
+    simulator = tmp_path / "pki-sim"
+    async with running(settings):
+        trust.trust(settings.opcua.pki_dir, str(simulator / "own" / "linetwin-sim.der"))  # the client side
+        with pytest.raises(OpcUaRefused, match=r"BadCertificateUntrusted.*server must trust"):
+            await asyncio.wait_for(IngestService(settings).run(), 30)
+        [entry] = trust.listed(simulator)
+        rogue = trust.thumbprint(trust.load(pki["rogue_cert"]))
+        assert (entry.state, entry.thumbprint) == ("rejected", rogue)
+        trust.trust(simulator, entry.thumbprint)
+        service = IngestService(settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        await wait_for(lambda: bool(service.opcua) and service.opcua[0].connected.is_set(), what="session")
+        stop.set()
+        await task
+
+
+async def test_a_client_without_security_gets_no_session_on_the_default_simulator(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest configured without security is told the server offers no such endpoint; a client that
+    skips its own endpoint check (asyncua would let it open a session on the unsecured discovery
+    channel) is refused by the server itself."""
+    from asyncua import Client, ua
+
+    from plant.runtime import running
+
+    settings = _paired(tmp_path, mosquitto, influxd, security_policy="None", security_mode="None")
+    async with running(settings):
+        with pytest.raises(OpcUaRefused, match="offers no endpoint without security"):
+            await asyncio.wait_for(IngestService(settings).run(), 30)
+
+        def any_endpoint(endpoints: object, mode: ua.MessageSecurityMode, uri: str) -> ua.EndpointDescription:
+            anonymous = ua.UserTokenPolicy(PolicyId="anonymous", TokenType=ua.UserTokenType.Anonymous)
+            return ua.EndpointDescription(
+                SecurityMode=mode, SecurityPolicyUri=uri, UserIdentityTokens=[anonymous]
+            )
+
+        monkeypatch.setattr(Client, "find_endpoint", staticmethod(any_endpoint))
+        with pytest.raises(ua.UaStatusCodeError, match="BadUserAccessDenied"):
+            async with Client(settings.plant.opcua_endpoint, timeout=5) as bare:
+                await bare.nodes.objects.get_children()

@@ -114,6 +114,15 @@ def test_logs_can_be_json_lines_for_a_log_collector(capsys: pytest.CaptureFixtur
     setup_logging("INFO")
 
 
+def test_opcua_is_signed_and_encrypted_by_default_on_both_ends() -> None:
+    settings = Settings()
+    opcua = settings.opcua
+    assert (opcua.security_policy, opcua.security_mode) == ("Basic256Sha256", "SignAndEncrypt")
+    assert settings.opcua.certificate is None, "the client's identity is made in pki_dir/own on first start"
+    assert settings.plant.opcua_security_modes == ["SignAndEncrypt"], "the simulator offers None only if told"
+    assert not settings.allow_readable_secrets
+
+
 SECRETS = [
     ("mqtt", "password", "LINETWIN_MQTT__PASSWORD"),
     ("influx", "password", "LINETWIN_INFLUX__PASSWORD"),
