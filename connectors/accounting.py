@@ -1,5 +1,6 @@
 """Per source, per connector counters: received, written, spooled, replayed, rejected{reason}, seq_gaps,
 redelivered (a message whose sequence number was handed over already: a duplicate, not a gap),
+late (a skipped sequence number that arrived after all: handed over; seq_gaps minus late is missing),
 backfilled (values read from an OPC UA server's history after a reconnect),
 queue_overflows (an OPC UA server's monitored-item queue dropped values); and the ingest latency per
 connector.
@@ -32,6 +33,7 @@ COUNTERS = (
     "replayed",
     "seq_gaps",
     "redelivered",
+    "late",
     "backfilled",
     "queue_overflows",
 )

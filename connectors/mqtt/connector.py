@@ -75,10 +75,30 @@ class Route:
     series: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict)
 
 
+MAX_GAPS = 64  # skipped ranges remembered per channel, newest kept
+
+
 @dataclass
 class ChannelSequence:
+    """Where a channel's sequence stands: the newest number, and the ranges skipped so far. A number
+    from a skipped range that arrives later is late, not a redelivery: a publisher that reconnects may
+    send its new messages before the backlog it queued while the broker was away."""
+
     run: str | None
     last: int
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+
+    def skip(self, first: int, last: int) -> None:
+        self.gaps.append((first, last))
+        del self.gaps[:-MAX_GAPS]
+
+    def fill(self, seq: int) -> bool:
+        """Whether ``seq`` was skipped (and is now taken out of its range)."""
+        for i, (first, last) in enumerate(self.gaps):
+            if first <= seq <= last:
+                self.gaps[i : i + 1] = [r for r in ((first, seq - 1), (seq + 1, last)) if r[0] <= r[1]]
+                return True
+        return False
 
 
 def partition_of(source: str, partitions: int) -> int:
@@ -286,18 +306,23 @@ class MqttConnector:
     def _check_sequence(self, source: str, run: str | None, seq: int) -> bool:
         """Count missing sequence numbers; a new ``run`` starts afresh. A number seen already is a
         redelivery (a broker restoring its last snapshot after a crash sends what was delivered since):
-        counted as ``redelivered`` and False, so it is not handed over twice."""
+        counted as ``redelivered`` and False, so it is not handed over twice. A number that was skipped
+        and arrives after all is ``late`` and handed over (``seq_gaps`` minus ``late`` is what is missing)."""
         known = self._sequences.get(source)
         if known is None or known.run != run:
             self._sequences[source] = ChannelSequence(run, seq)
             return True
         if seq <= known.last:
+            if known.fill(seq):
+                self.accounting.count("late", CONNECTOR, source, 1)
+                return True
             self.accounting.count("redelivered", CONNECTOR, source, 1)
             return False
         if seq > known.last + 1:
             missing = seq - known.last - 1
             self.accounting.count("seq_gaps", CONNECTOR, source, missing)
             log.warning("sequence gap", extra={"source": source, "after": known.last, "got": seq})
+            known.skip(known.last + 1, seq - 1)
         known.last = seq
         return True
 

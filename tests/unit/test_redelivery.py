@@ -23,6 +23,17 @@ def test_a_replayed_json_sequence_is_a_redelivery_and_no_gap() -> None:
     assert accounting.total("seq_gaps") == 1, "only 6 is missing"
 
 
+def test_a_skipped_json_sequence_that_arrives_late_is_handed_over_once() -> None:
+    accounting = Accounting()
+    connector = MqttConnector(Settings(), TagMap(), None, accounting)  # type: ignore[arg-type]
+    # a publisher back from a broker outage sends 10 before the backlog 4-9 it queued meanwhile
+    order = (1, 2, 3, 10, 4, 5, 6, 7, 8, 9, 5, 11)
+    handed = [connector._check_sequence("ch01", "run1", seq) for seq in order]
+    assert handed == [True] * 10 + [False, True], "4-9 are late, not redelivered; 5 again is"
+    assert (accounting.total("seq_gaps"), accounting.total("late")) == (6, 6), "nothing missing in the end"
+    assert accounting.total("redelivered") == 1
+
+
 def _message(seq: int, kind: MessageType = MessageType.DDATA) -> bytes:
     payload = Payload(timestamp=int(time.time() * 1000), seq=seq)
     if kind is MessageType.NBIRTH:
