@@ -7,7 +7,8 @@ machine's values one SourceTimestamp and a new counter value, which becomes the 
 
 On connection loss the connector reconnects with exponential backoff (``reconnect_min_s`` doubling to
 ``reconnect_max_s``, cut short when the server's port accepts again: ``core.backoff``), creates the
-subscription again and reads the current values once. Ticks missed while disconnected, or while ingest was
+subscription again (its first notifications carry the current values). Ticks missed while disconnected,
+between a read and the subscription's start, or while ingest was
 down (``connectors.opcua.cursor`` keeps where the stream stood), are read back with HistoryRead where the
 server keeps history; elsewhere they stay missing (counted as ``seq_gaps`` from the ScanCounter jump) rather
 than being bridged by invented values. The subscription queue never drops silently: when it overflows the
@@ -136,13 +137,16 @@ class OpcUaConnector:
         try:
             machines = self.machines or await discover(client)
             tags = await self._resolve(client, machines)
-            if self.newest_ns:
-                await self._backfill(client, tags)
-            await self._read_current(client, tags)
+            since = self.newest_ns  # where the stream stood: a reconnect, or a restart's cursor
+            if not since:
+                await self._read_current(client, tags)
             subscription = await client.create_subscription(
                 opcua.publishing_interval_ms, queue_maxsize=1_000_000, overflow=OverflowPolicy.DISCONNECT
             )
             await self._monitor(subscription, tags)
+            # the notifications queue from here on; history fills in what came before them, in order
+            if since or self.newest_ns:
+                await self._backfill(client, tags, since or self.newest_ns)
             self.sessions += 1
             self.connected.set()
             log.info("OPC UA subscribed", extra={"endpoint": self.endpoint, "items": len(tags)})
@@ -207,12 +211,12 @@ class OpcUaConnector:
         if failed:
             log.warning("OPC UA monitored items refused", extra={"nodes": ",".join(failed[:5])})
 
-    async def _backfill(self, client: Client, tags: dict[ua.NodeId, Tag]) -> None:
+    async def _backfill(self, client: Client, tags: dict[ua.NodeId, Tag], since_ns: int) -> None:
         """Read what the server kept while this client was away (HistoryRead, raw) and hand it over as
         if it had arrived: ScanCounter history first, so the values find their ticks and no gap is
         counted. A node without history (``BadHistoryOperationUnsupported`` and the like) keeps its gap,
         visible as ``seq_gaps``. Backfilled values count as ``backfilled``."""
-        start = datetime.fromtimestamp((self.newest_ns + 1000) / 1e9, UTC)
+        start = datetime.fromtimestamp((since_ns + 1000) / 1e9, UTC)
         end = datetime.now(UTC)
         if start >= end:  # a clock ahead of ours (a simulator at speed): OPC UA would read backwards
             return
@@ -241,8 +245,9 @@ class OpcUaConnector:
         )
 
     async def _read_current(self, client: Client, tags: dict[ua.NodeId, Tag]) -> None:
-        """One read of every node on (re)connecting, before the subscription starts, so the state after a
-        gap is known at once and the ScanCounter only moves forward within a session."""
+        """One read of every node on a first connect, before the subscription starts, so the state is
+        known at once and the ScanCounter only moves forward within a session. A reconnect needs none:
+        the subscription's first notifications carry the current values, after what history filled in."""
         params = ua.ReadParameters()
         params.NodesToRead = [
             ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value) for node_id in tags
