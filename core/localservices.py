@@ -124,6 +124,7 @@ class Mosquitto(LocalService):
             f"{access}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
+            "autosave_interval 1\n"
             "max_queued_messages 1000000\n"
             "max_inflight_messages 0\n"
             "message_size_limit 0\n"
