@@ -15,9 +15,9 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from asyncua import Server, ua
@@ -84,7 +84,9 @@ class OpcUaSource:
         self.machines: list[Machine] = []
         self.ticks: dict[str, int] = {}
 
-    async def start(self) -> None:
+    async def start(self, resume_at: datetime | None = None) -> None:
+        """Serve; with ``resume_at``, the nodes hold the counters' tick (``ticks``) at that time from the
+        first connection on, as the server served it before it was stopped or killed."""
         server = Server(user_manager=self.users) if self.users else Server()
         await server.init()
         server.set_endpoint(self.endpoint)
@@ -120,14 +122,16 @@ class OpcUaSource:
                 )
                 machine.nodes.append(var.nodeid)
             self.machines.append(machine)
-        await server.start()
+        self.server = server
         if self.history:
             for machine in self.machines:
                 for node in (machine.counter, *machine.nodes):
                     await server.historize_node_data_change(
                         server.get_node(node), timedelta(hours=1), 1_000_000
                     )
-        self.server = server
+        if resume_at is not None:
+            await self.serve(resume_at)
+        await server.start()
 
     async def stop(self) -> None:
         """Stop serving; a later start() continues each ScanCounter where it stopped."""
@@ -136,16 +140,22 @@ class OpcUaSource:
             await self.server.stop()
             self.server = None
 
-    async def tick(self) -> None:
-        """One scan of every machine: all values at one SourceTimestamp, then the ScanCounter."""
-        assert self.server is not None
-        now = ua.DateTime.now(UTC)
+    async def tick(self, at: datetime | None = None) -> None:
+        """One scan of every machine: all values at one SourceTimestamp (``at``, default now), then the
+        ScanCounter."""
         for machine in self.machines:
             machine.ticks += 1
+        await self.serve(at or ua.DateTime.now(UTC))
+
+    async def serve(self, when: datetime) -> None:
+        """Write every machine's current tick (its values are a function of the counter) at ``when``."""
+        assert self.server is not None
+        at = cast(ua.DateTime, when)  # asyncua annotates with its marker subclass of datetime
+        for machine in self.machines:
             for i, node in enumerate(machine.nodes):
-                value = ua.DataValue(ua.Variant(float(machine.ticks + i / 10)), SourceTimestamp=now)
+                value = ua.DataValue(ua.Variant(float(machine.ticks + i / 10)), SourceTimestamp=at)
                 await self.server.write_attribute_value(node, value)
-            counter = ua.DataValue(ua.Variant(machine.ticks, ua.VariantType.UInt64), SourceTimestamp=now)
+            counter = ua.DataValue(ua.Variant(machine.ticks, ua.VariantType.UInt64), SourceTimestamp=at)
             await self.server.write_attribute_value(machine.counter, counter)
 
     async def run(self, ticks: int | None, interval_s: float) -> None:
@@ -233,11 +243,37 @@ class CyclerSource:
         self.client.loop_stop()
 
 
-async def _serve_opcua(port: int, machines: int, signals: int, interval_s: float) -> None:
-    source = OpcUaSource(port, machines, signals)
-    await source.start()
+class TickState:
+    """A restartable source's counters and last tick time on disk (atomic replace after every tick)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        saved = json.loads(path.read_text()) if path is not None and path.exists() else {}
+        self.at = datetime.fromtimestamp(float(saved["at"]), UTC) if "at" in saved else None
+        self.ticks: dict[str, int] = {name: int(n) for name, n in saved.get("ticks", {}).items()}
+
+    def save(self, ticks: dict[str, int], at: datetime) -> None:
+        if self.path is not None:
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(json.dumps({"at": at.timestamp(), "ticks": ticks}))
+            partial.replace(self.path)
+
+
+async def _serve_opcua(
+    port: int, machines: int, signals: int, interval_s: float, history: bool, state: TickState
+) -> None:
+    """Serve and tick until killed. Each tick's counters go to ``state`` once served; a restarted server
+    holds the last of them at its time before it accepts a client (like a PLC's retained memory), so a
+    tick read again after a kill is the same point, and goes on from there in real time."""
+    source = OpcUaSource(port, machines, signals, history=history)
+    source.ticks = dict(state.ticks)
+    await source.start(resume_at=state.at if state.ticks else None)
     print(json.dumps({"endpoint": source.endpoint}), flush=True)
-    await source.run(None, interval_s)
+    while True:
+        now = datetime.now(UTC)
+        await source.tick(now)
+        state.save({machine.name: machine.ticks for machine in source.machines}, now)
+        await asyncio.sleep(interval_s)
 
 
 def main() -> None:
@@ -247,8 +283,14 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=2)
     parser.add_argument("--signals", type=int, default=4)
     parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--history", action="store_true", help="keep history for HistoryRead")
+    parser.add_argument("--state", type=Path, help="counters kept here; a restart goes on from them")
     args = parser.parse_args()
-    asyncio.run(_serve_opcua(args.port, args.machines, args.signals, args.interval))
+    asyncio.run(
+        _serve_opcua(
+            args.port, args.machines, args.signals, args.interval, args.history, TickState(args.state)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ bench_app = typer.Typer(help="Run a benchmark and print its figures.", no_args_i
 
 def _register() -> None:
     from bench.arl import arl_command
+    from bench.chaos import chaos_command
     from bench.detection_report import detection_command
     from bench.e2e import e2e_command
     from bench.ingest import ingest_command
@@ -16,6 +17,7 @@ def _register() -> None:
     from bench.whatif import whatif_command
 
     bench_app.command("arl")(arl_command)
+    bench_app.command("chaos")(chaos_command)
     bench_app.command("detection")(detection_command)
     bench_app.command("e2e")(e2e_command)
     bench_app.command("ingest")(ingest_command)
