@@ -14,8 +14,10 @@ from collections.abc import Mapping
 
 from asyncua import Client, ua
 
+from connectors.opcua.security import configure, refusal
 from core.errors import LinetwinError
 from core.linedesc import LineDescription
+from core.settings import OpcUaSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,29 @@ def setpoint_nodes(description: LineDescription, setpoints: Mapping[str, float])
 
 
 async def push_setpoints(
-    endpoint: str, setpoints: Mapping[str, float], who: str, description: LineDescription
+    endpoint: str,
+    setpoints: Mapping[str, float],
+    who: str,
+    description: LineDescription,
+    security: OpcUaSettings,
 ) -> None:
-    """Write each setpoint as a Double; the first refusal stops the push and names the setpoint."""
+    """Write each setpoint as a Double; the first refusal stops the push and names the setpoint.
+
+    The twin connects as ingest does (``[opcua]``: policy, mode, client identity and trust store), so a
+    plant that only takes signed and encrypted sessions takes the push too.
+    """
     nodes = setpoint_nodes(description, setpoints)
     client = Client(endpoint, timeout=5)
     try:
+        await configure(client, security)
         await client.connect()
     except (OSError, TimeoutError, ua.UaError) as exc:
-        raise SetpointRefused(f"cannot reach the plant at {endpoint}: {exc!r}") from None
+        refused = refusal(exc)
+        raise SetpointRefused(
+            str(refused) if refused else f"cannot reach the plant at {endpoint}: {exc!r}"
+        ) from None
+    except LinetwinError as exc:
+        raise SetpointRefused(str(exc)) from None
     try:
         index = await client.get_namespace_index(NAMESPACE_URI)
         for name, value in setpoints.items():

@@ -317,3 +317,27 @@ async def test_a_client_without_security_gets_no_session_on_the_default_simulato
         with pytest.raises(ua.UaStatusCodeError, match="BadUserAccessDenied"):
             async with Client(settings.plant.opcua_endpoint, timeout=5) as bare:
                 await bare.nodes.objects.get_children()
+
+
+async def test_the_twin_pushes_a_setpoint_to_the_default_simulator_over_sign_and_encrypt(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    """The twin's setpoint push connects with the ``[opcua]`` security, so a plant that only takes
+    signed and encrypted sessions takes the push."""
+    from asyncua import Client
+
+    from connectors.opcua.security import configure
+    from core import linedesc
+    from plant.runtime import running
+    from twin.setpoints import NAMESPACE_URI, push_setpoints
+
+    settings = _paired(tmp_path, mosquitto, influxd)
+    async with running(settings):
+        endpoint = settings.plant.opcua_endpoint
+        await push_setpoints(endpoint, {"pump_flow": 85.0}, "ana", linedesc.load(None), settings.opcua)
+        reader = Client(endpoint, timeout=5)
+        await configure(reader, settings.opcua)
+        async with reader:
+            index = await reader.get_namespace_index(NAMESPACE_URI)
+            node = reader.get_node(f"ns={index};s=coater1.pump_flow_setpoint")
+            assert await node.read_value() == 85.0

@@ -178,5 +178,5 @@ async def push(twin: TwinDep, body: SetpointPush) -> PushResult:
     except SetpointRefused as exc:
         raise HTTPException(422, str(exc)) from None
     endpoint = twin.settings.plant.opcua_endpoint
-    await push_setpoints(endpoint, setpoints, body.by, twin.description)
+    await push_setpoints(endpoint, setpoints, body.by, twin.description, twin.settings.opcua)
     return PushResult(pushed=setpoints, by=body.by, endpoint=endpoint)
