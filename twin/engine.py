@@ -104,13 +104,15 @@ class LineWorker:
         self.processed = 0
         self.last_sample_ns: int | None = None
         self.marks = Marks()
-        #: set once a restored line has replayed what it missed (at once for a line started fresh)
-        self.caught_up = asyncio.Event()
+        #: a restored line replaying what it missed: ``/health`` says degraded meanwhile
+        self.catching_up = len(self.marks) > 0
 
     async def run(self) -> None:
-        if len(self.marks) and self.engine.writer is not None:
-            await self.catch_up()
-        self.caught_up.set()
+        try:
+            if len(self.marks) and self.engine.writer is not None:
+                await self.catch_up()
+        finally:
+            self.catching_up = False
         while True:
             samples, held = await self.queue.get()
             self.engine.metrics.queue_depth.labels(self.line).set(self.queue.qsize())
@@ -207,6 +209,7 @@ class LineWorker:
         self.analyser.restore(snapshot.model)
         self.engine.live.load_line(self.line, snapshot.live)
         self.marks = Marks.load(snapshot.marks)
+        self.catching_up = len(self.marks) > 0 and self.engine.writer is not None
         return True
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from core.localservices import free_port, port_open
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo-and-chaos")]
 
 
 def test_demo_raises_the_pump_wear_alert_keeps_it_active_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def test_a_new_source_reports_every_counter_from_zero() -> None:
         "replayed": 0,
         "seq_gaps": 0,
         "redelivered": 0,
+        "late": 0,
         "backfilled": 0,
         "queue_overflows": 0,
     }

@@ -27,7 +27,7 @@ async def health(twin: TwinDep) -> Response:
         *(
             f"line {w.line} replaying what it missed from InfluxDB"
             for w in engine.workers.values()
-            if not w.caught_up.is_set()
+            if w.catching_up
         ),
     ]
     body = Health(
