@@ -110,7 +110,9 @@ class LineModelAnalyser:
         self.last_found_ns: dict[str, int] = {}
         #: condition key -> the model detector (``<machine>.<feature>``) whose alarms keep it active
         self.condition_detector: dict[str, list[str]] = {}
-        self.now_ns = 0
+        #: machine -> its newest source time: a condition's quiet time runs on its own machine's clock,
+        #: since one connector may deliver plant hours behind another (an OPC UA backlog behind MQTT)
+        self.now_ns: dict[str, int] = {}
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
         #: what-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to
@@ -160,12 +162,13 @@ class LineModelAnalyser:
                     feature = finding.detector.partition(":")[2]
                     features = finding.moving or (feature,)
                     self.condition_detector[finding.key] = [f"{finding.machine}.{f}" for f in features]
-            self.now_ns = max(self.now_ns, incoming.source_time_ns)
+            machine = incoming.machine
+            self.now_ns[machine] = max(self.now_ns.get(machine, 0), incoming.source_time_ns)
         quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
         for key, found in list(self.last_found_ns.items()):
             alarmed = model.last_alarm_ns
             again = max((alarmed.get(d, found) for d in self.condition_detector.get(key, [])), default=found)
-            if self.now_ns - max(found, again) > quiet_ns:
+            if self.now_ns.get(key.split("/")[1], 0) - max(found, again) > quiet_ns:
                 verdict.cleared.append(key)
                 del self.last_found_ns[key]
                 self.condition_detector.pop(key, None)
@@ -273,7 +276,8 @@ class LineModelAnalyser:
             key: [detectors] if isinstance(detectors, str) else list(detectors)
             for key, detectors in state.get("condition_detector", {}).items()
         }
-        self.now_ns = int(state["now_ns"])
+        now = state["now_ns"]  # one clock for the line before clocks were per machine
+        self.now_ns = {m: int(t) for m, t in now.items()} if isinstance(now, dict) else {}
         self.held = {
             m: {name: Sample(**{**h, "quality": Quality(h["quality"])}) for name, h in signals.items()}
             for m, signals in state["held"].items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 
 import pytest
 
@@ -193,6 +194,27 @@ def test_a_pump_that_keeps_wearing_stays_one_active_alarm() -> None:
     wear = [key for _, key in raised if key.endswith("/pump_wear")]
     assert len(wear) == 1, raised
     assert [c for c in cleared if c[1] == wear[0]] == [], "no return to normal while the pump is worn"
+
+
+def test_a_condition_stays_active_while_its_machine_delivers_hours_behind_another() -> None:
+    """The coater's connector runs 2.5 plant hours behind the calender's (an OPC UA backlog under load):
+    the coater's quiet time runs on the coater's clock, not on the freshest sample of the line."""
+    plant = PilotLine(get_scenario("pump-wear"), 1, 4)
+    analyser = LineModelAnalyser("l1")
+    last: dict[str, float] = {}
+    behind: deque[list[Sample]] = deque()
+    raised, cleared = [], []
+    for _ in range(int(7 * 3600 / TICK_S)):
+        samples = reported_by_exception(plant, last)
+        behind.append([s for s in samples if s.machine == "coater1"])
+        now = [s for s in samples if s.machine != "coater1"]
+        if len(behind) > 2.5 * 3600 / TICK_S:
+            now += behind.popleft()
+        verdict = analyser.observe(now)
+        raised += [o.key for o in verdict.occurrences if o.key.endswith("/pump_wear")]
+        cleared += verdict.cleared
+    assert raised, "the coater's wear is found, hours late"
+    assert cleared == [], "no return to normal while the pump is worn"
 
 
 def test_a_transient_returns_to_normal_once_its_detector_is_quiet() -> None:
