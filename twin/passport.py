@@ -61,6 +61,7 @@ CONTEXT: dict[str, Any] = {
     "positionM": "lt:positionOnRoll",
     "from": {"@id": "prov:startedAtTime", "@type": "xsd:dateTime"},
     "to": {"@id": "prov:endedAtTime", "@type": "xsd:dateTime"},
+    "materialBasis": "lt:materialBasis",
     "qualitySignals": {"@id": "lt:qualitySignal", "@container": "@set"},
     "setpoints": {"@id": "lt:setpoint", "@container": "@set"},
     "parameters": {"@id": "lt:parameter", "@container": "@set"},
@@ -101,8 +102,13 @@ def _quote(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Window:
+    """When a step worked on a cell's material, and on what that rests: ``position`` (its roll position
+    within ``MATERIAL_HALF_M`` of the cell's) or ``passage`` (the whole passage of the roll: the step
+    reports no position, or none near the cell's was stored, as when the twin started mid-roll)."""
+
     start_ns: int
     end_ns: int
+    basis: str = "passage"
 
 
 class PassportSource:
@@ -148,7 +154,7 @@ class PassportSource:
             )
             if series and series[0].get("values"):
                 times.append(int(series[0]["values"][0][0]))
-        return Window(times[0], times[1]) if len(times) == 2 else whole
+        return Window(times[0], times[1], "position") if len(times) == 2 else whole
 
     async def summaries(self, step: Step, window: Window) -> dict[str, dict[str, float]]:
         """Mean, σ, min, max and count of each good value of the step's signals in the window."""
@@ -273,6 +279,7 @@ async def lineage(
                 "recorded": True,
                 "from": iso(window.start_ns),
                 "to": iso(window.end_ns),
+                "materialBasis": window.basis,
                 "qualitySignals": quality,
                 "setpoints": [
                     {"signal": name, **(_quantity(value, units.get(name, "")) or {})}
