@@ -11,6 +11,7 @@ from rich.table import Table
 from cli.context import run_guarded, settings_from
 from connectors.opcua import trust
 from core import pki
+from core.errors import LinetwinError
 
 certs_app = typer.Typer(
     help="OPC UA certificates: the client's own, and the servers it trusts.", no_args_is_help=True
@@ -23,14 +24,23 @@ def create(
     ctx: typer.Context,
     uri: Annotated[str, typer.Option(help="the client's application URI")] = trust.CLIENT_URI,
     name: Annotated[str, typer.Option(help="file name (and common name)")] = trust.CLIENT_NAME,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="replace an existing identity (servers must trust the new one)")
+    ] = False,
 ) -> None:
     """Make the client's self-signed certificate and key in PKI folder own/ (twin ingest uses the default
     name there while opcua.certificate is unset; set opcua.certificate and opcua.private_key for another),
-    and give the certificate to the server's administrator to trust."""
+    and give the certificate to the server's administrator to trust. An existing identity is kept unless
+    ``--replace``: every server that trusts it would refuse ingest until it trusts the new one."""
     settings = settings_from(ctx)
 
     def job() -> None:
-        replaced = pki.paths(settings.opcua.pki_dir / trust.OWN, name)[0].exists()
+        existing = pki.paths(settings.opcua.pki_dir / trust.OWN, name)[0]
+        replaced = existing.exists()
+        if replaced and not replace:
+            raise LinetwinError(
+                f"{existing} exists, and servers may trust it; --replace makes a new one in its place"
+            )
         cert, key = trust.create(settings.opcua.pki_dir / trust.OWN, name, uri)
         console.print(f"certificate {cert}\nprivate key {key} (readable by you only)")
         if replaced:

@@ -71,7 +71,7 @@ def test_created_certificates_have_owner_only_keys_and_are_made_once(
     assert again == (cert, key, False) and pki.thumbprint(pki.load(cert)) == first
 
 
-def test_twin_certs_create_writes_the_key_readable_by_its_owner_only(
+def test_twin_certs_create_writes_the_key_owner_only_and_keeps_an_existing_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_umask: None
 ) -> None:
     from cli.main import app
@@ -83,6 +83,13 @@ def test_twin_certs_create_writes_the_key_readable_by_its_owner_only(
     cert, key = pki.paths(tmp_path / "pki" / "own", trust.CLIENT_NAME)
     assert _mode(key) == 0o600 and "readable by you only" in result.output
     assert cert.is_file()
+    identity = cert.read_bytes()
+    again = CliRunner().invoke(app, ["certs", "create"], env=env)
+    assert again.exit_code == 2 and "--replace" in again.output, again.output
+    assert cert.read_bytes() == identity, "servers that trust it keep trusting ingest"
+    replaced = CliRunner().invoke(app, ["certs", "create", "--replace"], env=env)
+    assert replaced.exit_code == 0 and "replaces the previous one" in replaced.output, replaced.output
+    assert cert.read_bytes() != identity
 
 
 def _pinned(tmp_path: Path, **opcua: object) -> OpcUaSettings:
