@@ -8,6 +8,7 @@ start() brings it back on the same port and data dir, which is what the outage t
 from __future__ import annotations
 
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,9 @@ class Mosquitto(LocalService):
         conf.write_text(
             f"listener {self.port} {self.host}\n"
             f"{access}\n"
+            # started as root, mosquitto drops to user mosquitto, which cannot write this work dir: it
+            # then never saved its sessions, and a kill -9 lost everything it queued for its clients
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "autosave_interval 1\n"
