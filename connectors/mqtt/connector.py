@@ -5,7 +5,9 @@ the loop too and hand their points straight to the pipeline.
 
 QoS 1 with a persistent session (clean_start False, session expiry) and manual acknowledgement: a
 message's PUBACK is sent only once its samples are in InfluxDB or the disk spool, so a kill -9 of this
-process makes the broker deliver the unacknowledged messages again at the next start.
+process makes the broker deliver the unacknowledged messages again at the next start. Each JSON
+channel's sequence survives a restart too (``connectors.mqtt.sequences``), so what the broker lost
+while this process was down is a counted gap, not a silent one.
 
 Several processes split the sources with ``ingest.partition``/``ingest.partitions``: a source (JSON:
 machine and channel; Sparkplug: edge node) belongs to partition ``crc32(source) % partitions``, so each
@@ -36,6 +38,7 @@ from connectors.mqtt.client import (
     connect,
     make_client,
 )
+from connectors.mqtt.sequences import WRITE_INTERVAL_S, ChannelSequence, SequenceFile
 from connectors.mqtt.sparkplug import SparkplugHost, needs_rebirth, rebirth_request
 from connectors.pipeline import Handover, Pipeline
 from connectors.tagmap import MqttSource, TagMap
@@ -75,32 +78,6 @@ class Route:
     series: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict)
 
 
-MAX_GAPS = 64  # skipped ranges remembered per channel, newest kept
-
-
-@dataclass
-class ChannelSequence:
-    """Where a channel's sequence stands: the newest number, and the ranges skipped so far. A number
-    from a skipped range that arrives later is late, not a redelivery: a publisher that reconnects may
-    send its new messages before the backlog it queued while the broker was away."""
-
-    run: str | None
-    last: int
-    gaps: list[tuple[int, int]] = field(default_factory=list)
-
-    def skip(self, first: int, last: int) -> None:
-        self.gaps.append((first, last))
-        del self.gaps[:-MAX_GAPS]
-
-    def fill(self, seq: int) -> bool:
-        """Whether ``seq`` was skipped (and is now taken out of its range)."""
-        for i, (first, last) in enumerate(self.gaps):
-            if first <= seq <= last:
-                self.gaps[i : i + 1] = [r for r in ((first, seq - 1), (seq + 1, last)) if r[0] <= r[1]]
-                return True
-        return False
-
-
 def partition_of(source: str, partitions: int) -> int:
     """The partition a source belongs to; stable across processes and restarts (unlike ``hash``)."""
     return zlib.crc32(source.encode()) % partitions
@@ -129,7 +106,11 @@ class MqttConnector:
         self.client.on_subscribe = self._on_subscribe
         self.subscribed = asyncio.Event()
         self.network: AsyncioNetwork | None = None
-        self._sequences: dict[str, ChannelSequence] = {}
+        self._sequence_file = SequenceFile(settings.influx.spool_dir / "mqtt-sequences" / f"{client_id}.json")
+        self._sequences = self._sequence_file.load()
+        #: source -> the channel's sequence as far as its points are durable: what the file keeps
+        self._sequence_flush: asyncio.TimerHandle | None = None
+        self._durable = {s: ChannelSequence(q.run, q.last, list(q.gaps)) for s, q in self._sequences.items()}
         self._hosts = {
             id(source): SparkplugHost(
                 settings.line, source.machine, source.units, self.window, source.metric_pattern
@@ -156,6 +137,28 @@ class MqttConnector:
     async def stop(self) -> None:
         if self.network is not None:
             await self.network.stop()
+        if self._sequence_flush is not None:
+            self._sequence_flush.cancel()
+        self._flush_sequences()
+
+    def _acked(self, source: str, run: str | None, seq: int, ack: Ack) -> None:
+        """The message's points are durable: acknowledge it, and its channel's sequence may advance."""
+        ack()
+        known, durable = self._sequences.get(source), self._durable.get(source)
+        if durable is None or durable.run != run:
+            durable = self._durable[source] = ChannelSequence(run, seq)
+        durable.last = max(durable.last, seq)
+        if known is not None and known.run == run:
+            durable.gaps = [g for g in known.gaps if g[1] < durable.last]
+        if not self._sequence_file.save(self._durable) and self._sequence_flush is None:
+            # the last of a burst is written too, a second on, so a kill after it counts no false gap
+            self._sequence_flush = asyncio.get_running_loop().call_later(
+                WRITE_INTERVAL_S, self._flush_sequences
+            )
+
+    def _flush_sequences(self) -> None:
+        self._sequence_flush = None
+        self._sequence_file.save(self._durable, force=True)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object
@@ -269,10 +272,14 @@ class MqttConnector:
         lines: list[str] = []
         times: list[int] = []
         samples: list[Sample] = []
+        newest: int | None = None
+        run: str | None = None
         for record in records:
             seq = record.seq
-            if seq is not None and not self._check_sequence(source, record.run, seq):
-                continue  # a redelivery of what this process has handed over already
+            if seq is not None:
+                if not self._check_sequence(source, record.run, seq):
+                    continue  # a redelivery of what this process has handed over already
+                newest, run = seq if newest is None or run != record.run else max(newest, seq), record.run
             values = record.values
             if not values:
                 continue
@@ -286,6 +293,8 @@ class MqttConnector:
                 samples += record.samples(
                     self.settings.line, config.machine, source, receive_time, config.source_units
                 )
+        if newest is not None:
+            ack = partial(self._acked, source, run, newest, ack)
         if lines:
             self.pipeline.hand_over(Handover(CONNECTOR, source, lines, times, samples, ack))
         else:

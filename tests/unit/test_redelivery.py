@@ -4,6 +4,7 @@ are duplicates to recognise (counted ``redelivered``, handed over once), not seq
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from connectors.accounting import Accounting
 from connectors.mqtt.connector import MqttConnector
@@ -32,6 +33,39 @@ def test_a_skipped_json_sequence_that_arrives_late_is_handed_over_once() -> None
     assert handed == [True] * 10 + [False, True], "4-9 are late, not redelivered; 5 again is"
     assert (accounting.total("seq_gaps"), accounting.total("late")) == (6, 6), "nothing missing in the end"
     assert accounting.total("redelivered") == 1
+
+
+async def test_a_restarted_ingest_counts_what_the_broker_lost_while_both_were_down(tmp_path: Path) -> None:
+    """Mosquitto acknowledges a publish before it saves it: killed while ingest is down too, it loses
+    what it held. The restarted ingest's first number is then past the loss, which it must count."""
+    settings = Settings(influx={"spool_dir": tmp_path})
+    before = MqttConnector(settings, TagMap(), None, Accounting())  # type: ignore[arg-type]
+    for seq in range(1, 13):
+        assert before._check_sequence("ch01", "run1", seq)
+        before._acked("ch01", "run1", seq, lambda: None)  # its points are durable
+    before._sequence_file.save(before._durable, force=True)  # a second later; then kill -9
+    accounting = Accounting()
+    after = MqttConnector(settings, TagMap(), None, accounting)  # type: ignore[arg-type]
+    handed = [after._check_sequence("ch01", "run1", seq) for seq in (21, 12, 22)]
+    assert handed == [True, False, True], "12 was durable before the kill: a redelivery"
+    assert accounting.total("seq_gaps") == 8, "13-20 never came"
+
+
+async def test_the_kept_sequence_never_runs_ahead_of_what_is_durable(tmp_path: Path) -> None:
+    """Handed over but not yet written when ingest is killed: unacknowledged, so the broker sends it
+    again, and the restarted ingest must take it, not drop it as a redelivery."""
+    settings = Settings(influx={"spool_dir": tmp_path})
+    before = MqttConnector(settings, TagMap(), None, Accounting())  # type: ignore[arg-type]
+    for seq in range(1, 11):
+        before._check_sequence("ch01", "run1", seq)
+        before._acked("ch01", "run1", seq, lambda: None)
+    assert before._check_sequence("ch01", "run1", 11) and before._check_sequence("ch01", "run1", 14)
+    before._sequence_file.save(before._durable, force=True)
+    accounting = Accounting()
+    after = MqttConnector(settings, TagMap(), None, accounting)  # type: ignore[arg-type]
+    assert [after._check_sequence("ch01", "run1", seq) for seq in (11, 14, 15)] == [True, True, True]
+    assert accounting.total("redelivered") == 0
+    assert accounting.total("seq_gaps") == 2, "12 and 13 are missing for this ingest too"
 
 
 def _message(seq: int, kind: MessageType = MessageType.DDATA) -> bytes:
