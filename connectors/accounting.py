@@ -2,8 +2,9 @@
 redelivered (a message whose sequence number was handed over already: a duplicate, not a gap),
 late (a skipped sequence number that arrived after all: handed over; seq_gaps minus late is missing),
 backfilled (values read from an OPC UA server's history after a reconnect),
-queue_overflows (an OPC UA server's monitored-item queue dropped values); and the ingest latency per
-connector.
+queue_overflows (an OPC UA server's monitored-item queue dropped values); and per connector the ingest
+latency (source timestamp to written) and wait (receipt to written, on this host's clock: the part ingest
+adds, known even when the source's clock or a simulator's speed puts its timestamps elsewhere).
 
 Prometheus counters (prometheus-client) are the one store: ``twin ingest --stats`` scrapes them and the
 periodic ``connector`` measurement is read from them, so the three views can never disagree. Each
@@ -87,6 +88,13 @@ class Accounting:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.wait = Histogram(
+            "linetwin_ingest_wait_seconds",
+            "Receipt by ingest to InfluxDB write acknowledged (this host's clock), per source and write",
+            ("connector",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._log_every_s = log_every_s
         self._last_logged: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._children: dict[tuple[str, str, str], Counter] = {}
@@ -140,6 +148,11 @@ class Accounting:
 
     def latencies(self, connector: str, seconds: Sequence[float]) -> None:
         child = self.latency.labels(connector)
+        for value in seconds:
+            child.observe(value)
+
+    def waits(self, connector: str, seconds: Sequence[float]) -> None:
+        child = self.wait.labels(connector)
         for value in seconds:
             child.observe(value)
 

@@ -52,6 +52,10 @@ class Delivery(Protocol):
     def latencies(self, connector: str, seconds: Sequence[float]) -> None:
         """Source timestamp to write acknowledged, one value per source and write (its oldest point)."""
 
+    def waits(self, connector: str, seconds: Sequence[float]) -> None:
+        """Receipt to write acknowledged on this host's clock, one value per source and write (its first
+        point): what ingest itself adds, known at any plant speed and whatever the source's clock says."""
+
 
 class Uncounted:
     """The delivery of a writer nobody accounts for (the twin): rejects are logged, the rest ignored."""
@@ -68,6 +72,9 @@ class Uncounted:
     def latencies(self, connector: str, seconds: Sequence[float]) -> None:
         pass
 
+    def waits(self, connector: str, seconds: Sequence[float]) -> None:
+        pass
+
 
 class WriteFailed(Exception):
     """The database did not take a batch (unreachable, 5xx, auth); the batch is retried or spooled."""
@@ -79,6 +86,8 @@ class Batch:
     times: list[int] = field(default_factory=list)
     #: Per (connector, source), the source time of its oldest point in the batch.
     oldest: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Per (connector, source), when its first point joined the batch (wall clock, ns).
+    joined: dict[tuple[str, str], int] = field(default_factory=dict)
     counts: SourceCounts = field(default_factory=Counter)
     acks: list[Ack] = field(default_factory=list)
 
@@ -130,6 +139,8 @@ class InfluxWriter:
         batch.lines.extend(lines)
         if source is not None and lines:
             batch.counts[source] += len(lines)
+            if source not in batch.joined:
+                batch.joined[source] = time.time_ns()
         if times:
             key = source or ("", "")
             first = min(times)
@@ -217,6 +228,11 @@ class InfluxWriter:
             by_connector.setdefault(connector, []).append((now - oldest) / 1e9)
         for connector, seconds in by_connector.items():
             self.delivery.latencies(connector, seconds)
+        waited: dict[str, list[float]] = {}
+        for (connector, _), joined in batch.joined.items():
+            waited.setdefault(connector, []).append((now - joined) / 1e9)
+        for connector, seconds in waited.items():
+            self.delivery.waits(connector, seconds)
         if self.on_written is not None:
             self.on_written(now, batch.times)
 

@@ -3,6 +3,7 @@ the ingest latency histogram."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -102,3 +103,28 @@ async def test_the_writer_observes_each_sources_oldest_point_once_per_write(tmp_
     assert _bucket(accounting, "mqtt", "2.5") == 2
     assert _bucket(accounting, "opcua", "0.25") == 1
     assert accounting.value("written", "mqtt", "cycler1/ch01") == 3
+
+
+async def test_the_writer_times_the_wait_from_receipt_whatever_the_source_clock_says(tmp_path: Path) -> None:
+    """A simulator at 60x stamps its samples hours ahead: the latency is meaningless there, the wait
+    (receipt to written, this host's clock) is not."""
+    accounting = Accounting()
+    writer = InfluxWriter(InfluxSettings(spool_dir=tmp_path), accounting)
+
+    async def slow(body: bytes) -> None:
+        await asyncio.sleep(0.3)
+
+    writer._post = slow  # type: ignore[method-assign]
+    ahead = time.time_ns() + 5 * 3600 * 10**9
+    writer.add(["a 1"], ("mqtt", "cycler1/ch01"), [ahead])
+    writer.add(["a 2"], ("mqtt", "cycler1/ch01"), [ahead])
+    writer.add(["b 1"], ("opcua", "coater1"), [ahead])
+    await writer.close()
+
+    def waited(connector: str, le: str) -> float:
+        labels = {"connector": connector, "le": le}
+        return accounting.registry.get_sample_value("linetwin_ingest_wait_seconds_bucket", labels) or 0.0
+
+    assert [waited("mqtt", le) for le in ("0.25", "0.5", "+Inf")] == [0, 1, 1], "once per source and write"
+    assert waited("opcua", "0.25") == 0 and waited("opcua", "0.5") == 1
+    assert _bucket(accounting, "mqtt", "0.005") == 1, "the source-time latency: negative, first bucket"
