@@ -3,12 +3,12 @@
 Mosquitto and influxd are started here (core.localservices), the simulator, ``twin ingest`` and the twin
 in child processes as ``twin bench e2e`` runs them (bench.e2e). Every ``--sample-every-s`` each process's
 RSS, open file descriptors and threads are read (psutil), with the samples the twin processed
-(``twin_samples_total``), the samples ingest wrote to InfluxDB and the ingest latency histogram. The
-twin's lag is a gauge of its last batch (``twin_bus_lag_seconds``), so it is read twice a second and each
-interval reports the p99 of those readings; the ingest latency p99 of an interval comes from the
-histogram's bucket deltas over it. Ingest times that latency from the source timestamps, so it is only
-known with the plant at 1×: faster, they are plant time, hours ahead of the clock, and the soak says
-n/a. The twin's lag is timed from ingest's receipt on the wall clock, at any speed.
+(``twin_samples_total``), the samples ingest wrote to InfluxDB and ingest's wait histogram
+(``linetwin_ingest_wait_seconds``: receipt to written, on the host's clock, so known at any plant speed,
+where the source-time latency is not: at 60× the timestamps are plant time, hours ahead). The twin's lag
+is a gauge of its last batch (``twin_bus_lag_seconds``), so it is read twice a second and each interval
+reports the p99 of those readings; the ingest p99 of an interval comes from the histogram's bucket
+deltas over it. The twin's lag is timed from ingest's receipt on the wall clock too.
 
 A leak shows as growth after the warm-up (while it lasts the models calibrate, their feature history
 fills, caches settle): each figure's peak over the last readings is compared with its peak over the
@@ -168,10 +168,8 @@ def intervals(snapshots: Sequence[Snapshot]) -> list[Interval]:
 class Scraper:
     """The twin's and ingest's ``/metrics``, read into the few figures the soak follows."""
 
-    def __init__(self, twin_port: int, ingest_port: int, latency: bool = True) -> None:
+    def __init__(self, twin_port: int, ingest_port: int) -> None:
         self.http = httpx.Client(timeout=30.0)  # the twin answers late while a calibration holds its loop
-        #: read the ingest latency histogram (pointless when the plant runs ahead of the clock)
-        self.latency = latency
         self.twin = f"http://127.0.0.1:{twin_port}/metrics"
         self.ingest = f"http://127.0.0.1:{ingest_port}/metrics"
 
@@ -189,7 +187,7 @@ class Scraper:
         for name, labels, value in self._samples(self.ingest):
             if name == "linetwin_ingest_written_total":
                 written += value
-            elif name == "linetwin_ingest_latency_seconds_bucket" and self.latency:
+            elif name == "linetwin_ingest_wait_seconds_bucket":
                 le = float(labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + value  # every connector together
         return Snapshot(t_s, processes, twin, written, buckets)
@@ -253,7 +251,7 @@ def run(
         settings.ingest.max_future_skew_s = max(
             settings.ingest.max_future_skew_s, speed * minutes * 60 + 3600
         )
-        scraper = Scraper(settings.twin.port, ingest_port, latency=speed == 1)
+        scraper = Scraper(settings.twin.port, ingest_port)
         with twin_process(settings) as twin, upstream(settings) as parts:
             pids = {
                 "mosquitto": _pid(mosquitto.process.pid if mosquitto.process else None),
@@ -295,13 +293,9 @@ class Verdict:
     twin_rate: float
     written_rate: float
 
-    #: False when the plant runs faster than the clock: ingest times its latency from the source
-    #: timestamps, which are then plant time, ahead of the clock, and every write lands in the first bucket
-    latency_known: bool = True
-
     @property
     def latency_stable(self) -> bool:
-        return not self.latency_known or stable([i.latency_p99_s for i in self.after])
+        return stable([i.latency_p99_s for i in self.after])
 
     @property
     def lag_stable(self) -> bool:
@@ -327,7 +321,7 @@ class Verdict:
         return failed
 
 
-def judge(snapshots: Sequence[Snapshot], warmup_s: float, latency_known: bool = True) -> Verdict:
+def judge(snapshots: Sequence[Snapshot], warmup_s: float) -> Verdict:
     times = [s.t_s for s in snapshots]
     growths = {
         process: {
@@ -345,7 +339,6 @@ def judge(snapshots: Sequence[Snapshot], warmup_s: float, latency_known: bool = 
         [i for i in intervals(snapshots) if i.start_s >= warmup_s],
         (last.twin_samples - base.twin_samples) / seconds if seconds > 0 else 0.0,
         (last.written - base.written) / seconds if seconds > 0 else 0.0,
-        latency_known,
     )
 
 
@@ -390,13 +383,11 @@ def interval_summary_table(verdict: Verdict) -> Table:
     for column in ("figure", "first", "median", "last", "worst", "goal"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for name, values, ok in (
-        ("ingest latency p99 ms", [i.latency_p99_s for i in after], verdict.latency_stable),
+        ("ingest receipt → written p99 ms", [i.latency_p99_s for i in after], verdict.latency_stable),
         ("twin lag p99 ms", [i.lag_p99_s for i in after], verdict.lag_stable),
     ):
         known = [v for v in values if not math.isnan(v)] or [math.nan]
         goal = "stable" if ok else "[bold red]rose[/]"
-        if name.startswith("ingest") and not verdict.latency_known:
-            goal = "n/a: source timestamps are plant time, ahead of the clock"
         table.add_row(
             name, _ms(known[0]), _ms(statistics.median(known)), _ms(known[-1]), _ms(max(known)), goal
         )
@@ -451,12 +442,8 @@ def plot(snapshots: Sequence[Snapshot], warmup_s: float, path: Path, title: str)
     change.axhspan(-GOAL_GROWTH_PERCENT, GOAL_GROWTH_PERCENT, color="tab:green", alpha=0.1)
     change.set(title="RSS against its first reading after the warm-up", ylabel="%")
     every = intervals(snapshots)
-    latency = [i.latency_p99_s * 1e3 for i in every]
-    if any(not math.isnan(v) for v in latency):
-        p99.plot(ends, latency, marker=".", label="ingest latency p99")
-        p99.set(title="p99 per interval")
-    else:
-        p99.set(title="p99 per interval (ingest latency n/a: plant time ahead of the clock)")
+    p99.plot(ends, [i.latency_p99_s * 1e3 for i in every], marker=".", label="ingest receipt → written p99")
+    p99.set(title="p99 per interval")
     p99.plot(ends, [i.lag_p99_s * 1e3 for i in every], marker=".", label="twin lag p99")
     p99.set(ylabel="ms", xlabel="minutes")
     rate.plot(ends, [i.twin_rate for i in every], marker=".", label="processed by the twin")
@@ -497,7 +484,7 @@ def soak_command(
     except RuntimeError as exc:
         console.print(f"[bold red]the soak stopped:[/] {exc}")
         raise typer.Exit(1) from None
-    verdict = judge(snapshots, warmup * 60, latency_known=speed == 1)
+    verdict = judge(snapshots, warmup * 60)
     console.print(interval_table(snapshots, warmup * 60))
     console.print(process_table(verdict))
     console.print(interval_summary_table(verdict))
