@@ -35,11 +35,7 @@ def _fill(settings: Settings, influxd: Influxd) -> None:
     line = f"\"line\" = '{settings.line}'"
     cycler = f"{line} AND \"machine\" = 'cycler1'"
     wanted = {
-        # the passport tests follow the wear alert to the cells of its rolls; others may come first
-        "pump-wear alert": (
-            f'SELECT count("title") FROM "alert" WHERE {line} AND "cause" = \'pump_wear\'',
-            1,
-        ),
+        "alerts": (f'SELECT count("title") FROM "alert" WHERE {line}', 1),
         "k-values": (f'SELECT count("value") FROM "process" WHERE {cycler} AND "signal" = \'k_value\'', 1),
         # counters are written every 10 s: three readings make a rate on the connector-health panels
         "connector": ('SELECT count("received") FROM "connector" GROUP BY "source" LIMIT 1', 3),
