@@ -108,8 +108,8 @@ class MqttConnector:
         self.network: AsyncioNetwork | None = None
         self._sequence_file = SequenceFile(settings.influx.spool_dir / "mqtt-sequences" / f"{client_id}.json")
         self._sequences = self._sequence_file.load()
-        #: source -> the channel's sequence as far as its points are durable: what the file keeps
         self._sequence_flush: asyncio.TimerHandle | None = None
+        #: source -> the channel's sequence as far as its points are durable: what the file keeps
         self._durable = {s: ChannelSequence(q.run, q.last, list(q.gaps)) for s, q in self._sequences.items()}
         self._hosts = {
             id(source): SparkplugHost(
