@@ -66,6 +66,10 @@ class Detector(Protocol):
 
     def reset(self) -> None: ...
 
+    def rebase(self, mu: float) -> None: ...
+
+    def standard_error(self, n: int) -> float: ...
+
     def state(self) -> dict[str, Any]: ...
 
     def load(self, state: dict[str, Any]) -> None: ...
@@ -172,6 +176,15 @@ class _Base(Alarm, _ScalarState):
         self._onset: int | None = None
         self._magnitude = 0.0
 
+    def rebase(self, mu: float) -> None:
+        """A new in-control mean (the operating point moved): the chart starts afresh from it."""
+        self.mu = mu
+        self.reset()
+
+    def standard_error(self, n: int) -> float:
+        """In-control σ of the mean of ``n`` consecutive values (independent ones here)."""
+        return self.sigma / float(np.sqrt(max(n, 1)))
+
     def fit(self, training: Any) -> _Base:
         """Take the in-control mean and σ from a training period (median, MAD)."""
         self.mu, self.sigma = robust_location_scale(training)
@@ -180,6 +193,14 @@ class _Base(Alarm, _ScalarState):
 
     def update(self, x: float) -> None:
         """Fold in one observation (each chart defines its statistic)."""
+        raise NotImplementedError
+
+    @property
+    def statistic(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def threshold(self) -> float:
         raise NotImplementedError
 
     def _z(self, x: float) -> float:
@@ -441,9 +462,12 @@ class BernoulliCUSUM(Alarm, _ScalarState):
 
 
 DETECTORS: dict[str, type[_Base]] = {"cusum": CUSUM, "ewma": EWMA, "shewhart": Shewhart}
+#: what ``models.detector`` may name: the two-scale chart (``models.levelchart``), the prewhitened CUSUM
+#: (``models.prewhitened``) and the classic charts above
+DETECTOR_KINDS = ("twoscale", "arcusum", *DETECTORS)
 
 
-def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0, **options: Any) -> _Base:
+def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0, **options: Any) -> Detector:
     """A univariate detector by name (``cusum``, ``ewma``, ``shewhart``, ``arcusum``); options such as
     CUSUM's δ. An ``arcusum`` made here is a blank to ``load`` a saved state into; a new one is fitted
     by ``models.prewhitened.ARCUSUM.calibrated``."""
@@ -451,4 +475,8 @@ def make_detector(kind: str, arl0: float, mu: float = 0.0, sigma: float = 1.0, *
         from models.prewhitened import ARCUSUM  # it builds on the charts of this module
 
         return ARCUSUM(arl0=arl0, mu=mu, sigma=sigma, **options)
+    if kind == "twoscale":
+        from models.levelchart import TwoScale  # it builds on the charts of this module
+
+        return TwoScale(arl0=arl0, mu=mu, sigma=sigma)
     return DETECTORS[kind](arl0=arl0, mu=mu, sigma=sigma, **options)
