@@ -16,6 +16,7 @@ from rich.table import Table
 from cli.context import run_guarded, settings_from
 from core.errors import ConfigError
 from models import backtest
+from models.detectors import DETECTOR_KINDS
 
 LONG_VALUE = "value"
 LONG_KEYS = ("machine", "signal")
@@ -109,7 +110,7 @@ def backtest_command(
         typer.Option(min=10, help="in-control average run length per detector, samples [models.arl0]"),
     ] = None,
     detector: Annotated[
-        str | None, typer.Option(help="cusum | ewma | shewhart | arcusum [models.detector]")
+        str | None, typer.Option(help=f"{' | '.join(DETECTOR_KINDS)} [models.detector]")
     ] = None,
     per_sample: Annotated[
         Path | None, typer.Option(help="write each row's alarm state (time, in_alarm) to this .csv")
@@ -124,8 +125,8 @@ def backtest_command(
     detector = models.detector if detector is None else detector
 
     def job() -> None:
-        if detector not in ("cusum", "ewma", "shewhart", "arcusum"):
-            raise ConfigError(f"unknown detector {detector!r}: use cusum, ewma, shewhart or arcusum")
+        if detector not in DETECTOR_KINDS:
+            raise ConfigError(f"unknown detector {detector!r}: use {', '.join(DETECTOR_KINDS)}")
         if out is not None and out.suffix.lower() not in (".csv", ".json"):
             raise ConfigError(f"{out}: write detections to a .csv or .json file")
         history = read_table(file)

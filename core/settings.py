@@ -145,7 +145,7 @@ class ModelSettings(Section):
     """
 
     #: arcusum: the CUSUM on prewhitened features with limits from held-out data (models.prewhitened)
-    detector: Literal["cusum", "ewma", "shewhart", "arcusum"] = "cusum"
+    detector: Literal["twoscale", "cusum", "ewma", "shewhart", "arcusum"] = "twoscale"
     arl0: float = Field(1e6, ge=10, description="in-control average run length per process detector, samples")
     cell_arl0: float = Field(1e4, ge=10, description="in-control average run length per cell detector, cells")
     calibration_s: float = Field(2700.0, gt=0, description="plant seconds each machine calibrates on")

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from core import linedesc
-from models.detectors import _Base, make_detector, robust_location_scale
+from models.detectors import make_detector, robust_location_scale
+from models.levelchart import BLOCK_S, TwoScale
 from models.line import LineModel
 from models.pca import PCAMonitor
 from models.prewhitened import ARCUSUM
@@ -95,15 +96,26 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
     return columns
 
 
-def generic_detector(kind: str, arl0: float, training: Any) -> _Base:
-    """A plain column's chart: the CUSUM prewhitened with its limit from the training period
-    (``models.prewhitened``), which keeps ARL₀ on autocorrelated, heavy-tailed data; EWMA and Shewhart
-    on the raw values, for comparison."""
+def generic_detector(kind: str, arl0: float, training: Any, block: int = 1) -> Any:
+    """A plain column's chart: the two-scale chart (``models.levelchart``, blocks of ``block`` samples)
+    or the CUSUM prewhitened with its limit from the training period (``models.prewhitened``), both of
+    which keep ARL₀ on autocorrelated, heavy-tailed data; EWMA and Shewhart on the raw values, for
+    comparison."""
     series = np.asarray(training, dtype=float)
+    if kind == "twoscale":
+        return TwoScale.calibrated(series, arl0, block)
     if kind in ("cusum", "arcusum"):
         return ARCUSUM.calibrated(series, arl0)
     mu, sigma = robust_location_scale(series)
     return make_detector(kind, arl0, mu, sigma)
+
+
+def samples_per(seconds: float, index: pd.Index) -> int:
+    """How many rows of a time-indexed table span ``seconds`` (its median spacing; at least 1)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return 1
+    spacing = float(np.median(np.diff(index.as_unit("ns").asi8))) / 1e9
+    return max(1, round(seconds / spacing)) if spacing > 0 else 1
 
 
 def uses_line_model(frame: pd.DataFrame) -> bool:
@@ -115,7 +127,7 @@ def run(
     training: pd.DataFrame,
     *,
     arl0: float = 1e6,
-    detector: str = "cusum",
+    detector: str = "twoscale",
     cells: pd.DataFrame | None = None,
     pca: bool = True,
     progress: Callable[[int], None] | None = None,
@@ -132,7 +144,8 @@ def run(
     monitor = None
     if pca and len(plain) >= 2:
         monitor = PCAMonitor(plain, arl0=arl0).fit(training[plain].to_numpy(dtype=float))
-    detectors = {column: generic_detector(detector, arl0, training[column]) for column in plain}
+    block = samples_per(BLOCK_S, training.index)
+    detectors = {column: generic_detector(detector, arl0, training[column], block) for column in plain}
     matrix = history[plain].to_numpy(dtype=float) if plain else np.empty((len(history), 0))
     times = history.index
     for i in range(len(history)):

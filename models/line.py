@@ -38,7 +38,7 @@ from models.steps.generic import GenericStep
 #: Bumped when the model's state gains what an older snapshot cannot supply (2: channel references;
 #: 3: calibrated ranges and the compaction law anchored on its priors; 4: one state per step model;
 #: 5: the raised findings with their consequences)
-SNAPSHOT_VERSION = 6
+SNAPSHOT_VERSION = 7
 
 
 def _reading(value: Any) -> bool:
@@ -154,7 +154,7 @@ class LineModel:
         cell_arl0: float = 1e4,
         calibration_s: float = 2700.0,
         calibration_cells: int = 48,
-        detector: str = "cusum",
+        detector: str = "twoscale",
         memory_s: float = 3600.0,
         confirm_s: float = 120.0,
         realarm_s: float = 8 * 3600.0,
@@ -343,6 +343,8 @@ class LineModel:
             ]
             if roots:
                 return self._consequence(roots[0], finding)
+            if finding.cause in step.model.consequence_only:
+                return None
         last = self.emitted_ns.get(finding.key)
         if last is not None and finding.time_ns - last < window:
             return None
@@ -380,6 +382,15 @@ class LineModel:
             (m, s.name.get(role, role), since)
             for m, s in self._steps.items()
             for role, since in sorted(s.model.stale().items())
+        ]
+
+    def unresolved_levels(self) -> list[tuple[str, str, int]]:
+        """(machine, feature, plant time calibration ended) of each feature whose level chart is off: its
+        level wanders on a scale the calibration period was too short to resolve."""
+        return [
+            (m, feature, since)
+            for m, s in self._steps.items()
+            for feature, since in sorted(s.model.unresolved_levels().items())
         ]
 
     def statistics(self) -> dict[str, tuple[float, float]]:

@@ -25,6 +25,8 @@ import numpy as np
 
 from core.records import ModelOutput, Parameter
 from models.detectors import make_detector, robust_location_scale
+from models.levelchart import BLOCK_S, TwoScale
+from models.minutes import MinuteMeans
 from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
 from models.prewhitened import ARCUSUM
@@ -35,7 +37,11 @@ Values = dict[str, float]
 RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rarest spikes
 #: a feature's CUSUM winsorises at ±CLIP σ: no single spike alarms; for Gaussian data ARL₀ barely moves
 CLIP = 4.0
-DECLARED_TICKS = 30  # a declared lot value is judged on the median of its last readings
+MOVING_ERRORS = 5.0  # a feature moved since an onset when its mean is this many standard errors off
+MOVING_MIN_TICKS = 30  # ... over at least this many ticks
+#: a declared lot value is judged on the median of its last readings: three, so that one spike moves
+#: nothing while a new lot counts from its second reading, before a chart sees the new material
+DECLARED_TICKS = 3
 DECLARED_SIGMAS = 5.0  # ... moved when that median leaves the reference by this many σ of its scatter
 
 
@@ -66,7 +72,7 @@ class Tuning:
     cell_arl0: float = 1e4
     calibration_s: float = 2700.0
     calibration_cells: int = 48
-    detector: str = "cusum"
+    detector: str = "twoscale"
     memory_s: float = 3600.0
     confirm_s: float = 120.0
     realarm_s: float = 8 * 3600.0
@@ -103,6 +109,9 @@ class StepModel(ABC):
     required: ClassVar[tuple[str, ...]] = ()
     #: causes that follow from a finding upstream (ISA-18.2 consequential alarms): quiet while one is active
     consequential: ClassVar[frozenset[str]] = frozenset()
+    #: consequential causes that are only ever consequences: with no upstream finding active, what moved
+    #: is within what the upstream step, which measures it first, holds in control, and no alarm
+    consequence_only: ClassVar[frozenset[str]] = frozenset()
     #: samples carry a cell and a channel (a cycler), not ticks of one machine
     per_cell: ClassVar[bool] = False
     #: what-if quantity -> the measured role it is read as (its unit and spec limits)
@@ -217,6 +226,11 @@ class StepModel(ABC):
         """Role -> plant time its value froze, for each role withheld as frozen now (``models.stale``)."""
         return {}
 
+    def unresolved_levels(self) -> dict[str, int]:
+        """Feature -> plant time calibration ended, for each feature whose level the calibration could
+        not resolve (``models.levelchart``): its level chart is off."""
+        return {}
+
     @abstractmethod
     def state(self) -> dict[str, Any]:
         """All state as JSON-able data; ``load`` resumes from it."""
@@ -289,7 +303,7 @@ class TickStep(StepModel):
         self.tick_ns = 1e9
         self.last_ns: int | None = None
         self.pending: list[dict[str, Any]] = []
-        self.history: deque[Values] = deque(maxlen=int(self.tuning.memory_s))
+        self.history = MinuteMeans(self.tuning.memory_s)
         self.freeze = Freeze()
         self.setpoint_roles = tuple(sorted(r for r in spec.roles if r.endswith("_setpoint")))
         #: the operating point the detectors are referenced to: setpoints and declared lot values
@@ -297,9 +311,13 @@ class TickStep(StepModel):
         self.recent_declared: dict[str, deque[float]] = {
             r: deque(maxlen=DECLARED_TICKS) for r in self.declared
         }
+        #: declared role -> σ of its readings within a lot
+        self.declared_noise: dict[str, float] = {}
         #: plant time this step's operating point last moved (upstream steps' moves reach it too)
         self.moved_ns = 0
         self.rebasing: dict[str, Any] | None = None
+        #: plant time calibration ended
+        self.calibrated_ns = 0
 
     # ------------------------------------------------------------ the kind's part
     @abstractmethod
@@ -353,7 +371,7 @@ class TickStep(StepModel):
         self.ticks += 1
         self._follow_operating_point(time_ns, values)
         features = self._features(values)
-        self.history.append(features)
+        self.history.add(time_ns, features)
         findings: list[Finding] = []
         settling = self._rebase(time_ns, features)
         for name, value in features.items():
@@ -397,7 +415,7 @@ class TickStep(StepModel):
             if role in self.declared:
                 moved |= len(self.recent_declared[role]) >= DECLARED_TICKS and abs(
                     value - reference
-                ) > DECLARED_SIGMAS * self.noise(role)
+                ) > DECLARED_SIGMAS * self.declared_noise.get(role, 0.0)
             else:
                 moved |= abs(value - reference) > 1e-9 * max(1.0, abs(reference))
         upstream = max((s.moved_ns for s in self.spec.upstream if isinstance(s, TickStep)), default=0)
@@ -436,8 +454,7 @@ class TickStep(StepModel):
         for name, rows in plan["rows"].items():
             detector = self.detectors.get(name)
             if detector is not None and len(rows) >= 30:
-                detector.mu = float(np.median(rows))
-                detector.reset()
+                detector.rebase(float(np.median(rows)))
         self.rebasing = None
         return set()
 
@@ -459,6 +476,9 @@ class TickStep(StepModel):
         tuning = self.tuning
         if tuning.detector == "arcusum":
             return ARCUSUM.calibrated(series, tuning.arl0, delta=self.level_features.get(name, 1.0))
+        if tuning.detector == "twoscale":
+            block = max(1, round(BLOCK_S * 1e9 / self.tick_ns))
+            return TwoScale.calibrated(series, tuning.arl0, block, self.level_features.get(name, 1.0))
         mu, sigma = robust_location_scale(series)
         options: dict[str, float] = {}
         if tuning.detector == "cusum":
@@ -471,6 +491,7 @@ class TickStep(StepModel):
         self.freeze = Freeze.learnt(self.buffer)
         buffer = self.freeze.clean(self.buffer)
         self.fit(buffer)
+        self.calibrated_ns = buffer[-1][0]
         rows = []
         for time_ns, data in buffer:
             self.last_ns = time_ns
@@ -501,10 +522,12 @@ class TickStep(StepModel):
         if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
             self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
         self.ranges, self.scatter = spread(buffer)
-        for _, data in buffer[-DECLARED_TICKS:]:
-            for role in self.declared:
-                if math.isfinite(get(data, role)):
-                    self.recent_declared[role].append(get(data, role))
+        for role in self.declared:
+            readings = np.array([get(data, role) for _, data in buffer], dtype=float)
+            readings = readings[np.isfinite(readings)]
+            # a lot's own reading noise, from reading to reading: the lots the calibration saw are no noise
+            self.declared_noise[role] = robust_location_scale(np.diff(readings))[1] / math.sqrt(2)
+            self.recent_declared[role].extend(readings[-DECLARED_TICKS:].tolist())
         self.operating_point = {
             k: v for k, v in self._reference_point(buffer[-1][1]).items() if math.isfinite(v)
         }
@@ -516,20 +539,15 @@ class TickStep(StepModel):
         return int(time_ns - (detector.n - onset) * self.tick_ns)
 
     def _moving(self, onset_ns: int, time_ns: int) -> set[str]:
-        """Features whose mean since the onset differs from in-control by more than 5 standard errors."""
-        if not self.history:
-            return set()
-        n = int(min(max((time_ns - onset_ns) / self.tick_ns, 30), len(self.history)))
-        recent = list(self.history)[-n:]
+        """Features whose mean since the onset (to within a block of ``history``) differs from in-control
+        by more than ``MOVING_ERRORS`` standard errors."""
+        window_ns = max(time_ns - onset_ns, MOVING_MIN_TICKS * self.tick_ns)
         moving = set()
-        for name in recent[-1]:
+        for name, (mean, count) in self.history.means_since(int(time_ns - window_ns)).items():
             detector = self.detectors.get(name)
-            values = np.array([row[name] for row in recent], dtype=float)
-            values = values[np.isfinite(values)]
-            if detector is None or values.size < 10:
+            if detector is None or count < 10:
                 continue
-            z = (values.mean() - detector.mu) / (detector.sigma / math.sqrt(values.size))
-            if abs(z) > 5:
+            if abs(mean - detector.mu) > MOVING_ERRORS * detector.standard_error(count):
                 moving.add(name)
         return moving
 
@@ -623,6 +641,9 @@ class TickStep(StepModel):
     def stale(self) -> dict[str, int]:
         return dict(self.freeze.since_ns)
 
+    def unresolved_levels(self) -> dict[str, int]:
+        return {n: self.calibrated_ns for n, d in self.detectors.items() if not getattr(d, "resolved", True)}
+
     def statistics(self) -> dict[str, tuple[float, float]]:
         table = {name: (d.statistic, d.threshold) for name, d in self.detectors.items()}
         if self.pca is not None:
@@ -654,8 +675,11 @@ class TickStep(StepModel):
             "freeze": self.freeze.state(),
             "operating_point": self.operating_point,
             "recent_declared": {r: list(v) for r, v in self.recent_declared.items()},
+            "declared_noise": self.declared_noise,
             "moved_ns": self.moved_ns,
             "rebasing": self.rebasing,
+            "history": self.history.state(),
+            "calibrated_ns": self.calibrated_ns,
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -674,8 +698,11 @@ class TickStep(StepModel):
         self.operating_point = dict(state["operating_point"])
         for role, values in state["recent_declared"].items():
             self.recent_declared[role].extend(values)
+        self.declared_noise = dict(state["declared_noise"])
         self.moved_ns = int(state["moved_ns"])
         self.rebasing = state["rebasing"]
+        self.history.load(state["history"])
+        self.calibrated_ns = int(state["calibrated_ns"])
 
 
 def load_detectors(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

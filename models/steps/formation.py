@@ -41,8 +41,8 @@ LOADING = "dry_loading"  # the upstream role a cell's capacity follows
 
 def _cell_chart(tuning: Tuning) -> str:
     """The chart of the per-cell detectors: cells are judged one by one, not as an autocorrelated
-    series, so the prewhitened choice (``arcusum``) is the plain CUSUM here."""
-    return "cusum" if tuning.detector == "arcusum" else tuning.detector
+    series, so the prewhitened and two-scale choices are the plain CUSUM here."""
+    return "cusum" if tuning.detector in ("arcusum", "twoscale") else tuning.detector
 
 
 class FormationStep(StepModel):
@@ -55,6 +55,7 @@ class FormationStep(StepModel):
     }
     required: ClassVar[tuple[str, ...]] = ("discharge_capacity",)
     consequential: ClassVar[frozenset[str]] = frozenset({"formation_drift", "upstream_loading"})
+    consequence_only: ClassVar[frozenset[str]] = frozenset({"upstream_loading"})
     per_cell: ClassVar[bool] = True
     quantities: ClassVar[Mapping[str, str]] = {"cell_capacity": "discharge_capacity"}
     tolerance: ClassVar[Mapping[str, float]] = {"cell_capacity": 0.02}

@@ -1,10 +1,11 @@
 """Any step kind the twin has no physics for: each signal's level on its own, and all of them together.
 
 A step still counts when no one has written its model: every signal its description lists (setpoints
-and roll positions aside) gets a drift detector on its level, calibrated like the physics features
-(its CUSUM prewhitened by an AR model of the in-control period, with its limit calibrated on held-out
-in-control data, ``models.prewhitened``: a raw signal, unlike a physics residual, carries the plant's
-autocorrelated disturbances), and the signals together get the PCA T²/SPE monitor. A finding names the
+and roll positions aside) gets a drift detector on its level, calibrated like the physics features (the
+two-scale chart of ``models.levelchart`` by default, or with ``models.detector = "cusum"`` the CUSUM
+prewhitened by an AR model with its limit from held-out in-control data, ``models.prewhitened``: a raw
+signal carries the plant's autocorrelated disturbances), and the signals together get the PCA T²/SPE
+monitor. A finding names the
 signal that moved; its cause is ``signal_drift``, since without a model nothing says why.
 """
 
@@ -31,7 +32,7 @@ class GenericStep(TickStep):
         self.feature_units = dict(spec.units)
 
     def new_detector(self, name: str, series: np.ndarray) -> Any:
-        if self.tuning.detector == "cusum":
+        if self.tuning.detector in ("cusum", "arcusum"):
             return ARCUSUM.calibrated(series, self.tuning.arl0)
         return super().new_detector(name, series)
 

@@ -232,3 +232,42 @@ def test_a_transient_returns_to_normal_once_its_detector_is_quiet() -> None:
     assert len(wear) == 1 and 1.5 <= wear[0][0] < 1.6, raised
     back = [hour for hour, key in cleared if key == wear[0][1]]
     assert len(back) == 1 and back[0] > (onset + hold) / 3600 + QUIET_MEMORIES - 0.1, cleared
+
+
+def test_a_ramp_stays_one_alarm_until_the_pump_is_replaced_then_returns_after_the_hold_time() -> None:
+    """ISA-18.2: the wear's condition stands while the flow is off, whatever the ramp does, and returns to
+    normal only once its statistic has been back in control for the hold time (QUIET_MEMORIES memories)."""
+    from plant.scenarios import Fault
+
+    onset, replaced = 1.5 * 3600, 4.0 * 3600
+    faults = (
+        Fault(
+            "wear",
+            "coater1",
+            "pump_efficiency",
+            -0.04,
+            "fraction",
+            onset,
+            2 * 3600.0,
+            ("coater1.pump_flow",),
+            "",
+        ),
+        Fault(
+            "new-pump",
+            "coater1",
+            "pump_efficiency",
+            0.04,
+            "fraction",
+            replaced,
+            0.0,
+            ("coater1.pump_flow",),
+            "",
+        ),
+    )
+    raised, cleared = _conditions(Scenario("pump-replaced", "wear, then a new pump", faults), 7.0)
+    wear = [(hour, key) for hour, key in raised if key.endswith("/pump_wear")]
+    assert len(wear) == 1 and onset / 3600 < wear[0][0] < replaced / 3600, raised
+    back = [hour for hour, key in cleared if key == wear[0][1]]
+    hold = QUIET_MEMORIES * ModelSettings().memory_s / 3600
+    assert len(back) == 1, cleared
+    assert replaced / 3600 + hold - 0.1 < back[0] < replaced / 3600 + hold + 0.5, "after the hold time"
