@@ -185,6 +185,9 @@ class LineModelAnalyser:
     def frozen(self) -> list[tuple[str, str, int]]:
         return self.model.frozen()
 
+    def unresolved_levels(self) -> list[tuple[str, str, int]]:
+        return self.model.unresolved_levels()
+
     def rebaseline(self, step: str) -> list[str]:
         self.model.rebaseline(step)
         gone = [key for key in self.last_found_ns if key.split("/")[1] == step]

@@ -48,6 +48,10 @@ class Analyser(Protocol):
     def frozen(self) -> list[tuple[str, str, int]]:
         """(machine, signal, since) of each value the models withhold as frozen (``models.stale``)."""
 
+    def unresolved_levels(self) -> list[tuple[str, str, int]]:
+        """(machine, feature, since) of each feature whose level the calibration could not resolve: it
+        wanders on a scale the calibration period was too short to know (``models.levelchart``)."""
+
     def rebaseline(self, step: str) -> list[str]:
         """Recalibrate ``step`` from fresh in-control data (ValueError for an unknown step); returns the
         condition keys of that step, which no longer stand."""

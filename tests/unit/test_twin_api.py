@@ -31,6 +31,7 @@ class FakeAnalyser:
         self.line = line
         self.seen = 0
         self.frozen_signals: list[tuple[str, str, int]] = []
+        self.unresolved: list[tuple[str, str, int]] = []
 
     def observe(self, samples: Sequence[Sample]) -> Verdict:
         verdict = Verdict()
@@ -65,6 +66,9 @@ class FakeAnalyser:
 
     def frozen(self) -> list[tuple[str, str, int]]:
         return self.frozen_signals
+
+    def unresolved_levels(self) -> list[tuple[str, str, int]]:
+        return self.unresolved
 
     def step_models(self) -> dict[str, tuple[str, bool]]:
         return {"coater1": ("FakeAnalyser", True)}
@@ -417,6 +421,20 @@ def test_a_signal_its_model_withholds_as_frozen_shows_as_not_monitored(twin_clie
             "since_ns": 7 * 10**9,
         }
     ]
+
+
+def test_a_feature_whose_level_calibration_could_not_resolve_shows_as_not_monitored(
+    twin_client: TestClient,
+) -> None:
+    engine = twin_client.app.state.twin.engine  # type: ignore[attr-defined]
+    engine.workers["line1"].analyser.unresolved = [("coater1", "pump_flow_deviation", 9 * 10**9)]
+    (entry,) = twin_client.get("/lines/line1/state").json()["not_monitored"]
+    assert entry == {
+        "machine": "coater1",
+        "signal": "pump_flow_deviation",
+        "quality": "level_unresolved",
+        "since_ns": 9 * 10**9,
+    }
 
 
 def test_the_alarm_system_figures_are_served_per_line(twin_client: TestClient) -> None:

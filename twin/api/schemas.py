@@ -36,8 +36,9 @@ class SignalValue(Strict):
 
 
 class NotMonitored(Strict):
-    """A step the twin cannot judge now: one of its key signals has no good value, or a signal stopped
-    changing (``quality`` "frozen") and its model withholds it."""
+    """A step the twin cannot judge now: one of its key signals has no good value, a signal stopped
+    changing (``quality`` "frozen") and its model withholds it, or a feature's level wanders on a scale
+    the calibration was too short to know (``quality`` "level_unresolved", ``signal`` the feature)."""
 
     machine: str
     signal: str

@@ -27,7 +27,9 @@ async def line_state(twin: TwinDep, line: Name) -> LineState:
         raise HTTPException(404, f"this twin does not serve line {line!r}; it serves {twin.engine.lines}")
     machines = twin.engine.live.lines.get(line, {})
     return LineState(
-        not_monitored=_not_monitored(twin, machines) + _frozen(worker.analyser.frozen()),
+        not_monitored=_not_monitored(twin, machines)
+        + _frozen(worker.analyser.frozen())
+        + _unresolved(worker.analyser.unresolved_levels()),
         line=line,
         machines={m: {k: SignalValue(**asdict(v)) for k, v in sig.items()} for m, sig in machines.items()},
         processed_samples=worker.processed,
@@ -55,6 +57,12 @@ def _not_monitored(twin: TwinDep, machines: dict[str, dict[str, SignalState]]) -
 def _frozen(frozen: list[tuple[str, str, int]]) -> list[NotMonitored]:
     """Each value the models withhold because it stopped changing, though its quality says good."""
     return [NotMonitored(machine=m, signal=s, quality="frozen", since_ns=t) for m, s, t in frozen]
+
+
+def _unresolved(levels: list[tuple[str, str, int]]) -> list[NotMonitored]:
+    """Each feature whose level wanders on a scale the calibration was too short to know: its drifts are
+    not judged (only abrupt changes are) until the step is calibrated over a longer period."""
+    return [NotMonitored(machine=m, signal=f, quality="level_unresolved", since_ns=t) for m, f, t in levels]
 
 
 @router.get("/machines/{machine}", response_model=MachineState)
