@@ -25,8 +25,9 @@ they cost in false alarms, run at the largest scale only. ``bench.detection_repo
 
 Formation scenarios run longer: a cycler channel forms one cell every ~19 min, so after 1 h a channel has
 made three cells, too few for any method to tell a small calibration drift from the channel's static
-offset, or a rising K-value tail from chance. They run ``CELL_RUN_S`` with the faults from
-``CELL_ONSET_S`` (``Scenario.delayed``), the same recording for every method.
+offset, or a rising K-value tail from chance. How long the twin calibrates, when faults start and how
+long runs last is the line's ``Timing`` (``bench.lines``): the realistic simulators get a longer
+calibration, and every method the same recording.
 """
 
 from __future__ import annotations
@@ -57,9 +58,6 @@ from models.line import LineModel
 from models.replay import alarms, replay
 from plant.scenarios import Scenario
 
-TRAIN_S = 2700.0
-CELL_ONSET_S = 4 * 3600.0  # formation faults: ~12 cells per channel before onset
-CELL_RUN_S = 8 * 3600.0  # and as many after it
 CALIBRATION_SEED = 1001
 FALSE_ALARM_BUDGET = 1.0  # per 8 h shift: linetwin's goal
 PILOT = shipped()["pilot-nmc"]
@@ -146,8 +144,9 @@ def run_scenario(
     spec = line.scenarios[scenario] if isinstance(scenario, str) else scenario
     run = line.recorder(spec, seed, duration_s)
     process = run.process
-    train_end = process.index[0] + pd.Timedelta(seconds=TRAIN_S)
-    model = LineModel(line.description.line, description=line.description, calibration_s=TRAIN_S)
+    train_s = line.timing.train_s
+    train_end = process.index[0] + pd.Timedelta(seconds=train_s)
+    model = LineModel(line.description.line, description=line.description, calibration_s=train_s)
     results = {"linetwin": [Detection.of(f) for f in alarms(replay(model, process, run.cells))]}
     streams = key_streams(run, line)
     for baseline in BASELINES:
@@ -168,7 +167,7 @@ def calibration_runs(count: int, duration_s: float, line: BenchLine = PILOT) -> 
     runs = []
     for seed in range(CALIBRATION_SEED, CALIBRATION_SEED + count):
         run = line.recorder(line.scenarios["nominal"], seed, duration_s)
-        train_end = run.process.index[0] + pd.Timedelta(seconds=TRAIN_S)
+        train_end = run.process.index[0] + pd.Timedelta(seconds=line.timing.train_s)
         runs.append(InControl.of(key_streams(run, line), train_end, run.process.index[-1]))
     return runs
 
@@ -216,18 +215,21 @@ class Planned:
 def plan(magnitudes: tuple[float, ...], duration_s: float, line: BenchLine = PILOT) -> list[Planned]:
     """Every drifting scenario once per scale; nominal, which has nothing to scale, once for all scales.
 
-    Formation scenarios start their faults at ``CELL_ONSET_S`` and run at least ``CELL_RUN_S``.
+    Faults start at the line's ``Timing``: process faults at ``onset_s``, formation faults at
+    ``cell_onset_s`` in runs of at least ``cell_run_s``.
     """
+    timing = line.timing
     planned: list[Planned] = []
     for name, scenario in line.scenarios.items():
         if not scenario.faults:
             planned.append(Planned(name, scenario, magnitudes, duration_s))
         elif scenario.machines <= line.cell_machines:
-            cells = scenario.delayed(CELL_ONSET_S)
-            run_s = max(duration_s, CELL_RUN_S)
+            cells = scenario.delayed(timing.cell_onset_s)
+            run_s = max(duration_s, timing.cell_run_s)
             planned.extend(Planned(name, cells.scaled(m), (m,), run_s) for m in magnitudes)
         else:
-            planned.extend(Planned(name, scenario.scaled(m), (m,), duration_s) for m in magnitudes)
+            process = scenario.delayed(timing.onset_s)
+            planned.extend(Planned(name, process.scaled(m), (m,), duration_s) for m in magnitudes)
     return planned
 
 

@@ -14,11 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench.arl import delays
 from bench.baselines import BASELINES
 from bench.detection import (
     CALIBRATION_SEED,
-    CELL_ONSET_S,
-    CELL_RUN_S,
     FALSE_ALARM_BUDGET,
     PILOT,
     Calibration,
@@ -31,6 +30,7 @@ from bench.detection import (
 )
 from bench.lines import BenchLine, shipped
 
+PREWHITENED_ARL0 = 500.0  # as ``twin bench arl``
 MAGNITUDES = "1,0.5,0.25"  # fault scales by default: the whole bench stays within ~8 min on two cores
 
 
@@ -47,7 +47,10 @@ def parse_magnitudes(text: str) -> tuple[float, ...]:
 
 def detection_command(
     seeds: Annotated[int, typer.Option(min=1, help="seeds per scenario")] = 3,
-    hours: Annotated[float, typer.Option(min=1.5, help="plant hours per run (drifts start after 1 h)")] = 3.0,
+    hours: Annotated[
+        float | None,
+        typer.Option(min=1.5, help="plant hours per run (default 3, realistic 11; see bench.lines.Timing)"),
+    ] = None,
     magnitudes: Annotated[
         str, typer.Option(help="fault scales, comma-separated: every drifting scenario runs at each")
     ] = MAGNITUDES,
@@ -73,7 +76,14 @@ def detection_command(
     console = Console()
     for name in line or list(lines):
         chosen = lines[name].realistic() if realistic else lines[name]
-        _run_line(console, chosen, seeds, hours, scales, calibration_runs)
+        run_h = hours if hours is not None else chosen.timing.run_s / 3600
+        _run_line(console, chosen, seeds, run_h, scales, calibration_runs)
+    for step, mean, bound in delays(PREWHITENED_ARL0):
+        console.print(
+            f"Prewhitened CUSUM on AR(1) φ = 0.9, t₃ data, sustained step of {step:g} σ of the series, "
+            f"ARL₀ = {PREWHITENED_ARL0:g}: mean delay {mean:.1f} samples, Lorden bound for the shift its "
+            f"residuals see {bound:.1f}, ratio {mean / bound:.2f}"
+        )
 
 
 def _run_line(
@@ -127,9 +137,16 @@ def detection_tables(
     results: Results, calibration: Calibration, seeds: int, hours: float, line: BenchLine = PILOT
 ) -> list[Table]:
     """Per fault scale at the matched budget, misses by scale, and the library defaults at the largest."""
-    runs = f"{line.name}, {len(line.scenarios)} scenarios × {seeds} seeds × {hours:g} h"
+    timing = line.timing
+    runs = (
+        f"{line.name}, {len(line.scenarios)} scenarios × {seeds} seeds × {hours:g} h, calibrated "
+        f"{timing.train_s / 3600:g} h, onset at {timing.onset_s / 3600:g} h"
+    )
     if line.cell_machines:
-        runs += f" (formation: {max(hours, CELL_RUN_S / 3600):g} h, onset at {CELL_ONSET_S / 3600:g} h)"
+        runs += (
+            f" (formation: {max(hours, timing.cell_run_s / 3600):g} h, onset at "
+            f"{timing.cell_onset_s / 3600:g} h)"
+        )
     scenarios = list(line.scenarios)
     budget = f"≤ {FALSE_ALARM_BUDGET:g} false alarm per 8 h"
     tables = []

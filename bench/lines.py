@@ -54,6 +54,32 @@ SOLID_STATE_KEY_SIGNALS = (
 
 
 @dataclass(frozen=True, slots=True)
+class Timing:
+    """How long the twin calibrates, when faults start and how long runs last, in plant seconds.
+
+    On the clean simulators 45 minutes of calibration see everything in-control operation will do. A
+    realistic line's disturbances wander for tens of minutes, and a level chart can only know how far
+    from a training period several times that long (``models.levelchart``): the realistic bench lets the
+    twin calibrate for six hours, as a real line's first shifts would, and starts the faults after it.
+    Formation faults start later still: the cells calibrate after the steps upstream of them, then each
+    channel needs its own reference cells.
+    """
+
+    train_s: float
+    onset_s: float
+    run_s: float
+    cell_onset_s: float
+    cell_run_s: float
+
+
+HOUR = 3600.0
+CLEAN = Timing(train_s=0.75 * HOUR, onset_s=HOUR, run_s=3 * HOUR, cell_onset_s=4 * HOUR, cell_run_s=8 * HOUR)
+REALISTIC = Timing(
+    train_s=6 * HOUR, onset_s=8 * HOUR, run_s=11 * HOUR, cell_onset_s=10 * HOUR, cell_run_s=14 * HOUR
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One simulated run: the process table, the formed cells (if the line forms any) and ground truth."""
 
@@ -71,10 +97,17 @@ class BenchLine:
     key_signals: tuple[str, ...]
     #: the plant machines whose scenarios are about cells: they run longer, with a later onset
     cell_machines: frozenset[str] = frozenset()
+    timing: Timing = CLEAN
 
     def realistic(self) -> BenchLine:
-        """The same line on its simulator's realistic option (``plant.disturbances``)."""
-        return replace(self, name=f"{self.name}, realistic", recorder=partial(self.recorder, realistic=True))
+        """The same line on its simulator's realistic option (``plant.disturbances``), calibrating for as
+        long as its disturbances need (``Timing``)."""
+        return replace(
+            self,
+            name=f"{self.name}, realistic",
+            recorder=partial(self.recorder, realistic=True),
+            timing=REALISTIC,
+        )
 
     @property
     def cell_step(self) -> str | None:

@@ -9,8 +9,7 @@ import typer
 
 from bench.baselines import BASELINES, Matched
 from bench.detection import (
-    CELL_ONSET_S,
-    CELL_RUN_S,
+    PILOT,
     Calibration,
     Results,
     Tally,
@@ -21,7 +20,7 @@ from bench.detection import (
     run_scenario,
 )
 from bench.detection_report import detection_tables, parse_magnitudes
-from bench.lines import shipped
+from bench.lines import BenchLine, shipped
 from plant.scenarios import SCENARIOS
 
 
@@ -82,14 +81,19 @@ def test_every_drifting_scenario_runs_at_every_scale_and_nominal_once_unscaled()
         )
 
 
-def test_formation_scenarios_run_long_enough_for_channels_to_have_cells_before_their_onset() -> None:
-    for p in plan((1.0,), 3 * 3600):
+@pytest.mark.parametrize("line", [PILOT, PILOT.realistic()], ids=["clean", "realistic"])
+def test_faults_start_after_calibration_and_formation_runs_long_enough_for_channel_cells(
+    line: BenchLine,
+) -> None:
+    timing = line.timing
+    assert timing.train_s < timing.onset_s < timing.run_s and timing.onset_s < timing.cell_onset_s
+    for p in plan((1.0,), timing.run_s, line):
         formation = bool(p.scenario.faults) and p.scenario.machines == {"cycler1"}
-        assert p.duration_s == (CELL_RUN_S if formation else 3 * 3600)
+        assert p.duration_s == (timing.cell_run_s if formation else timing.run_s)
         onsets = {f.onset_s for f in p.scenario.faults}
-        full = {f.onset_s for f in SCENARIOS[p.name].faults}
-        assert onsets == ({CELL_ONSET_S} if formation else full)
-    assert {p.duration_s for p in plan((1.0,), 10 * 3600)} == {10 * 3600}
+        expected = timing.cell_onset_s if formation else timing.onset_s
+        assert onsets == ({expected} if p.scenario.faults else set())
+    assert {p.duration_s for p in plan((1.0,), 20 * 3600, line)} == {20 * 3600}
 
 
 def test_a_scaled_run_is_scored_against_its_scaled_ground_truth_with_the_matched_baselines_only() -> None:
@@ -118,7 +122,10 @@ def test_the_report_has_a_table_per_scale_the_misses_by_scale_and_the_defaults_a
     results = Results(by_magnitude, overall, {}, runs=3, elapsed_s=1.0, plant_s=9 * 3600)
     calibration = Calibration({b.name: Matched(b.default, 0.5, True) for b in BASELINES}, {}, 2, 1.0)
     tables = detection_tables(results, calibration, seeds=1, hours=3.0)
-    runs = "pilot-nmc, 8 scenarios × 1 seeds × 3 h (formation: 8 h, onset at 4 h)"
+    runs = (
+        "pilot-nmc, 8 scenarios × 1 seeds × 3 h, calibrated 0.75 h, onset at 1 h "
+        "(formation: 8 h, onset at 4 h)"
+    )
     assert [str(t.title) for t in tables] == [
         f"Drift detection at ≤ 1 false alarm per 8 h, faults ×1: {runs}",
         f"Drift detection at ≤ 1 false alarm per 8 h, faults ×0.5: {runs}",
