@@ -6,8 +6,8 @@ values with a Gaussian limit alarms tens of times more often than its stated ARL
 backtest of another plant's normal run produced 539 alarms. ``ARCUSUM`` instead:
 
 1. centres the series on a robust level (median) and fits an AR(p) model to it (least squares, order
-   by BIC as statsmodels' ``ar_select_order`` chooses it, p ≤ 5), on the first two thirds of the in-control period, after
-   winsorising at ±5 robust σ so outliers do not steer the coefficients;
+   by BIC as statsmodels' ``ar_select_order`` chooses it, p ≤ 5), on the first two thirds of the
+   in-control period, after winsorising at ±5 robust σ so outliers do not steer the coefficients;
 2. charts the one-step-ahead residuals ("prewhitening", Montgomery & Mastrangelo 1991), standardised by
    their robust σ and winsorised at ±``clip`` (a robust CUSUM: one spike moves it by clip − k at most).
    The lags keep the raw values: a large innovation of the process is the process and stays in its
