@@ -593,13 +593,19 @@ class TickStep(StepModel):
             return None
         cause, signal, confidence = verdict
         detail = f"Detected on {name}; also moving: {', '.join(sorted(moving - {name})) or 'nothing else'}."
+        magnitude, unit = item["magnitude"], self.feature_units.get(name, "")
+        named = self._feature_of(signal)
+        if named is not None and named != name:  # say how far the signal it names moved, in its unit
+            moved = self.history.means_since(item["onset_ns"]).get(named)
+            if moved is not None:
+                magnitude, unit = moved[0] - self.detectors[named].mu, self.feature_units.get(named, "")
         return Finding(
             line=self.line,
             machine=self.machine,
             signal=signal,
             onset_ns=item["onset_ns"],
-            magnitude=item["magnitude"],
-            unit=self.feature_units.get(name, ""),
+            magnitude=magnitude,
+            unit=unit,
             cause=cause,
             confidence=confidence,
             detector=f"{self.tuning.detector}:{name}",
@@ -610,6 +616,10 @@ class TickStep(StepModel):
             detail=detail,
             moving=tuple(sorted(moving)),
         )
+
+    def _feature_of(self, role: str) -> str | None:
+        """The charted feature of a role a finding names: its deviation, its residual, or its level."""
+        return next((f for f in (f"{role}_deviation", f"{role}_residual", role) if f in self.detectors), None)
 
     def _pca_alarm(self, monitor: PCAMonitor, time_ns: int) -> list[Finding]:
         contributions = monitor.contributions()
