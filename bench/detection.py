@@ -56,10 +56,13 @@ from models.backtest import SHIFT_S, Detection, score
 from models.detectors import CUSUM
 from models.line import LineModel
 from models.replay import alarms, replay
+from models.steps.base import Tuning
 from plant.scenarios import Scenario
+from twin.alarmrates import rates
 
 CALIBRATION_SEED = 1001
 FALSE_ALARM_BUDGET = 1.0  # per 8 h shift: linetwin's goal
+REALARM_S = Tuning().realarm_s
 PILOT = shipped()["pilot-nmc"]
 
 
@@ -74,11 +77,22 @@ class Tally:
     monitored_s: float = 0.0
     in_control_false_alarms: int = 0
     in_control_s: float = 0.0
+    #: the alarm-system figures (``twin.alarmrates``) over every run: raises, the most in any ten
+    #: minutes of one run, floods, and the conditions that chattered
+    raised: int = 0
+    peak_per_10_min: int = 0
+    floods: int = 0
+    chattering: set[str] = field(default_factory=set)
 
     def add(
         self, scenario: str, detections: list[Detection], truth: list[dict[str, Any]], start: Any, end: Any
     ) -> None:
         result = score(detections, truth, start, end)
+        figures = rates(episodes(detections), [], start.value, end.value)
+        self.raised += figures.raised
+        self.peak_per_10_min = max(self.peak_per_10_min, figures.peak_per_10_min)
+        self.floods += figures.floods
+        self.chattering |= set(figures.chattering)
         self.false_alarms += result.false_alarms
         self.monitored_s += result.monitored_s
         quiet_end = min([end, *(pd.Timestamp(t["onset"]) for t in truth)])
@@ -88,6 +102,10 @@ class Tally:
             self.runs[scenario] = self.runs.get(scenario, 0) + 1
             self.delays_s.setdefault(scenario, []).extend(result.delays_s.values())
             self.misses[scenario] = self.misses.get(scenario, 0) + len(result.missed)
+
+    @property
+    def alarms_per_10_min(self) -> float:
+        return self.raised / (self.monitored_s / 600) if self.monitored_s else math.nan
 
     @property
     def false_alarms_per_shift(self) -> float:
@@ -101,6 +119,19 @@ class Tally:
     @property
     def total_misses(self) -> int:
         return sum(self.misses.values())
+
+
+def episodes(detections: list[Detection]) -> list[tuple[str, int]]:
+    """(condition key, raised at) of each alarm episode: a condition raised again within the twin's
+    re-alarm window (a consequence listed on its alarm) is the alarm already raised."""
+    last: dict[str, int] = {}
+    raised = []
+    for d in sorted(detections, key=lambda d: d.time):
+        key, at = f"{d.machine}/{d.signal}/{d.cause}", d.time.value
+        if key not in last or at - last[key] >= REALARM_S * 1e9:
+            raised.append((key, at))
+            last[key] = at
+    return raised
 
 
 def _cell_streams(cells: pd.DataFrame) -> dict[str, pd.Series]:
