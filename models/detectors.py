@@ -148,7 +148,7 @@ class Alarm:
         return self._onset
 
 
-class _ScalarState:
+class ScalarState:
     """State as the detector's scalar attributes: all a chart needs to resume after a restart."""
 
     def state(self) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class _ScalarState:
 
 
 @dataclass
-class _Base(Alarm, _ScalarState):
+class _Base(Alarm, ScalarState):
     """Standardisation, sample count and alarm bookkeeping shared by the univariate charts."""
 
     arl0: float = 10_000.0
@@ -396,7 +396,7 @@ def bernoulli_cusum_design(arl0: float, p0: float, p1: float) -> tuple[int, int]
 
 
 @dataclass
-class BernoulliCUSUM(Alarm, _ScalarState):
+class BernoulliCUSUM(Alarm, ScalarState):
     """CUSUM of a yes/no flag per item (Reynolds & Stoumbos 1999): a share rising from p0 towards p1.
 
     The statistic is in flags: each flag adds 1 − γ, each other item takes γ ≈ p off. The onset is

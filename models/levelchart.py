@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg, optimize
 
-from models.detectors import Alarm, robust_location_scale
+from models.detectors import Alarm, ScalarState, robust_location_scale
 from models.prewhitened import ARCUSUM
 
 BLOCK_S = 60.0  # plant seconds a block averages over
@@ -178,7 +178,7 @@ def crossing_limit(rate: float, roughness: float, dof: float) -> float:
 
 
 @dataclass
-class LevelChart(Alarm):
+class LevelChart(Alarm, ScalarState):
     """EWMA of block means against the level's in-control spread (see module); ``calibrated`` fits it.
 
     >>> import numpy as np
@@ -331,13 +331,6 @@ class LevelChart(Alarm):
         than its autocorrelation time allows."""
         blocks = max(n / self.block, 1.0)
         return self.sigma_block * math.sqrt(min(self.tau_blocks / blocks, 1.0))
-
-    def state(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, int | float | bool | type(None))}
-
-    def load(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 @dataclass
