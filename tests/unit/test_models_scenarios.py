@@ -57,11 +57,12 @@ def test_the_first_finding_after_onset_names_the_signal_and_cause(scenario: str)
         assert first.channel == fault.channel
 
 
-def test_pump_wear_capacity_shift_is_traced_back_to_the_coated_rolls() -> None:
+def test_pump_wear_and_what_it_moves_downstream_are_one_alarm_traced_back_to_the_coated_rolls() -> None:
     _, findings = _run("pump-wear")
     wear = [f for f in findings if f.cause == "pump_wear" and "cycler1.discharge_capacity" in f.affected]
     assert wear, "the cells' capacity shift is listed on the pump's alarm, not raised apart"
-    assert not any(f.machine == "cycler1" and f.cause == "upstream_loading" for f in findings)
+    assert "calender1.incoming_loading" in wear[-1].affected, "and the calender's incoming loading"
+    assert {f.key for f in findings} == {wear[-1].key}, "one cause, one alarm"
     assert wear[-1].rolls and any(r.startswith("CAT-") for r in wear[-1].rolls), "the rolls it came from"
 
 
