@@ -31,7 +31,9 @@ by how little was seen of it.
 ``TwoScale`` adds the fast side: the prewhitened CUSUM of ``models.prewhitened``, designed for a 3 σ
 shift of each value against the *local* level (an EWMA of the block means that follows the level
 wherever it wanders), which a wander or the day never produces but a failed heater, a broken load cell
-or a stuck pump does within a few samples. Each side gets half of the ARL₀.
+or a stuck pump does within a few samples. Each value is winsorised at 2.5 σ and the limit is at least
+six such values, since heavy-tailed noise clusters a few extreme values more often than a Gaussian
+limit allows. Each side gets half of the ARL₀.
 
 A Monte Carlo (an Ornstein-Uhlenbeck level as large as the noise, 150 trainings each, 24 h monitored
 after each, alarms within two hours of each other counted as one episode): τ = 30 min, trained 6 h:
@@ -57,7 +59,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import integrate, linalg, optimize, stats
 
 from models.detectors import Alarm, ScalarState, robust_location_scale
 from models.prewhitened import ARCUSUM
@@ -66,7 +68,7 @@ BLOCK_S = 60.0  # plant seconds a block averages over
 LAMBDA = 0.5
 ZONE = 0.25  # the indifference zone, in σ of the one-second values
 FAST_DELTA = 3.0  # the fast side's design shift, in σ of its residuals
-FAST_CLIP = 2.5  # each value moves the fast side by 1 at most: it takes five extreme values to alarm
+FAST_CLIP = 2.5  # each value moves the fast side by 1 at most
 FAST_TRAINING = 10_800  # the fast side's noise model is fitted on at most the last three hours of samples
 LOCAL_LAMBDA = 0.5  # the fast side's local level follows the block means within a few blocks
 #: the slow side takes each value within this many σ of the local level: a spike, or a burst of heavy-
@@ -158,23 +160,43 @@ def ewma_moments(gamma: np.ndarray, lam: float) -> tuple[float, float]:
     return float(weights @ covariance @ weights), float(steps @ covariance @ steps)
 
 
+def upcrossing(limit: float, rho: float) -> float:
+    """P(z_t < L < z_t+1) for a stationary standard Gaussian sequence with lag-one correlation ``rho``:
+    Rice's rate sqrt(1 − ρ)/(π√2)·exp(−L²/2) in the limit of a smooth sequence, Φ(L)·(1 − Φ(L)) for
+    independent values; in between it is the integral over z_t, done here in one dimension."""
+    rho = min(max(rho, -0.999), 0.999)
+    spread = math.sqrt(1 - rho * rho)
+
+    def density(x: float) -> float:
+        return float(stats.norm.pdf(x) * stats.norm.sf((limit - rho * x) / spread))
+
+    value, _ = integrate.quad(density, limit - 12.0, limit, epsabs=0.0, epsrel=1e-8, limit=200)
+    return max(value, 0.0)
+
+
 def crossing_limit(rate: float, roughness: float, dof: float) -> float:
-    """L such that a stationary Gaussian level crosses ±L σ at ``rate`` per step (Rice), with σ known to
-    ``dof`` degrees of freedom; ``roughness`` is Var(Δz)/Var(z)."""
-    scale = 2 * math.sqrt(max(min(roughness, 2.0), 1e-12)) / (2 * math.pi)
+    """L such that a stationary Gaussian level crosses ±L σ at ``rate`` per step, with σ known to ``dof``
+    degrees of freedom (the crossing averaged over the estimate's χ²_ν error: the Gaussian tail
+    exp(−L²/2) becomes (1 + L²/ν)^(−ν/2)); ``roughness`` is Var(Δz)/Var(z) = 2(1 − ρ₁)."""
+    rho = 1 - min(max(roughness, 0.0), 2.0) / 2
 
     def log_excess(limit: float) -> float:
-        tail = -dof / 2 * math.log1p(limit * limit / dof) if math.isfinite(dof) else -limit * limit / 2
-        return math.log(scale) + tail - math.log(rate)
+        gaussian = 2 * upcrossing(limit, rho)
+        if gaussian <= 0:
+            return -math.inf
+        widened = 0.0
+        if math.isfinite(dof):
+            widened = limit * limit / 2 - dof / 2 * math.log1p(limit * limit / dof)
+        return math.log(gaussian) + widened - math.log(rate)
 
-    if log_excess(0.0) <= 0:
-        return 0.0
+    if log_excess(0.5) <= 0:
+        return 0.5
     high = 8.0
     while log_excess(high) > 0:
         high *= 2
         if high > 1e6:
             return math.inf
-    return float(optimize.brentq(log_excess, 0.0, high))
+    return float(optimize.brentq(log_excess, 0.5, high))
 
 
 @dataclass
@@ -366,8 +388,9 @@ class TwoScale(Alarm):
 
     @classmethod
     def calibrated(cls, training: Any, arl0: float, block: int, delta: float = 1.0) -> TwoScale:
-        """Both sides from an in-control series; ``delta`` scales the shifts they are designed for (a
-        process level judged on 2 σ where a physics residual is judged on 1 σ)."""
+        """Both sides from an in-control series; ``delta`` widens the level's indifference zone (a process
+        level judged on 2 σ where a physics residual is judged on 1 σ). The fast side stays designed for
+        3 σ steps: scaled up, its limit would fall below two extreme values."""
         series = np.asarray(training, dtype=float)
         series = series[np.isfinite(series)]
         chart = cls(arl0=arl0)
@@ -379,7 +402,9 @@ class TwoScale(Alarm):
         chart.slow = LevelChart.calibrated(clipped, 2 * arl0, block, delta=delta)
         chart.mu = chart.slow.mu
         recent = (series - local)[-FAST_TRAINING:]
-        chart.fast = ARCUSUM.calibrated(recent, 2 * arl0, delta=FAST_DELTA * delta, clip=FAST_CLIP * delta)
+        chart.fast = ARCUSUM.calibrated(recent, 2 * arl0, delta=FAST_DELTA, clip=FAST_CLIP)
+        extreme = float(np.mean(np.abs(chart.fast.standardised(recent)) >= FAST_CLIP))
+        chart.fast.h = max(chart.fast.h, extremes_needed(extreme, 2 * arl0) * (FAST_CLIP - FAST_DELTA / 2))
         chart.fast.rebase(0.0)
         chart.sigma = chart.fast.sigma
         chart.local = float(local[-1]) if len(local) else chart.mu
@@ -468,6 +493,18 @@ class TwoScale(Alarm):
         self.count, self.total = state["count"], state["total"]
         self.fast.load(dict(state["fast"]))
         self.slow.load(dict(state["slow"]))
+
+
+def extremes_needed(share: float, arl0: float) -> int:
+    """How many values at the clip the fast side's limit must take: the fewest m for which a chance run of
+    m of them among 2m values, C(2m, m)·p^m, is rarer than once in ``arl0`` per side, p the share of
+    residuals at the clip in calibration (never below the Gaussian share). Heavy-tailed noise clusters
+    extreme values more often than a Gaussian limit allows."""
+    p = max(share, 2 * float(stats.norm.sf(FAST_CLIP)))
+    m = 1
+    while math.comb(2 * m, m) * p**m > 1 / arl0 and m < 50:
+        m += 1
+    return m
 
 
 def local_levels(series: np.ndarray, block: int, start: float) -> np.ndarray:

@@ -184,6 +184,12 @@ class ARCUSUM(CUSUM):
     def threshold(self) -> float:
         return self.h
 
+    def standardised(self, series: Any) -> np.ndarray:
+        """The one-step-ahead residuals of an in-control ``series`` in σ (NaNs left out)."""
+        values = np.asarray(series, dtype=float)
+        values = values[np.isfinite(values)]
+        return residuals(values - self.mu, self.phi) / self.sigma
+
     def rebase(self, mu: float) -> None:
         """A new in-control level: the AR lags stay the process's past, as deviations from it."""
         self.lags = [lag + self.mu - mu for lag in self.lags]

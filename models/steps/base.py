@@ -42,7 +42,7 @@ MOVING_MIN_TICKS = 30  # ... over at least this many ticks
 #: a declared lot value is judged on the median of its last readings: three, so that one spike moves
 #: nothing while a new lot counts from its second reading, before a chart sees the new material
 DECLARED_TICKS = 3
-DECLARED_SIGMAS = 5.0  # ... moved when that median leaves the reference by this many σ of its scatter
+DECLARED_SIGMAS = 4.0  # ... moved when that median leaves the reference by this many σ of a lot's readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,17 +407,11 @@ class TickStep(StepModel):
             if math.isfinite(value):
                 self.recent_declared[role].append(value)
         now = self._reference_point(values)
-        moved = False
-        for role, value in now.items():
-            reference = self.operating_point.get(role, math.nan)
-            if not (math.isfinite(value) and math.isfinite(reference)):
-                continue
-            if role in self.declared:
-                moved |= len(self.recent_declared[role]) >= DECLARED_TICKS and abs(
-                    value - reference
-                ) > DECLARED_SIGMAS * self.declared_noise.get(role, 0.0)
-            else:
-                moved |= abs(value - reference) > 1e-9 * max(1.0, abs(reference))
+        moved = any(
+            self._differs(role, value, self.operating_point.get(role, math.nan))
+            and (role not in self.declared or len(self.recent_declared[role]) >= DECLARED_TICKS)
+            for role, value in now.items()
+        )
         upstream = max((s.moved_ns for s in self.spec.upstream if isinstance(s, TickStep)), default=0)
         if moved or upstream > self.moved_ns:
             self.moved(max(time_ns, upstream) if not moved else time_ns)
@@ -492,6 +486,13 @@ class TickStep(StepModel):
         buffer = self.freeze.clean(self.buffer)
         self.fit(buffer)
         self.calibrated_ns = buffer[-1][0]
+        for role in self.declared:
+            readings = np.array([get(data, role) for _, data in buffer], dtype=float)
+            readings = readings[np.isfinite(readings)]
+            # a lot's own reading noise, from reading to reading: the lots the calibration saw are no noise
+            self.declared_noise[role] = robust_location_scale(np.diff(readings))[1] / math.sqrt(2)
+            self.recent_declared[role].extend(readings[-DECLARED_TICKS:].tolist())
+        segments = self._operating_segments(buffer)
         rows = []
         for time_ns, data in buffer:
             self.last_ns = time_ns
@@ -507,7 +508,7 @@ class TickStep(StepModel):
                     row[name] -= regressor.predict(data)
         tuning = self.tuning
         for name in rows[0]:
-            series = np.array([row[name] for row in rows], dtype=float)
+            series = at_last_operating_point(np.array([row[name] for row in rows], dtype=float), segments)
             if np.isfinite(series).sum() < 30:
                 continue
             self.detectors[name] = self.new_detector(name, series)
@@ -522,17 +523,53 @@ class TickStep(StepModel):
         if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
             self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
         self.ranges, self.scatter = spread(buffer)
-        for role in self.declared:
-            readings = np.array([get(data, role) for _, data in buffer], dtype=float)
-            readings = readings[np.isfinite(readings)]
-            # a lot's own reading noise, from reading to reading: the lots the calibration saw are no noise
-            self.declared_noise[role] = robust_location_scale(np.diff(readings))[1] / math.sqrt(2)
-            self.recent_declared[role].extend(readings[-DECLARED_TICKS:].tolist())
         self.operating_point = {
             k: v for k, v in self._reference_point(buffer[-1][1]).items() if math.isfinite(v)
         }
+        last_start = buffer[segments[-1][0]][0] if segments else buffer[-1][0]
+        if (buffer[-1][0] - last_start) / 1e9 < self.tuning.rebase_s:  # too little of the new point seen
+            self.moved(last_start)
         self.buffer = []
         self.done = True
+
+    def _operating_segments(self, buffer: Sequence[tuple[int, Values]]) -> list[tuple[int, int]]:
+        """Index ranges of the calibration buffer at one operating point (setpoints and declared lots, as
+        ``_follow_operating_point`` sees them live), each move's ``settle_s`` left out."""
+        recent: dict[str, deque[float]] = {r: deque(maxlen=DECLARED_TICKS) for r in self.declared}
+        reference: Values = {}
+        segments: list[tuple[int, int]] = []
+        start: int | None = 0
+        settled_ns = -math.inf
+        for i, (time_ns, values) in enumerate(buffer):
+            now = {r: get(values, r) for r in self.setpoint_roles}
+            for role in self.declared:
+                if math.isfinite(value := get(values, role)):
+                    recent[role].append(value)
+                now[role] = (
+                    float(np.median(recent[role])) if len(recent[role]) == DECLARED_TICKS else math.nan
+                )
+            moved = any(self._differs(r, v, reference.get(r, math.nan)) for r, v in now.items())
+            reference.update(
+                {r: v for r, v in now.items() if math.isfinite(v) and (moved or r not in reference)}
+            )
+            if moved:
+                if start is not None:
+                    segments.append((start, i))
+                start, settled_ns = None, time_ns + self.tuning.settle_s * 1e9
+            if start is None and time_ns >= settled_ns:
+                start = i
+        if start is not None:
+            segments.append((start, len(buffer)))
+        return [(a, b) for a, b in segments if b > a]
+
+    def _differs(self, role: str, value: float, reference: float) -> bool:
+        """Whether the operating point's ``role`` moved: a setpoint at all, a declared lot value by more
+        than ``DECLARED_SIGMAS`` of its reading noise."""
+        if not (math.isfinite(value) and math.isfinite(reference)):
+            return False
+        if role in self.declared:
+            return abs(value - reference) > DECLARED_SIGMAS * self.declared_noise.get(role, 0.0)
+        return abs(value - reference) > 1e-9 * max(1.0, abs(reference))
 
     def _onset_ns(self, detector: Any, time_ns: int) -> int:
         onset = detector.onset if detector.onset is not None else detector.n
@@ -723,6 +760,22 @@ def load_detectors(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         detector.load(state)
         detectors[key] = detector
     return detectors
+
+
+def at_last_operating_point(series: np.ndarray, segments: Sequence[tuple[int, int]]) -> np.ndarray:
+    """A calibration series as if all of it had run at its last operating point: each segment (between
+    setpoint moves and declared lots) shifted by its own median onto the last one's, the settling
+    between segments left out (NaN). A lot's level is no in-control variation of the next one's."""
+    if not segments:
+        return series
+    out = np.full(len(series), np.nan)
+    last = series[slice(*segments[-1])]
+    anchor = float(np.nanmedian(last)) if np.isfinite(last).any() else 0.0
+    for a, b in segments:
+        part = series[a:b]
+        if np.isfinite(part).any():
+            out[a:b] = part - float(np.nanmedian(part)) + anchor
+    return out
 
 
 def spread(buffer: Sequence[tuple[int, Values]]) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
