@@ -40,8 +40,9 @@ CLIP = 4.0
 MOVING_ERRORS = 5.0  # a feature moved since an onset when its mean is this many standard errors off
 MOVING_MIN_TICKS = 30  # ... over at least this many ticks
 #: a declared lot value is judged on the median of its last readings: three, so that one spike moves
-#: nothing while a new lot counts from its second reading, before a chart sees the new material
+#: nothing while a new lot counts from its second reading, before a chart sees the new material ...
 DECLARED_TICKS = 3
+DECLARED_WINDOW = 30  # ... against its lot's level: the median of up to this many readings since the move
 DECLARED_SIGMAS = 4.0  # ... moved when that median leaves the reference by this many σ of a lot's readings
 
 
@@ -308,8 +309,9 @@ class TickStep(StepModel):
         self.setpoint_roles = tuple(sorted(r for r in spec.roles if r.endswith("_setpoint")))
         #: the operating point the detectors are referenced to: setpoints and declared lot values
         self.operating_point: Values = {}
+        #: declared role -> its readings since the operating point last moved (at most ``DECLARED_WINDOW``)
         self.recent_declared: dict[str, deque[float]] = {
-            r: deque(maxlen=DECLARED_TICKS) for r in self.declared
+            r: deque(maxlen=DECLARED_WINDOW) for r in self.declared
         }
         #: declared role -> σ of its readings within a lot
         self.declared_noise: dict[str, float] = {}
@@ -393,31 +395,42 @@ class TickStep(StepModel):
         return findings
 
     # ------------------------------------------------------------ operating point
-    def _reference_point(self, values: Values) -> Values:
+    def _reference_point(self, values: Values, lots: Mapping[str, deque[float]]) -> Values:
+        """Setpoints as they stand and each declared value's latest reading: the median of its last
+        ``DECLARED_TICKS`` readings (NaN before it has so many)."""
         point = {r: get(values, r) for r in self.setpoint_roles}
         for role in self.declared:
-            recent = self.recent_declared[role]
-            point[role] = float(np.median(recent)) if recent else get(values, role)
+            last = list(lots[role])[-DECLARED_TICKS:]
+            point[role] = float(np.median(last)) if len(last) == DECLARED_TICKS else math.nan
         return point
+
+    def _moved_to(self, values: Values, reference: Values, lots: dict[str, deque[float]]) -> bool:
+        """Whether the operating point left ``reference`` at this tick (``lots``: each declared value's
+        readings since the last move, this tick's added); ``reference`` follows it either way: a setpoint
+        as it stands after a move, a declared value as the median of its lot's readings."""
+        for role in self.declared:
+            if math.isfinite(value := get(values, role)):
+                lots[role].append(value)
+        now = self._reference_point(values, lots)
+        moved = any(self._differs(role, value, reference.get(role, math.nan)) for role, value in now.items())
+        for role, value in now.items():
+            if role in self.declared:
+                if moved:  # the new lot's readings only
+                    kept = list(lots[role])[-DECLARED_TICKS:]
+                    lots[role].clear()
+                    lots[role].extend(kept)
+                if len(lots[role]) >= DECLARED_TICKS:
+                    reference[role] = float(np.median(lots[role]))
+            elif math.isfinite(value) and (moved or role not in reference):
+                reference[role] = value
+        return moved
 
     def _follow_operating_point(self, time_ns: int, values: Values) -> None:
         """Start a re-baseline when a setpoint or a declared lot value moves here or upstream."""
-        for role in self.declared:
-            value = get(values, role)
-            if math.isfinite(value):
-                self.recent_declared[role].append(value)
-        now = self._reference_point(values)
-        moved = any(
-            self._differs(role, value, self.operating_point.get(role, math.nan))
-            and (role not in self.declared or len(self.recent_declared[role]) >= DECLARED_TICKS)
-            for role, value in now.items()
-        )
+        moved = self._moved_to(values, self.operating_point, self.recent_declared)
         upstream = max((s.moved_ns for s in self.spec.upstream if isinstance(s, TickStep)), default=0)
         if moved or upstream > self.moved_ns:
             self.moved(max(time_ns, upstream) if not moved else time_ns)
-        self.operating_point.update(
-            {r: v for r, v in now.items() if math.isfinite(v) and (moved or r not in self.operating_point)}
-        )
 
     def moved(self, time_ns: int) -> None:
         """The operating point moved at ``time_ns``: every detector waits ``settle_s`` (the transient is
@@ -491,7 +504,6 @@ class TickStep(StepModel):
             readings = readings[np.isfinite(readings)]
             # a lot's own reading noise, from reading to reading: the lots the calibration saw are no noise
             self.declared_noise[role] = robust_location_scale(np.diff(readings))[1] / math.sqrt(2)
-            self.recent_declared[role].extend(readings[-DECLARED_TICKS:].tolist())
         segments = self._operating_segments(buffer)
         rows = []
         for time_ns, data in buffer:
@@ -523,9 +535,6 @@ class TickStep(StepModel):
         if len(signals) >= 2 and np.isfinite(matrix).all(axis=1).sum() > 10 * len(signals):
             self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
         self.ranges, self.scatter = spread(buffer)
-        self.operating_point = {
-            k: v for k, v in self._reference_point(buffer[-1][1]).items() if math.isfinite(v)
-        }
         last_start = buffer[segments[-1][0]][0] if segments else buffer[-1][0]
         if (buffer[-1][0] - last_start) / 1e9 < self.tuning.rebase_s:  # too little of the new point seen
             self.moved(last_start)
@@ -534,25 +543,14 @@ class TickStep(StepModel):
 
     def _operating_segments(self, buffer: Sequence[tuple[int, Values]]) -> list[tuple[int, int]]:
         """Index ranges of the calibration buffer at one operating point (setpoints and declared lots, as
-        ``_follow_operating_point`` sees them live), each move's ``settle_s`` left out."""
-        recent: dict[str, deque[float]] = {r: deque(maxlen=DECLARED_TICKS) for r in self.declared}
-        reference: Values = {}
+        ``_follow_operating_point`` sees them live), each move's ``settle_s`` left out; the operating
+        point and the lots' readings are where the buffer leaves them, for monitoring to start from."""
+        self.operating_point = {}
         segments: list[tuple[int, int]] = []
         start: int | None = 0
         settled_ns = -math.inf
         for i, (time_ns, values) in enumerate(buffer):
-            now = {r: get(values, r) for r in self.setpoint_roles}
-            for role in self.declared:
-                if math.isfinite(value := get(values, role)):
-                    recent[role].append(value)
-                now[role] = (
-                    float(np.median(recent[role])) if len(recent[role]) == DECLARED_TICKS else math.nan
-                )
-            moved = any(self._differs(r, v, reference.get(r, math.nan)) for r, v in now.items())
-            reference.update(
-                {r: v for r, v in now.items() if math.isfinite(v) and (moved or r not in reference)}
-            )
-            if moved:
+            if self._moved_to(values, self.operating_point, self.recent_declared):
                 if start is not None:
                     segments.append((start, i))
                 start, settled_ns = None, time_ns + self.tuning.settle_s * 1e9
