@@ -2,9 +2,11 @@
 redelivered (a message whose sequence number was handed over already: a duplicate, not a gap),
 late (a skipped sequence number that arrived after all: handed over; seq_gaps minus late is missing),
 backfilled (values read from an OPC UA server's history after a reconnect),
-queue_overflows (an OPC UA server's monitored-item queue dropped values); and per connector the ingest
-latency (source timestamp to written) and wait (receipt to written, on this host's clock: the part ingest
-adds, known even when the source's clock or a simulator's speed puts its timestamps elsewhere).
+queue_overflows (an OPC UA server's monitored-item queue dropped values); MQTT messages that arrived on
+a filter shared with other ingest processes and were theirs (the load a partition carries in vain); and
+per connector the ingest latency (source timestamp to written) and wait (receipt to written, on this
+host's clock: the part ingest adds, known even when the source's clock or a simulator's speed puts its
+timestamps elsewhere).
 
 Prometheus counters (prometheus-client) are the one store: ``twin ingest --stats`` scrapes them and the
 periodic ``connector`` measurement is read from them, so the three views can never disagree. Each
@@ -80,6 +82,11 @@ class Accounting:
         )
         self.spool_depth = Gauge(
             "linetwin_ingest_spool_depth", "Batches waiting in the disk spool", registry=self.registry
+        )
+        self.other_partition = Counter(
+            "linetwin_ingest_other_partition_messages",
+            "MQTT messages received on a filter shared between ingest processes that were another's",
+            registry=self.registry,
         )
         self.latency = Histogram(
             "linetwin_ingest_latency_seconds",

@@ -74,7 +74,9 @@ class OpcUaMachine(Section):
 class MqttSource(Section):
     r"""A topic filter and how its payloads read.
 
-    ``json``: the topic level ``channel_level`` (0-based) names the channel; payload keys are signals whose
+    ``json``: the topic level ``channel_level`` (0-based) names the channel; ``channels``, when listed,
+    are the only channels read, each on its own filter, so that several ingest processes can each
+    subscribe to their share (``connectors.mqtt.partitions``); payload keys are signals whose
     units are listed in ``units``, keys in ``ignore`` are skipped, any other key is rejected as
     ``unknown_signal``. ``sparkplug``: device IDs are channels and a metric's full name identifies its
     series: it is the signal (``Channel01/Voltage``), unless ``metric_pattern`` (a regular expression
@@ -89,6 +91,7 @@ class MqttSource(Section):
     machine: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     format: Literal["json", "sparkplug"] = "json"
     channel_level: int | None = Field(None, ge=0)
+    channels: list[str] = Field(default_factory=list)
     units: dict[str, str] = Field(default_factory=dict)
     #: signal -> the unit the payload carries, when not ``units[signal]``: values are converted
     source_units: dict[str, str] = Field(default_factory=dict)
@@ -101,6 +104,24 @@ class MqttSource(Section):
             if signal not in self.units:
                 raise ValueError(f"source_units names {signal!r}, which units does not list")
             _conversion(unit, self.units[signal])
+        return self
+
+    @model_validator(mode="after")
+    def _channels_fill_their_level(self) -> MqttSource:
+        if not self.channels:
+            return self
+        levels = self.topic.split("/")
+        if self.format != "json" or self.channel_level is None or self.channel_level >= len(levels):
+            raise ValueError("channels need a json source whose channel_level is a level of its topic")
+        if levels[self.channel_level] != "+":
+            level = levels[self.channel_level]
+            raise ValueError(f"channels need '+' at topic level {self.channel_level}, not {level!r}")
+        bad = [c for c in self.channels if not c or any(ch in c for ch in "/+#")]
+        if bad:
+            raise ValueError(f"a channel is one topic level, without '/', '+' or '#': {bad}")
+        twice = sorted({c for c in self.channels if self.channels.count(c) > 1})
+        if twice:
+            raise ValueError(f"channels listed twice: {', '.join(twice)}")
         return self
 
     def conversions(self) -> dict[str, Conversion]:

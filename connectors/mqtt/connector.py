@@ -11,8 +11,9 @@ while this process was down is a counted gap, not a silent one.
 
 Several processes split the sources with ``ingest.partition``/``ingest.partitions``: a source (JSON:
 machine and channel; Sparkplug: edge node) belongs to partition ``crc32(source) % partitions``, so each
-source's messages stay in order on one process and its sequence checks hold. Messages of other
-partitions are acknowledged and skipped.
+source's messages stay in order on one process and its sequence checks hold. Each process subscribes to
+its share's topics only, where the tag map allows it (``connectors.mqtt.partitions``); on a filter that
+carries other partitions' messages too, those are acknowledged and skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +38,7 @@ from connectors.mqtt.client import (
     connect,
     make_client,
 )
+from connectors.mqtt.partitions import json_source, partition_of, sparkplug_source, subscriptions
 from connectors.mqtt.sequences import WRITE_INTERVAL_S, ChannelSequence, SequenceFile
 from connectors.mqtt.sparkplug import SparkplugHost, needs_rebirth, rebirth_request
 from connectors.pipeline import Handover, Pipeline
@@ -78,11 +79,6 @@ class Route:
     series: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict)
 
 
-def partition_of(source: str, partitions: int) -> int:
-    """The partition a source belongs to; stable across processes and restarts (unlike ``hash``)."""
-    return zlib.crc32(source.encode()) % partitions
-
-
 class MqttConnector:
     """Owns one paho client; its callbacks run on the loop and hand samples to the pipeline."""
 
@@ -121,6 +117,14 @@ class MqttConnector:
         self._rebirth_asked: dict[str, float] = {}
         self._routes: dict[str, Route | None] = {}
         self._max_payload = settings.ingest.max_payload_bytes
+        self.subscriptions = subscriptions(self.sources, ingest.partition, ingest.partitions)
+        if ingest.partitions > 1:
+            for shared in sorted({s.topic for s in self.subscriptions if s.shared}):
+                log.warning(
+                    "MQTT filter %s cannot be split between ingest processes (list its channels in the "
+                    "tag map): every process receives all of it and keeps its own share",
+                    shared,
+                )
 
     async def run(self) -> None:
         """Connect and keep connected (back-off after a loss) until cancelled; a refusal no retry can
@@ -173,7 +177,7 @@ class MqttConnector:
                 )
             return
         log.info("MQTT connected", extra={"host": self.settings.mqtt.host, "port": self.settings.mqtt.port})
-        filters = sorted({source.topic for source in self.sources})
+        filters = sorted({s.topic for s in self.subscriptions})
         if filters:
             client.subscribe([(topic, 1) for topic in filters])
 
@@ -228,9 +232,9 @@ class MqttConnector:
             else None
         )
         if config.format == "sparkplug":
-            source = "/".join(levels[1:2] + levels[3:4])
+            source = sparkplug_source(levels)
         else:
-            source = f"{config.machine}/{channel}" if channel else config.machine
+            source = json_source(config.machine, channel)
         return Route(
             config,
             source,
@@ -252,6 +256,7 @@ class MqttConnector:
     def _json(self, route: Route, payload: bytes, receive_time: int, ack: Ack) -> None:
         """Line protocol straight from the records: no Sample per value unless the bus wants them."""
         if not route.mine:
+            self.accounting.other_partition.inc()
             ack()
             return
         self._check_size(payload)
@@ -342,6 +347,7 @@ class MqttConnector:
             raise RejectedInput("unknown_topic", str(exc)) from None
         node = f"{parsed.group_id}/{parsed.edge_node_id}"
         if not self._mine(node):
+            self.accounting.other_partition.inc()
             ack()
             return
         self._check_size(payload)

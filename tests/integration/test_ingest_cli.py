@@ -15,7 +15,7 @@ import pytest
 
 from bench.ingest_sources import CyclerSource, OpcUaSource
 from connectors.service import IngestService
-from connectors.tagmap import load
+from connectors.tagmap import TagMap, load
 from core.localservices import Influxd, Mosquitto, free_port
 from tests.integration.ingest_support import count, ingest_settings, points, wait_for
 
@@ -146,11 +146,25 @@ async def test_stats_prints_the_counters_of_a_running_ingest(
     assert latency[2] == "2", "one latency observation per source and write"
 
 
+def _listing_channels(tag_map: TagMap, channels: list[str]) -> TagMap:
+    """The builtin map with the JSON cyclers' channels listed, as a plant's own tag map would."""
+    return TagMap(
+        mqtt=[s.model_copy(update={"channels": channels}) if s.format == "json" else s for s in tag_map.mqtt]
+    )
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["channels-listed", "channel-wildcard"])
 async def test_two_partitions_split_the_sources_and_together_write_each_sample_once(
-    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, listed: bool
 ) -> None:
+    """With the channels listed each process subscribes to its own channels only and is sent nothing of
+    the other's; on a wildcard both are sent everything and count what they skip."""
     base = ingest_settings(tmp_path, mosquitto, influxd, ingest={"partitions": 2})
     base = base.model_copy(update={"site": f"split{uuid.uuid4().hex[:6]}"})  # no other test's cyclers
+    channels = [f"ch{c:02d}" for c in range(1, 9)]
+    tag_map = load(None, base)
+    if listed:
+        tag_map = _listing_channels(tag_map, channels)
     services = []
     for partition in (0, 1):
         settings = base.model_copy(
@@ -159,7 +173,7 @@ async def test_two_partitions_split_the_sources_and_together_write_each_sample_o
                 "influx": base.influx.model_copy(update={"spool_dir": tmp_path / f"spool{partition}"}),
             }
         )
-        services.append(IngestService(settings))
+        services.append(IngestService(settings, tag_map))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.run(stop)) for s in services]
     for service in services:
@@ -178,4 +192,13 @@ async def test_two_partitions_split_the_sources_and_together_write_each_sample_o
     await asyncio.gather(*tasks)
     owned = [{c.source for c in s.accounting.values() if c.name == "written"} for s in services]
     assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert owned[0] | owned[1] == {f"cycler1/{c}" for c in channels}
     assert len({(r["channel"], r["seq"]) for r in points(influxd, database)}) == 160
+    skipped = [
+        s.accounting.registry.get_sample_value("linetwin_ingest_other_partition_messages_total")
+        for s in services
+    ]
+    if listed:
+        assert skipped == [0, 0], "a process was sent messages of the other's channels"
+    else:
+        assert sum(skipped) == 32, "each message went to both processes and one of them skipped it"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.accounting import Accounting
-from connectors.mqtt.connector import partition_of
+from connectors.mqtt.partitions import partition_of
 from core.errors import RejectedInput
 from core.influx.writer import InfluxWriter
 from core.settings import InfluxSettings
