@@ -13,6 +13,7 @@ def _register() -> None:
     from bench.detection_report import detection_command
     from bench.e2e import e2e_command
     from bench.ingest import ingest_command
+    from bench.scaleout import scaleout_command
     from bench.soak import soak_command
     from bench.whatif import whatif_command
 
@@ -21,6 +22,7 @@ def _register() -> None:
     bench_app.command("detection")(detection_command)
     bench_app.command("e2e")(e2e_command)
     bench_app.command("ingest")(ingest_command)
+    bench_app.command("scaleout")(scaleout_command)
     bench_app.command("soak")(soak_command)
     bench_app.command("whatif")(whatif_command)
 
