@@ -49,6 +49,7 @@ from core.localservices import (
     start_influxd,
     start_mosquitto,
 )
+from core.metricstext import counter_totals, total
 from core.sample import Sample
 from core.settings import Settings
 from plant.scenarios import Fault, Scenario
@@ -457,8 +458,8 @@ def run_chaos(
             in_api = {int(a["id"]) for a in api.json()}
             stored = _influx(settings, f"SELECT \"id\" FROM alert WHERE line = '{settings.line}'")
             in_influx = {int(row[1]) for serie in stored for row in serie.get("values", [])}
-            replayed = _metric(settings, "twin_replayed_samples_total")
-            counters = _ingest_counters(f"http://127.0.0.1:{ingest_port}/metrics")
+            replayed = total(f"http://127.0.0.1:{settings.twin.port}/metrics", "twin_replayed_samples_total")
+            counters = counter_totals(f"http://127.0.0.1:{ingest_port}/metrics", "linetwin_ingest_")
             twin.stop()  # a clean stop saves the marks the last check reads
             behind = _behind(settings)
         finally:
@@ -519,24 +520,6 @@ def _settle(settings: Settings, quiet_s: float = 5.0, within_s: float = 180.0) -
         elif time.monotonic() - since >= quiet_s:
             return
         time.sleep(1.0)
-
-
-def _metric(settings: Settings, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{settings.twin.port}/metrics", timeout=5).text
-    return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(name + "{"))
-
-
-def _ingest_counters(url: str) -> dict[str, float]:
-    """Each ``linetwin_ingest_*_total`` counter summed over sources (rejects also by reason)."""
-    totals: dict[str, float] = {}
-    for row in httpx.get(url, timeout=5).text.splitlines():
-        name, _, rest = row.partition("{")
-        if row.startswith("linetwin_ingest_") and name.endswith("_total"):
-            key = name.removeprefix("linetwin_ingest_").removesuffix("_total")
-            if key == "rejected" and 'reason="' in rest:
-                key += ":" + rest.split('reason="', 1)[1].split('"', 1)[0]
-            totals[key] = totals.get(key, 0.0) + float(row.rsplit(" ", 1)[1])
-    return {k: v for k, v in sorted(totals.items()) if v}
 
 
 def _behind(settings: Settings) -> list[str]:

@@ -28,10 +28,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import psutil
 import typer
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -39,23 +37,13 @@ from bench.e2e import _SPAWN, _run_ingest
 from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt
 from connectors.tagmap import load as load_tag_map
 from core.localservices import Influxd, Mosquitto, free_port, http_answers, start_influxd, start_mosquitto
+from core.metricstext import counter_totals
 from core.settings import Settings
 
 READY_S = 60.0
 #: (processes, channels listed)
 CONFIGURATIONS = ((1, True), (2, True), (2, False))
 DRAIN_S = 300.0
-
-
-def counters(url: str) -> dict[str, float]:
-    """Every ``linetwin_ingest_*`` counter of one process, summed over its labels."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
-        for sample in family.samples:
-            if sample.name.startswith("linetwin_ingest_") and sample.name.endswith("_total"):
-                key = sample.name.removeprefix("linetwin_ingest_").removesuffix("_total")
-                totals[key] = totals.get(key, 0.0) + sample.value
-    return totals
 
 
 def tag_map_toml(settings: Settings, channels: list[str]) -> str:
@@ -124,7 +112,7 @@ class Fleet:
             os.kill(child.pid, signum)
 
     def totals(self) -> list[dict[str, float]]:
-        return [counters(self.metrics(s)) for s in self.settings]
+        return [counter_totals(self.metrics(s), "linetwin_ingest_") for s in self.settings]
 
     def stop(self) -> None:
         for child in self.children:

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.ingest_sources import CyclerSource, OpcUaSource
 from connectors.service import IngestService
 from core.localservices import Influxd, Mosquitto, free_port, port_open, start_influxd, start_mosquitto
+from core.metricstext import scrape
 from tests.integration.ingest_support import count, ingest_settings, points, wait_for
 
 pytestmark = pytest.mark.integration
@@ -161,14 +160,12 @@ async def test_kill_9_of_the_ingest_process_mid_batch_loses_nothing_acknowledged
 
 def _counted_missing(metrics_port: int) -> dict[str, float]:
     """Per channel, what the ingest counts as never delivered: sequence gaps less late arrivals."""
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        sign = {"linetwin_ingest_seq_gaps": 1, "linetwin_ingest_late": -1}.get(family.name)
-        for sample in family.samples if sign else []:
-            if sample.name.endswith("_total"):
-                channel = sample.labels["source"].rpartition("/")[2]
-                counts[channel] = counts.get(channel, 0) + sign * sample.value
+    for sample in scrape(f"http://127.0.0.1:{metrics_port}/metrics"):
+        sign = {"linetwin_ingest_seq_gaps_total": 1, "linetwin_ingest_late_total": -1}.get(sample.name)
+        if sign:
+            channel = sample.labels["source"].rpartition("/")[2]
+            counts[channel] = counts.get(channel, 0) + sign * sample.value
     return counts
 
 

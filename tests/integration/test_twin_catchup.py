@@ -17,6 +17,7 @@ from bench.e2e import twin_process
 from core import bus
 from core.influx.lineprotocol import process_points
 from core.localservices import Influxd, Mosquitto, free_ports
+from core.metricstext import total
 from core.sample import Sample
 from core.settings import Settings
 from twin.catchup import Marks
@@ -61,11 +62,7 @@ class Plant:
 
 
 def _metric(settings: Settings, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{settings.twin.port}/metrics", timeout=5).text
-    for row in text.splitlines():
-        if row.startswith(f"{name}{{") and f'line="{settings.line}"' in row:
-            return float(row.rsplit(" ", 1)[1])
-    return 0.0
+    return total(f"http://127.0.0.1:{settings.twin.port}/metrics", name, line=settings.line)
 
 
 def _until(condition: object, within_s: float, what: str) -> None:
