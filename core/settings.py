@@ -85,6 +85,12 @@ class PlantSettings(Section):
         False, description="a real line's in-control disturbances (plant.disturbances), not clean noise"
     )
     health_port: int | None = Field(None, ge=1, le=65535, description="serve /health and /metrics here")
+    opcua_history_s: float | None = Field(
+        None,
+        gt=0,
+        description="keep each OPC UA node's changes this many seconds, so that ingest reads a network cut "
+        "or its own downtime back (HistoryRead); unset: no history, as many machines have none",
+    )
     #: the OPC UA endpoints offered: Basic256Sha256 Sign and/or SignAndEncrypt, and None (no signing, no
     #: encryption) only when listed (``twin demo`` lists only None)
     opcua_security_modes: list[Literal["None", "Sign", "SignAndEncrypt"]] = Field(

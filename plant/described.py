@@ -41,7 +41,16 @@ from plant.cyclers import Naming, naming
 from plant.formation import Cell, OcvReading
 from plant.line import PilotLine
 from plant.opcua_security import ServerSecurity, apply_security
-from plant.opcua_server import GOOD, NAMESPACE, add_analog, check_port_free, node_id, qname, ua_time
+from plant.opcua_server import (
+    GOOD,
+    NAMESPACE,
+    add_analog,
+    check_port_free,
+    historize,
+    node_id,
+    qname,
+    ua_time,
+)
 from plant.scenarios import SCENARIOS, Fault, Scenario
 from plant.signals import browse_name
 
@@ -303,10 +312,13 @@ class DescribedLine:
 class DescribedOpcUaServer:
     """Serves a ``DescribedLine`` under ``Objects/<Line>`` at ``endpoint`` (see module)."""
 
-    def __init__(self, endpoint: str, line: DescribedLine, security: ServerSecurity) -> None:
+    def __init__(
+        self, endpoint: str, line: DescribedLine, security: ServerSecurity, history_s: float | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.line = line
         self.security = security
+        self.history_s = history_s
         self.server = Server()
         self.idx = 0
         self._nodes: dict[str, ua.NodeId] = {}
@@ -326,6 +338,7 @@ class DescribedOpcUaServer:
         root = await server.nodes.objects.add_object(node_id(name, self.idx), qname(name, self.idx))
         for step in self.line.opcua_steps:
             await self._add_step(root, step)
+        await historize(server, self._nodes.values(), self.history_s)
         await server.start()
 
     async def stop(self) -> None:

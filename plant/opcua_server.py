@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -68,6 +68,22 @@ def eu_information(unit: str) -> ua.EUInformation:
         DisplayName=ua.LocalizedText(units.symbol(unit)),
         Description=ua.LocalizedText(f"UNECE {code}"),
     )
+
+
+#: values a node's history keeps at most: a day of one-second ticks
+HISTORY_VALUES = 86_400
+
+
+async def historize(server: Server, nodes: Iterable[ua.NodeId], keep_s: float | None) -> None:
+    """Keep each node's changes for ``keep_s`` wall seconds (asyncua's in-memory history, at most
+    ``HISTORY_VALUES``), so that ingest reads what a network cut or its own restart missed back with
+    HistoryRead; ``None`` keeps none, as a server without history. A kill of the server loses it."""
+    if keep_s is None:
+        return
+    for node in nodes:
+        await server.historize_node_data_change(
+            server.get_node(node), timedelta(seconds=keep_s), HISTORY_VALUES
+        )
 
 
 def check_port_free(endpoint: str) -> None:
@@ -158,10 +174,13 @@ class PlantOpcUaServer:
     """Serves a PilotLine's machines under ``Objects/PilotLine`` at ``endpoint``, with the endpoints and
     certificates of ``security`` (``plant.opcua_security``)."""
 
-    def __init__(self, endpoint: str, line: PilotLine, security: ServerSecurity) -> None:
+    def __init__(
+        self, endpoint: str, line: PilotLine, security: ServerSecurity, history_s: float | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.line = line
         self.security = security
+        self.history_s = history_s
         self.server = Server()
         self.idx = 0
         self._nodes: dict[str, ua.NodeId] = {}
@@ -181,6 +200,7 @@ class PlantOpcUaServer:
         )
         for machine in MACHINES:
             await self._add_machine(root, machine)
+        await historize(server, self._nodes.values(), self.history_s)
         await server.start()
 
     async def stop(self) -> None:

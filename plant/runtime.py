@@ -116,7 +116,7 @@ async def run_plant(plant: Plant) -> None:
     cfg = settings.plant
     line = PilotLine(get_scenario(cfg.scenario), cfg.seed, cfg.cycler_channels, cfg.realistic)
     plant.run_id = uuid.uuid4().hex[:12]
-    opcua = PlantOpcUaServer(cfg.opcua_endpoint, line, ServerSecurity.of(settings))
+    opcua = PlantOpcUaServer(cfg.opcua_endpoint, line, ServerSecurity.of(settings), cfg.opcua_history_s)
     names = naming(linedesc.load(), next(s.id for s in linedesc.load().steps if s.kind == "formation"))
     cyclers = _cyclers(settings, plant.run_id, line.cyclers.channels, names)
     try:
@@ -194,7 +194,9 @@ async def _run_described(plant: Plant, line: described.DescribedLine) -> None:
     settings = plant.settings
     cfg = settings.plant
     plant.run_id = uuid.uuid4().hex[:12]
-    opcua = described.DescribedOpcUaServer(cfg.opcua_endpoint, line, ServerSecurity.of(settings))
+    opcua = described.DescribedOpcUaServer(
+        cfg.opcua_endpoint, line, ServerSecurity.of(settings), cfg.opcua_history_s
+    )
     cyclers = None
     if line.cells is not None:
         cells, names = line.cells

@@ -217,8 +217,8 @@ class OpcUaConnector:
         counted. A node without history (``BadHistoryOperationUnsupported`` and the like) keeps its gap,
         visible as ``seq_gaps``. Backfilled values count as ``backfilled``."""
         start = datetime.fromtimestamp((since_ns + 1000) / 1e9, UTC)
-        end = datetime.now(UTC)
-        if start >= end:  # a clock ahead of ours (a simulator at speed): OPC UA would read backwards
+        end = max(datetime.now(UTC), await _source_now(client, tags))
+        if start >= end:  # nothing new: OPC UA would read backwards
             return
         counters: list[tuple[Tag, ua.DataValue]] = []
         values: list[tuple[Tag, ua.DataValue]] = []
@@ -393,6 +393,15 @@ def _filter(deadband_abs: float) -> ua.DataChangeFilter:
         DeadbandType=ua.DeadbandType.Absolute if deadband_abs > 0 else ua.DeadbandType.None_,
         DeadbandValue=deadband_abs,
     )
+
+
+async def _source_now(client: Client, tags: dict[ua.NodeId, Tag]) -> datetime:
+    """The newest source timestamp of the machines' current values (their ScanCounters, if they have
+    any): where history ends on a source whose clock runs ahead of ours, a simulator at speed."""
+    counters = [node_id for node_id, tag in tags.items() if tag.role == "scan_counter"] or list(tags)
+    values = await client.read_attributes([client.get_node(n) for n in counters], ua.AttributeIds.Value)
+    times = [dv.SourceTimestamp for dv in values if dv.SourceTimestamp is not None]
+    return max((t if t.tzinfo else t.replace(tzinfo=UTC) for t in times), default=datetime.now(UTC))
 
 
 async def _close(client: Client) -> None:

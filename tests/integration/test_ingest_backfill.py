@@ -13,6 +13,7 @@ import pytest
 from bench.ingest_sources import OpcUaSource
 from connectors.service import IngestService
 from core.localservices import Influxd, Mosquitto, free_port
+from plant.runtime import running
 from tests.integration.ingest_support import ingest_settings, points, wait_for
 
 pytestmark = pytest.mark.integration
@@ -134,3 +135,60 @@ async def test_ticks_made_while_ingest_was_down_are_read_back_on_restart(
     )
     assert seqs == list(range(seqs[0], 81)), "every tick once, the 40 made while ingest was down among them"
     assert restarted.accounting.total("backfilled") >= 2 * 40
+
+
+async def test_the_simulators_own_server_keeps_history_and_a_cut_is_backfilled(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    """``plant.opcua_history_s``: the simulated line's OPC UA server keeps history like the bench source."""
+    port = free_port()
+    proxy = Cut(port)
+    await proxy.open()
+    settings = ingest_settings(
+        tmp_path,
+        mosquitto,
+        influxd,
+        ingest={"opcua_enabled": True, "mqtt_enabled": False, "bus_enabled": False},
+        opcua={
+            "endpoints": [f"opc.tcp://127.0.0.1:{proxy.port}/linetwin"],
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 0.5,
+        },
+    )
+    plant = settings.plant.model_copy(
+        update={
+            "opcua_endpoint": f"opc.tcp://127.0.0.1:{port}/linetwin",
+            "opcua_history_s": 600.0,
+            "speed": 20.0,
+            "cycler_channels": 1,
+            "ground_truth_file": tmp_path / "truth.jsonl",
+        }
+    )
+    service = IngestService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    connected = lambda: bool(service.opcua) and service.opcua[0].connected.is_set()  # noqa: E731
+    database = settings.influx.database
+
+    def ticks() -> list[int]:
+        rows = points(influxd, database, "WHERE machine = 'coater1' AND signal = 'pump_flow' AND seq > 0")
+        return sorted(int(p["seq"]) for p in rows)
+
+    try:
+        async with running(settings.model_copy(update={"plant": plant})):
+            await wait_for(connected, what="OPC UA session")
+            await wait_for(lambda: len(ticks()) >= 20, what="20 ticks live")
+            await proxy.cut()
+            await wait_for(lambda: not connected(), what="the cut noticed")
+            await asyncio.sleep(2.0)  # about 40 ticks the client never sees live
+            await proxy.open()
+            await wait_for(lambda: service.accounting.total("backfilled") > 0, what="backfill", within_s=20)
+            last = max(ticks())
+            await wait_for(lambda: len(ticks()) >= last, what="every tick up to the reconnect", within_s=20)
+    finally:
+        stop.set()
+        await task
+    seqs = ticks()
+    assert seqs == list(range(seqs[0], seqs[-1] + 1)), "every tick once, the cut's among them"
+    assert service.accounting.total("seq_gaps") == 0
+    assert service.accounting.total("backfilled") >= 10, "the cut lasted 2 s, at least 10 ticks at 20x"
