@@ -1,7 +1,8 @@
 """``twin bench chaos``: the whole loop under a seeded schedule of kill -9s, counted by sequence numbers.
 
-The simulated line runs at speed with ``twin ingest`` and the twin, and a second OPC UA server (the bench
-source, with history, standing in for another vendor's machine) beside it. A schedule drawn from a seed
+The simulated line runs at speed with ``twin ingest`` and the twin, its OPC UA server keeping history
+(``plant.opcua_history_s``), and a second OPC UA server (the bench source, with history, standing in for
+another vendor's machine) beside it. A schedule drawn from a seed
 kills -9 and restarts Mosquitto, influxd, the OPC UA server, the ingest process and the twin, one or two
 at once, each down for a few seconds. The simulator is the plant and keeps running.
 
@@ -365,7 +366,9 @@ def run_chaos(
                         "reconnect_max_s": 2.0,
                     }
                 ),
-                "plant": settings.plant.model_copy(update={"opcua_security_modes": ["None"]}),
+                "plant": settings.plant.model_copy(
+                    update={"opcua_security_modes": ["None"], "opcua_history_s": 2 * duration_s}
+                ),
                 "ingest": settings.ingest.model_copy(update={"metrics_port": ingest_port}),
                 "influx": settings.influx.model_copy(update={"retry_max_s": 2.0, "timeout_s": 5.0}),
                 "models": settings.models.model_copy(update={"calibration_s": CALIBRATION_S}),
@@ -394,7 +397,7 @@ def run_chaos(
         recoveries: list[Recovery] = []
         restarts = model_lost = 0
         try:
-            with simulator(settings, step_faults(duration_s, SPEED)) as (_plant, plant_start):
+            with simulator(settings, step_faults(duration_s, SPEED)) as (_plant, _start):
                 _wait(lambda: ingest.ready() and twin.ready(), READY_S, "ingest and the twin")
                 started = time.monotonic()
                 for event in events:
@@ -438,10 +441,6 @@ def run_chaos(
                     for a, b in ingest_down
                 )
 
-            def unsent_simulated(t0: int, t1: int) -> bool:  # plant time at SPEED, no history
-                wall = [plant_start + (t / 1e9 - plant_start) / SPEED for t in (t0, t1)]
-                return ingest_was_down(wall[0], wall[1], history_lost=False)
-
             def unsent_bench(t0: int, t1: int) -> bool:  # wall time, history until a kill
                 return ingest_was_down(t0 / 1e9, t1 / 1e9, history_lost=True)
 
@@ -451,7 +450,7 @@ def run_chaos(
                 if own is not None:
                     counted.append(_count(name, signals, own, unsent_bench))
                 else:  # a cycler channel (MQTT: the broker keeps the session) or a simulated machine
-                    counted.append(_count(name, signals, None, None if "/" in name else unsent_simulated))
+                    counted.append(_count(name, signals, None))  # (its server keeps history, never killed)
             api = httpx.get(
                 f"http://127.0.0.1:{settings.twin.port}/alerts", params={"limit": 1000}, timeout=10
             )

@@ -1,10 +1,10 @@
 """A short chaos run: kill -9s of every component on a seeded schedule, nothing twice, nothing left behind.
 
-Losses are counted and printed; they are not asserted to be 0 here. The goal (0 lost while a connector
-was up) is not met yet: the 10-minute `twin bench chaos` lost MQTT records when the broker and ingest
-were killed together, and on a CI worker that shares 2 cores with the rest of the suite short runs lost
-more (issue 16). What holds is asserted: no duplicate, every alert kept, the twin resumed its models
-and analysed up to every signal's newest sample, every component recovered.
+The OPC UA streams (the simulated machines, whose server keeps history, and the bench source) must lose
+nothing, whether ingest was up or down. MQTT losses are counted and printed, not asserted to be 0: a
+Mosquitto kill -9 loses what it acknowledged within its last autosave second (issue 16). What else
+holds is asserted: no duplicate, every alert kept, the twin resumed its models and analysed up to every
+signal's newest sample, every component recovered.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def test_kill_9s_on_a_schedule_duplicate_nothing_and_lose_no_alert_or_model_stat
     lost = sum(s.lost_while_up for s in result.streams)
     holes = [(s.name, s.holes) for s in result.streams if s.holes]
     print(f"chaos: {lost} samples lost while a connector was up: {holes}")
+    opcua = [s for s in result.streams if "/" not in s.name]
+    assert opcua and [(s.name, s.lost_while_up + s.lost_while_down) for s in opcua if s.holes] == []
     held = [goal for goal in goals_met(result) if "lost while a connector was up" not in goal]
     assert held == [], held
     assert all(s.stored > 0 for s in result.streams)
