@@ -34,6 +34,9 @@ from plant.signals import (
 
 NAMESPACE = "urn:linetwin:pilotline"
 log = logging.getLogger(__name__)
+#: A server without history (``plant.opcua_history_s`` unset) answers a client's HistoryRead with no
+#: values, as a machine without history does; asyncua's memory store would log a warning per node and read.
+logging.getLogger("asyncua.server.history").setLevel(logging.ERROR)
 
 
 # asyncua annotates with marker subclasses of builtins (ua.String, ua.Int16, ua.DateTime, ...); these
