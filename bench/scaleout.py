@@ -35,6 +35,7 @@ from rich.table import Table
 
 from bench.e2e import _SPAWN, _run_ingest
 from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt
+from bench.ingest_sources import CyclerSource
 from connectors.tagmap import load as load_tag_map
 from core.localservices import Influxd, Mosquitto, free_port, http_answers, start_influxd, start_mosquitto
 from core.metricstext import counter_totals
@@ -135,6 +136,8 @@ def _base(mosquitto: Mosquitto, influxd: Influxd, workdir: Path, run: str, liste
     influxd.create_database(database)
     settings = Settings.model_validate(
         {
+            # a site of its own: the sessions of earlier measurements must not queue this one's messages
+            "site": f"scale{run}",
             "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id_prefix": f"scale{run}"},
             "influx": {"url": influxd.url, "database": database},
             "ingest": {"opcua_enabled": False, "bus_enabled": False},
@@ -161,7 +164,15 @@ def measure(
     try:
         time.sleep(1.0)  # subscriptions follow the connection
         fleet.signal(signal.SIGSTOP)
-        source = shape.source(mosquitto, run)
+        source = CyclerSource(
+            mosquitto.host,
+            mosquitto.port,
+            channels=CHANNELS,
+            per_message=shape.records,
+            run=run,
+            signals=shape.signals,
+            root=base.namespace().step("cycler1"),
+        )
         for _ in range(messages // CHANNELS):
             source.publish_round()
         source.close()
