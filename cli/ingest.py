@@ -104,7 +104,7 @@ def _print_stats(settings: Settings) -> None:
         raise StatsUnavailable(f"no ingest process answers on {url}: {exc}") from None
     rows: dict[tuple[str, str], dict[str, float]] = {}
     latency: dict[str, dict[str, float]] = {}
-    depth = 0.0
+    depth = other = 0.0
     for family in text_string_to_metric_families(text):
         name = family.name.removeprefix("linetwin_ingest_")
         for sample in family.samples:
@@ -113,6 +113,8 @@ def _print_stats(settings: Settings) -> None:
                 latency.setdefault(sample.labels["connector"], {})[bucket] = sample.value
             elif name == "spool_depth":
                 depth = sample.value
+            elif name == "other_partition_messages":
+                other += sample.value if sample.name.endswith("_total") else 0.0
             elif sample.name.endswith("_total"):
                 key = (sample.labels["connector"], sample.labels["source"])
                 label = f"rejected:{sample.labels['reason']}" if "reason" in sample.labels else name
@@ -129,6 +131,8 @@ def _print_stats(settings: Settings) -> None:
         )
         table.add_row(connector, source, *(f"{values.get(c, 0):.0f}" for c in columns), rejects)
     console.print(table)
+    if other:
+        console.print(f"MQTT messages received for other ingest processes and skipped: {other:.0f}")
     if latency:
         console.print(_latency_table(latency))
 
