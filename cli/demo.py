@@ -209,22 +209,29 @@ async def _run(base: Settings, scenario: str, speed: float, duration: float | No
         console.print(f"[bold]twin UI:[/] {url}/   API: {url}/docs   metrics: {url}/metrics")
         console.print(f"scenario {scenario} at {speed:g}x; logs in {stack.workdir}; Ctrl-C stops")
         try:
-            await _watch(stack, twin.engine, started, duration, lambda: uvicorn_server.should_exit)
+            interrupted = await _watch(
+                stack, twin.engine, started, duration, lambda: uvicorn_server.should_exit
+            )
         finally:
             uvicorn_server.should_exit = True
             await serving
+    if interrupted:
+        # uvicorn took the Ctrl-C and shut down; the signal it raises again afterwards ends asyncio.run with
+        # a KeyboardInterrupt only if it comes before this coroutine returns, so say it here in any case
+        raise KeyboardInterrupt
 
 
 async def _watch(
     stack: Stack, engine: Any, started: float, duration: float | None, stopping: Callable[[], bool]
-) -> None:
+) -> bool:
     """Print the first alert (and every new one), check the children, stop after ``duration`` or once
-    the server is stopping (Ctrl-C reaches the children too: their exit then is no error)."""
+    the server is stopping (Ctrl-C reaches the children too: their exit then is no error); True when
+    stopped by the server."""
     seen: set[int] = set()
     while duration is None or time.monotonic() - started < duration:
         await asyncio.sleep(0.2)
         if stopping():
-            return
+            return True
         for child, name in zip(stack.children, ("sim", "ingest"), strict=True):
             if child.poll() is not None:
                 raise DemoError(
@@ -238,6 +245,7 @@ async def _watch(
                 f"[bold red]alert[/] after {time.monotonic() - started:.1f} s: "
                 + escape(f"{alert.title} [{alert.machine}/{alert.signal}, cause {alert.cause}] {alert.text}")
             )
+    return False
 
 
 def demo(
