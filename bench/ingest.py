@@ -64,6 +64,12 @@ GOAL = 0.8  # issue 4: ingest at ≥ 0.8 of the raw client's rate
 ClientT = TypeVar("ClientT", bound=mqtt.Client)
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU time a process has spent so far."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 @dataclass(frozen=True)
 class Cpu:
     """CPU seconds per sample during one measurement: this process and each local service."""
@@ -89,18 +95,13 @@ class CpuMeter:
 
     def start(self) -> None:
         self._own = time.process_time()
-        self._services = {name: self._seconds(p) for name, p in self.processes.items()}
+        self._services = {name: cpu_seconds(p) for name, p in self.processes.items()}
 
     def per_sample(self, samples: float) -> Cpu:
         own = time.process_time() - self._own
-        services = {n: self._seconds(p) - self._services[n] for n, p in self.processes.items()}
+        services = {n: cpu_seconds(p) - self._services[n] for n, p in self.processes.items()}
         count = max(samples, 1.0)
         return Cpu(own / count, {n: seconds / count for n, seconds in services.items()})
-
-    @staticmethod
-    def _seconds(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
 
 
 @dataclass
@@ -224,8 +225,9 @@ class Shape:
     def samples(self) -> int:
         return self.records * self.signals
 
-    def source(self, mosquitto: Mosquitto, run: str) -> CyclerSource:
-        """A publisher of messages of this shape on every channel."""
+    def source(self, mosquitto: Mosquitto, run: str, root: str | None = None) -> CyclerSource:
+        """A publisher of messages of this shape on every channel (under ``root``, default the built-in
+        line's cycler)."""
         return CyclerSource(
             mosquitto.host,
             mosquitto.port,
@@ -233,6 +235,7 @@ class Shape:
             per_message=self.records,
             run=run,
             signals=self.signals,
+            root=root,
         )
 
     def label(self) -> str:

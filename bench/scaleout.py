@@ -34,8 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.e2e import _SPAWN, _run_ingest
-from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt
-from bench.ingest_sources import CyclerSource
+from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt, cpu_seconds
 from connectors.tagmap import load as load_tag_map
 from core.localservices import Influxd, Mosquitto, free_port, http_answers, start_influxd, start_mosquitto
 from core.metricstext import counter_totals
@@ -115,6 +114,13 @@ class Fleet:
     def totals(self) -> list[dict[str, float]]:
         return [counter_totals(self.metrics(s), "linetwin_ingest_") for s in self.settings]
 
+    def written(self) -> float:
+        """Samples written to InfluxDB by all the processes together."""
+        return sum(t.get("written", 0) for t in self.totals())
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(psutil.Process(child.pid)) for child in self.children)
+
     def stop(self) -> None:
         for child in self.children:
             child.terminate()
@@ -164,29 +170,20 @@ def measure(
     try:
         time.sleep(1.0)  # subscriptions follow the connection
         fleet.signal(signal.SIGSTOP)
-        source = CyclerSource(
-            mosquitto.host,
-            mosquitto.port,
-            channels=CHANNELS,
-            per_message=shape.records,
-            run=run,
-            signals=shape.signals,
-            root=base.namespace().step("cycler1"),
-        )
+        source = shape.source(mosquitto, run, root=base.namespace().step("cycler1"))
         for _ in range(messages // CHANNELS):
             source.publish_round()
         source.close()
         published = source.published
-        psutil_children = [psutil.Process(child.pid) for child in fleet.children]
-        cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in psutil_children)
+        cpu0 = fleet.cpu_seconds()
         start = time.perf_counter()
         fleet.signal(signal.SIGCONT)
         full_batches = published - processes * base.influx.batch_size
-        _wait(lambda: sum(t.get("written", 0) for t in fleet.totals()) >= full_batches, DRAIN_S, "backlog")
+        _wait(lambda: fleet.written() >= full_batches, DRAIN_S, "backlog")
         elapsed = time.perf_counter() - start
-        cpu = sum(p.cpu_times().user + p.cpu_times().system for p in psutil_children) - cpu0
-        written_at_clock = sum(t.get("written", 0) for t in fleet.totals())
-        _wait(lambda: sum(t.get("written", 0) for t in fleet.totals()) >= published, DRAIN_S, "last batches")
+        cpu = fleet.cpu_seconds() - cpu0
+        written_at_clock = fleet.written()
+        _wait(lambda: fleet.written() >= published, DRAIN_S, "last batches")
         time.sleep(1.0)  # anything written twice would show now
         totals = fleet.totals()
     finally:
