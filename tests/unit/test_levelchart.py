@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import lfilter
 
 from models.detectors import make_detector
-from models.levelchart import LevelChart, TwoScale
+from models.levelchart import LevelChart, TwoScale, extremes_needed
 
 BLOCK = 60
 
@@ -107,3 +107,16 @@ def test_the_level_limit_widens_with_fewer_independent_looks() -> None:
     long = LevelChart.calibrated(wander(rng, 20 * 3600, 900, 1.0) + rng.normal(0, 1, 20 * 3600), 1e6, BLOCK)
     assert short.resolved and long.resolved
     assert short.dof < long.dof and short.limit > long.limit
+
+
+def test_independent_heavy_tails_need_no_burst_allowance_but_bursts_do() -> None:
+    rng = np.random.default_rng(11)
+    independent = rng.standard_t(3, 10_800) / math.sqrt(3)
+    assert extremes_needed(independent, 2e6) == 1
+    bursty = independent.copy()
+    starts = rng.choice(10_700, 40, replace=False)
+    for start in starts:  # 40 bursts of four extreme values on the upper side
+        bursty[start : start + 4] = 3.0
+    needed = extremes_needed(bursty, 2e6)
+    assert needed >= 4
+    assert extremes_needed(bursty, 2e3) < needed  # a shorter ARL₀ tolerates shorter bursts
