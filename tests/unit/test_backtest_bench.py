@@ -9,6 +9,7 @@ import typer
 
 from bench.baselines import BASELINES, Matched
 from bench.detection import (
+    CALIBRATION_SEED,
     PILOT,
     Calibration,
     Results,
@@ -17,6 +18,7 @@ from bench.detection import (
     default_name,
     matched_name,
     plan,
+    plant_seed,
     run_scenario,
 )
 from bench.detection_report import detection_tables, parse_magnitudes
@@ -134,3 +136,11 @@ def test_the_report_has_a_table_per_scale_the_misses_by_scale_and_the_defaults_a
     ]
     linetwin = list(tables[2].columns[1].cells)
     assert linetwin[:3] == ["0", "2", "2"]
+
+
+def test_no_two_runs_share_an_in_control_period_or_a_calibration_seed() -> None:
+    planned = plan((1.0, 0.5, 0.25), 3 * 3600)
+    seeds = [plant_seed(p, s) for p in planned for s in (1, 2, 3)]
+    assert len(set(seeds)) == len(seeds)
+    assert min(seeds) >= CALIBRATION_SEED + 10_000
+    assert plant_seed(planned[0], 1) == plant_seed(planned[0], 1)
