@@ -204,6 +204,19 @@ class TwinSettings(Section):
     )
     state_file: Path = Path("var/twin.sqlite")
     lines: list[str] = []
+    standby_lines: list[str] = Field(
+        [],
+        description=(
+            "lines (of the same line description) this worker takes over while no worker that owns them is"
+            " online; their snapshots must be in this worker's state_file (twin.membership)"
+        ),
+    )
+    membership_wait_s: float = Field(
+        2.0, ge=0, description="on start, wait this long for the other workers' statuses on the broker"
+    )
+    handover_wait_s: float = Field(
+        30.0, ge=0, description="on start, wait this long for the worker that took a line over to return it"
+    )
     allow_setpoint_push: bool = False
     stop_drain_s: float = Field(
         10.0, ge=0, description="on stop, analyse the queued bus backlog for at most this long"

@@ -8,7 +8,8 @@ the live state the API shows and in the models' ticks, whatever the start order.
 hands payloads to the asyncio loop; decoding, models, SQLite and InfluxDB writes all happen on the loop. Line
 state (model snapshot + live values) is saved to the state file every few seconds and on stop, and restored on
 start, so a restarted worker, or another worker taking the line over from the same state file, carries on
-where the last one stopped.
+where the last one stopped. Which worker serves a line is agreed on the broker (``twin.membership``): a
+standby worker takes a dead worker's lines over and hands them back when their owner returns.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from twin.alerts import Alert, AlertState, AlertStore, Occurrence
 from twin.catchup import Marks, backlog
 from twin.influx import InfluxUnavailable, alert_point, last_values, model_point
 from twin.live import Broadcaster, LiveState
+from twin.membership import Membership, WorkerStatus, status_filter, status_topic
 from twin.ports import Analyser
 from twin.store import StateStore
 
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_INTERVAL_S = 5.0
 RATE_WINDOW_S = 24 * 3600.0  # the alarm-rate figures look back a day
 STATE_EVENT_INTERVAL_S = 0.25
+MEMBERSHIP_SETTLE_S = 0.3  # retained statuses follow the SUBACK within milliseconds
 
 
 def spool_dir(settings: TwinSettings) -> Path:
@@ -82,6 +85,12 @@ class EngineMetrics:
             "twin_duplicate_samples",
             "Bus samples already analysed (replayed or redelivered), dropped",
             ["line"],
+            registry=self.registry,
+        )
+        self.handovers = Counter(
+            "twin_line_handovers",
+            "Lines taken over from a dead worker (taken) or handed back to their owner (released)",
+            ["line", "direction"],
             registry=self.registry,
         )
         self.bus_lag = Gauge(
@@ -227,7 +236,21 @@ class TwinEngine:
         self.settings = settings
         #: the line's steps, signals, units and limits (``line_description``; default: the simulated line)
         self.description = linedesc.load(settings.line_description)
-        self.lines = list(settings.twin.lines) or [settings.line]
+        #: the lines this worker owns (``twin.lines``), and those it serves or holds for now: its own, and
+        #: any it took over (``twin.standby_lines``)
+        self.owned = list(settings.twin.lines) or [settings.line]
+        self.lines = list(self.owned)
+        self._analyser_factory = analyser_factory
+        self.worker_id = f"{settings.mqtt.client_id_prefix}-twin-{','.join(self.owned)}"  # a topic level too
+        standby = frozenset(settings.twin.standby_lines) - frozenset(self.owned)
+        self.membership = Membership(self.worker_id, frozenset(self.owned), standby)
+        #: lines whose analysers run here now; an owned line another worker still serves waits (deferred)
+        self.running: set[str] = set()
+        self._deferred_since: dict[str, float] = {}
+        self._line_tasks: dict[str, asyncio.Task[None]] = {}
+        self._membership_changed = asyncio.Event()
+        self._heard = asyncio.Event()  # the broker acknowledged the subscriptions (statuses follow)
+        self._subscribed = False
         self.alerts = AlertStore(database)
         self.state = StateStore(database)
         self.live = LiveState()
@@ -238,6 +261,7 @@ class TwinEngine:
             InfluxWriter(settings.influx, spool_dir=spool_dir(settings.twin)) if influx_enabled else None
         )
         self.workers = {line: LineWorker(self, line, analyser_factory(line)) for line in self.lines}
+        self._status_prefix = status_filter(settings.mqtt.topic_root).rstrip("+")
         #: each served line's namespace -> the line; ``_routes`` caches topic -> (line, is the state)
         self._topics = {settings.namespace(line): line for line in self.lines}
         self._routes: dict[str, tuple[str, bool]] = {}
@@ -251,19 +275,137 @@ class TwinEngine:
     # lifecycle
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for worker in self.workers.values():
-            if worker.restore():
-                log.info("line state restored from snapshot", extra={"line": worker.line})
-            elif self.writer is not None:
-                await self._seed(worker)
-        self._tasks = [asyncio.create_task(w.run(), name=f"line-{w.line}") for w in self.workers.values()]
+        self._mqtt = self._connect()
+        await self._hear_members()
+        for worker in list(self.workers.values()):
+            if self.membership.served_elsewhere(worker.line):
+                self._deferred_since[worker.line] = time.monotonic()
+                log.info("waiting for the line's current worker to hand it back", extra={"line": worker.line})
+            else:
+                await self._begin(worker)
         self._tasks += [
             asyncio.create_task(self._snapshots(), name="snapshots"),
             asyncio.create_task(self._state_events(), name="state-events"),
+            asyncio.create_task(self._follow_members(), name="membership"),
         ]
         if self.writer is not None:
             self._tasks.append(asyncio.create_task(self.writer.run(), name="influx-writer"))
-        self._mqtt = self._connect()
+        self._publish_status()
+
+    async def _begin(self, worker: LineWorker) -> None:
+        """Resume a line from its snapshot (or seed it from InfluxDB) and start its task."""
+        if worker.restore():
+            log.info("line state restored from snapshot", extra={"line": worker.line})
+        elif self.writer is not None:
+            await self._seed(worker)
+        self.running.add(worker.line)
+        self._line_tasks[worker.line] = asyncio.create_task(worker.run(), name=f"line-{worker.line}")
+
+    async def _hear_members(self) -> None:
+        """Wait (``twin.membership_wait_s`` at most) for the broker's retained worker statuses."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard.wait(), timeout=self.settings.twin.membership_wait_s)
+        if self._heard.is_set():
+            await asyncio.sleep(MEMBERSHIP_SETTLE_S)
+
+    async def _follow_members(self) -> None:
+        """Take over, hand back and resume lines as the workers' statuses change (``twin.membership``)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._membership_changed.wait(), timeout=1.0)
+            self._membership_changed.clear()
+            try:
+                await self._rebalance()
+            except Exception:
+                log.exception("membership change failed")
+
+    async def _rebalance(self) -> None:
+        membership, changed = self.membership, False
+        for line in sorted(membership.to_release(self.running)):
+            await self._release(line)
+            changed = True
+        for line in sorted(self.running & set(self.owned)):
+            if membership.served_elsewhere(line):  # taken over while this worker was cut off: its state wins
+                await self._stop_line(line, save=False)
+                self.workers[line] = LineWorker(self, line, self._analyser_factory(line))
+                self._deferred_since[line] = time.monotonic()
+                log.warning("line served by another worker: resuming from its snapshot", extra={"line": line})
+                changed = True
+        for line, since in sorted(self._deferred_since.items()):
+            waited = time.monotonic() - since
+            if not membership.served_elsewhere(line) or waited > self.settings.twin.handover_wait_s:
+                if waited > self.settings.twin.handover_wait_s:
+                    log.warning("line not handed back in time: resuming anyway", extra={"line": line})
+                del self._deferred_since[line]
+                await self._begin(self.workers[line])
+                changed = True
+        for line in sorted(membership.to_adopt(self.running)):
+            await self._adopt(line)
+            changed = True
+        if changed:
+            self._publish_status()
+
+    async def _adopt(self, line: str) -> None:
+        """Take over a standby line whose workers are gone: their snapshot, then InfluxDB, then the bus."""
+        worker = LineWorker(self, line, self._analyser_factory(line))
+        self.workers[line] = worker
+        self.lines.append(line)
+        self._topics[self.settings.namespace(line)] = line
+        self._routes.clear()
+        await self._begin(worker)
+        self._subscribe_lines([line])
+        self.metrics.handovers.labels(line, "taken").inc()
+        log.warning("took over a line whose worker is gone", extra={"line": line})
+
+    async def _release(self, line: str) -> None:
+        """Hand a line taken over back to its owner: stop it, save its snapshot, stop listening."""
+        namespace = self.settings.namespace(line)
+        if self._mqtt is not None:
+            self._mqtt.unsubscribe([namespace.bus("+"), namespace.state("+")])
+        self._topics.pop(namespace, None)
+        self._routes.clear()
+        await self._stop_line(line, save=True)
+        del self.workers[line]
+        self.lines.remove(line)
+        self.metrics.handovers.labels(line, "released").inc()
+        log.info("handed a line back to its owner", extra={"line": line})
+
+    async def _stop_line(self, line: str, *, save: bool) -> None:
+        task = self._line_tasks.pop(line, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.running.discard(line)
+        if save:
+            self._drain(self.workers[line], self.workers[line].queue.qsize())
+            self.workers[line].save()
+
+    def _drain(self, worker: LineWorker, messages: int) -> None:
+        """Analyse up to ``messages`` queued bus messages within ``twin.stop_drain_s``."""
+        deadline = time.monotonic() + self.settings.twin.stop_drain_s
+        while messages > 0 and not worker.queue.empty() and time.monotonic() < deadline:
+            worker.take(*worker.queue.get_nowait())
+            messages -= 1
+        if not worker.queue.empty():
+            log.warning(
+                "stopped with bus messages not analysed (their samples are in InfluxDB)",
+                extra={"line": worker.line, "messages": worker.queue.qsize()},
+            )
+
+    def _status(self, online: bool) -> WorkerStatus:
+        return WorkerStatus(
+            self.worker_id,
+            online,
+            frozenset(self.owned),
+            frozenset(self.running) if online else frozenset(),
+            self.membership.standby,
+        )
+
+    def _publish_status(self) -> None:
+        if self._mqtt is not None:
+            topic = status_topic(self.settings.mqtt.topic_root, self.worker_id)
+            self._mqtt.publish(topic, self._status(True).encode(), qos=1, retain=True)
 
     async def _seed(self, worker: LineWorker) -> None:
         """First start while the line already runs: take each machine signal's last value from InfluxDB.
@@ -280,20 +422,17 @@ class TwinEngine:
         log.info("line seeded from InfluxDB", extra={"line": worker.line, "signals": len(samples)})
 
     async def stop(self) -> None:
+        """Analyse what is queued, save every running line, then say so on the broker (a standby takes
+        over from these snapshots) and disconnect; a deferred line is another worker's to save."""
+        announce = self._mqtt is not None
         if self._mqtt is not None:
             self._mqtt.disconnect()
             self._mqtt.loop_stop()
             self._mqtt = None
-        deadline = time.monotonic() + self.settings.twin.stop_drain_s
-        for worker in self.workers.values():
-            while not worker.queue.empty() and time.monotonic() < deadline:
-                worker.take(*worker.queue.get_nowait())
-            if not worker.queue.empty():
-                log.warning(
-                    "stopped with bus messages not analysed (their samples are in InfluxDB)",
-                    extra={"line": worker.line, "messages": worker.queue.qsize()},
-                )
-            worker.save()
+        for line in sorted(self.running):
+            await self._stop_line(line, save=True)
+        if announce:
+            await asyncio.to_thread(self._announce_offline)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -309,34 +448,70 @@ class TwinEngine:
             self.writer.add(lines)
 
     # MQTT
-    def _connect(self) -> mqtt.Client:
+    def _client(self, client_id: str, clean_session: bool) -> mqtt.Client:
         cfg = self.settings.mqtt
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{cfg.client_id_prefix}-twin-{'+'.join(self.lines)}",
-            clean_session=False,
-        )
+        version = mqtt.CallbackAPIVersion.VERSION2
+        client = mqtt.Client(version, client_id=client_id, clean_session=clean_session)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
         if cfg.tls:
             client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
+        return client
+
+    def _connect(self) -> mqtt.Client:
+        cfg = self.settings.mqtt
+        client = self._client(self.worker_id, clean_session=False)
+        topic = status_topic(cfg.topic_root, self.worker_id)
+        client.will_set(topic, self._status(False).encode(), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
         client.loop_start()
         return client
+
+    def _announce_offline(self) -> None:
+        """After the last snapshots, tell the other workers (a clean disconnect sends no last will)."""
+        cfg = self.settings.mqtt
+        client = self._client(f"{self.worker_id}-bye", clean_session=True)
+        try:
+            client.connect(cfg.host, cfg.port, cfg.keepalive_s)
+            client.loop_start()
+            info = client.publish(
+                status_topic(cfg.topic_root, self.worker_id), self._status(False).encode(), qos=1, retain=True
+            )
+            info.wait_for_publish(timeout=2.0)
+            client.disconnect()
+            client.loop_stop()
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("could not say this worker stopped; standbys wait", extra={"error": str(exc)})
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT connect refused", extra={"reason": str(reason)})
             return
         client.subscribe(
-            [(ns.bus("+"), 1) for ns in self._topics] + [(ns.state("+"), 1) for ns in self._topics]
+            [(ns.bus("+"), 1) for ns in self._topics]
+            + [(ns.state("+"), 1) for ns in self._topics]
+            + [(status_filter(self.settings.mqtt.topic_root), 1)]
         )
         self.connected = True
         log.info("subscribed to the plant bus", extra={"lines": ",".join(self.lines)})
+        if self._loop is not None and self._subscribed:  # a reconnect: the last will may have gone out
+            self._loop.call_soon_threadsafe(self._publish_status)
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, _codes: Any, _p: Any) -> None:
+        self._subscribed = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._heard.set)
+
+    def _subscribe_lines(self, lines: list[str]) -> None:
+        if self._mqtt is not None:
+            namespaces = [self.settings.namespace(line) for line in lines]
+            topics = [ns.bus("+") for ns in namespaces] + [ns.state("+") for ns in namespaces]
+            self._mqtt.subscribe([(topic, 1) for topic in topics])
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected = False
@@ -348,6 +523,9 @@ class TwinEngine:
 
     def dispatch(self, topic: str, payload: bytes | bytearray) -> None:
         """Decode one bus message and queue it on its line's worker (runs on the loop)."""
+        if topic.startswith(self._status_prefix):
+            self._on_status(bytes(payload))
+            return
         line, held = self._route(topic)
         worker = self.workers.get(line)
         if worker is None:
@@ -363,6 +541,16 @@ class TwinEngine:
         if samples:
             worker.queue.put_nowait((samples, held))
             self.metrics.queue_depth.labels(worker.line).set(worker.queue.qsize())
+
+    def _on_status(self, payload: bytes) -> None:
+        try:
+            status = WorkerStatus.decode(payload)
+        except ValueError as exc:
+            self.metrics.rejected.labels("bad_worker_status").inc()
+            log.warning("worker status rejected", extra={"reason": str(exc)})
+            return
+        self.membership.seen(status)
+        self._membership_changed.set()
 
     def _route(self, topic: str) -> tuple[str, bool]:
         """The line of a bus or state topic ("" for none this twin serves), and whether it is the state."""
@@ -498,7 +686,7 @@ class TwinEngine:
         """Every few seconds: save each line's state and chart its status (parameters, specs, scrap risk)."""
         while True:
             await asyncio.sleep(SNAPSHOT_INTERVAL_S)
-            for worker in self.workers.values():
+            for worker in [w for w in self.workers.values() if w.line in self.running]:
                 try:
                     worker.save()
                     if worker.last_sample_ns is not None:

@@ -25,6 +25,7 @@ SPARKPLUG = "spBv1.0/site1.electrodes.line1/NDATA/cycler1"
 REBIRTH = "spBv1.0/site1.electrodes.line1/NCMD/cycler1"
 BUS = "linetwin/bus/site1/electrodes/line1/coater1"
 ALERTS = "linetwin/alerts/site1/electrodes/line1"
+WORKER = "linetwin/twin/workers/lt-twin-line1"
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +79,12 @@ def _published(broker: Mosquitto, user: str, topics: list[str]) -> set[str]:
     return set(seen) & set(topics)
 
 
-ALL = [PLANT, SPARKPLUG, REBIRTH, BUS, ALERTS]
+ALL = [PLANT, SPARKPLUG, REBIRTH, BUS, ALERTS, WORKER]
 
 
 @pytest.mark.parametrize(
     ("user", "allowed"),
-    [("sim", {PLANT, SPARKPLUG}), ("ingest", {REBIRTH, BUS}), ("twin", {ALERTS})],
+    [("sim", {PLANT, SPARKPLUG}), ("ingest", {REBIRTH, BUS}), ("twin", {ALERTS, WORKER})],
 )
 def test_each_role_publishes_only_its_own_topics(broker: Mosquitto, user: str, allowed: set[str]) -> None:
     assert _published(broker, user, ALL) == allowed
