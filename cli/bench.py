@@ -15,6 +15,7 @@ def _register() -> None:
     from bench.ingest import ingest_command
     from bench.scaleout import scaleout_command
     from bench.soak import soak_command
+    from bench.twinworkers import twin_workers_command
     from bench.whatif import whatif_command
 
     bench_app.command("arl")(arl_command)
@@ -24,6 +25,7 @@ def _register() -> None:
     bench_app.command("ingest")(ingest_command)
     bench_app.command("scaleout")(scaleout_command)
     bench_app.command("soak")(soak_command)
+    bench_app.command("twin-workers")(twin_workers_command)
     bench_app.command("whatif")(whatif_command)
 
 
