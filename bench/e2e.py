@@ -269,6 +269,7 @@ STEP_HOLD_S = 20.0  # plant seconds the step lasts before the pump recovers
 STEP_PERIOD_S = 90.0  # > hold + the adapter's quiet time (2 x memory), so each step re-raises the alert
 BENCH_MEMORY_S = 30.0
 BENCH_CALIBRATION_S = 300.0
+MONITORED_BEFORE_S = 30.0  # plant seconds before the first step at which the model state is kept
 GOAL_P99_MS = 250.0
 
 
@@ -330,10 +331,8 @@ async def _fresh_model_per_step(
     """
     engine = twin.engine
     worker = engine.workers[line]
-    while True:  # calibration ends with the model's first parameters
-        if worker.analyser.parameters():
-            break
-        await asyncio.sleep(0.05)
+    monitoring = plant_start + (first_s - MONITORED_BEFORE_S) / speed  # calibrated, re-baselined, judging
+    await asyncio.sleep(max(0.0, monitoring - time.time()))
     calibrated = worker.analyser.snapshot()
     for k in range(steps):
         reset_at = plant_start + (first_s + k * STEP_PERIOD_S + STEP_PERIOD_S / 2) / speed
@@ -348,6 +347,7 @@ async def _fresh_model_per_step(
 
 async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: float) -> LatencyResult:
     from models.line import LineModel
+    from models.steps.base import Tuning
     from twin.modeladapter import LineModelAnalyser
 
     tick_s = 1.0
@@ -355,7 +355,10 @@ async def measure_latency(mqtt_port: int, influx_url: str, steps: int, speed: fl
     settings = pipeline_settings(
         mqtt_port, influx_url, Path(files.name), scenario="bench-e2e-steps", speed=speed, tick_s=tick_s
     )
-    first_s = BENCH_CALIBRATION_S + 120.0
+    # after calibration, a step model re-baselines its features from its first operating point's settled
+    # data (settle_s, then rebase_s) and judges nothing meanwhile: the steps start once it monitors
+    tuning = Tuning()
+    first_s = max(BENCH_CALIBRATION_S, tuning.settle_s + tuning.rebase_s) + 120.0
     scenario = step_scenario(steps, first_s)
 
     def analyser(line: str) -> LineModelAnalyser:
