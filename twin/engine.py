@@ -429,7 +429,7 @@ class TwinEngine:
             self._mqtt.disconnect()
             self._mqtt.loop_stop()
             self._mqtt = None
-        for line in sorted(self.running):
+        for line in sorted(set(self.workers) - set(self._deferred_since)):
             await self._stop_line(line, save=True)
         if announce:
             await asyncio.to_thread(self._announce_offline)
