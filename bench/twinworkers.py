@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import statistics
 import tempfile
@@ -192,6 +193,7 @@ def run(minutes: float, rounds: int) -> list[Measurement]:
     finally:
         mosquitto.cleanup()
         influxd.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
     return found
 
 
