@@ -22,21 +22,19 @@ import signal
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated
 
-import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.e2e import _SPAWN, _run_ingest
-from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt, cpu_seconds
+from bench.e2e import _run_ingest
+from bench.ingest import CHANNELS, CpuMeter, Shape, _pid, _raw_mqtt
+from bench.spawned import Spawned, wait_for
 from connectors.tagmap import load as load_tag_map
-from core.localservices import Influxd, Mosquitto, free_port, http_answers, start_influxd, start_mosquitto
+from core.localservices import Influxd, Mosquitto, free_port, start_influxd, start_mosquitto
 from core.metricstext import counter_totals
 from core.settings import Settings
 
@@ -83,33 +81,18 @@ class Measurement:
     cpu_us: float
 
 
-class Fleet:
+class Fleet(Spawned):
     """``processes`` ``twin ingest`` processes splitting one line's MQTT sources."""
 
     def __init__(self, base: Settings, workdir: Path, processes: int) -> None:
-        self.settings: list[Settings] = []
+        settings: list[Settings] = []
         for partition in range(processes):
             ingest = base.ingest.model_copy(
                 update={"partition": partition, "partitions": processes, "metrics_port": free_port()}
             )
             influx = base.influx.model_copy(update={"spool_dir": workdir / f"spool{partition}"})
-            self.settings.append(base.model_copy(update={"ingest": ingest, "influx": influx}))
-        self.children: list[BaseProcess] = []
-
-    def metrics(self, settings: Settings) -> str:
-        return f"http://127.0.0.1:{settings.ingest.metrics_port}/metrics"
-
-    def start(self) -> None:
-        for settings in self.settings:
-            child = _SPAWN.Process(target=_run_ingest, args=(settings,), daemon=True)
-            child.start()
-            self.children.append(child)
-        _wait(lambda: all(http_answers(self.metrics(s)) for s in self.settings), READY_S, "ingest metrics")
-
-    def signal(self, signum: int) -> None:
-        for child in self.children:
-            assert child.pid is not None
-            os.kill(child.pid, signum)
+            settings.append(base.model_copy(update={"ingest": ingest, "influx": influx}))
+        super().__init__(_run_ingest, settings, lambda s: f"http://127.0.0.1:{s.ingest.metrics_port}/metrics")
 
     def totals(self) -> list[dict[str, float]]:
         return [counter_totals(self.metrics(s), "linetwin_ingest_") for s in self.settings]
@@ -117,24 +100,6 @@ class Fleet:
     def written(self) -> float:
         """Samples written to InfluxDB by all the processes together."""
         return sum(t.get("written", 0) for t in self.totals())
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(psutil.Process(child.pid)) for child in self.children)
-
-    def stop(self) -> None:
-        for child in self.children:
-            child.terminate()
-            child.join(20)
-            if child.is_alive():
-                child.kill()
-
-
-def _wait(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {within_s:.0f} s")
-        time.sleep(0.05)
 
 
 def _base(mosquitto: Mosquitto, influxd: Influxd, workdir: Path, run: str, listed: bool) -> Settings:
@@ -166,7 +131,7 @@ def measure(
     run = f"{processes}p{free_port()}"
     base = _base(mosquitto, influxd, workdir, run, listed)
     fleet = Fleet(base, workdir / run, processes)
-    fleet.start()
+    fleet.start(READY_S, "ingest metrics")
     try:
         time.sleep(1.0)  # subscriptions follow the connection
         fleet.signal(signal.SIGSTOP)
@@ -179,11 +144,11 @@ def measure(
         start = time.perf_counter()
         fleet.signal(signal.SIGCONT)
         full_batches = published - processes * base.influx.batch_size
-        _wait(lambda: fleet.written() >= full_batches, DRAIN_S, "backlog")
+        wait_for(lambda: fleet.written() >= full_batches, DRAIN_S, "backlog")
         elapsed = time.perf_counter() - start
         cpu = fleet.cpu_seconds() - cpu0
         written_at_clock = fleet.written()
-        _wait(lambda: fleet.written() >= published, DRAIN_S, "last batches")
+        wait_for(lambda: fleet.written() >= published, DRAIN_S, "last batches")
         time.sleep(1.0)  # anything written twice would show now
         totals = fleet.totals()
     finally:

@@ -21,27 +21,23 @@ import signal
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Annotated
 
 import paho.mqtt.client as mqtt
-import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.e2e import _SPAWN, _run_twin, _stop
-from bench.ingest import cpu_seconds
+from bench.e2e import _run_twin
+from bench.spawned import Spawned, wait_for
 from core import bus
 from core.localservices import (
     Influxd,
     Mosquitto,
     free_port,
     free_ports,
-    http_answers,
     start_influxd,
     start_mosquitto,
 )
@@ -88,53 +84,24 @@ def backlog(run: Recording, lines: list[str]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _wait(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {within_s:.0f} s")
-        time.sleep(0.1)
-
-
-class Workers:
+class Workers(Spawned):
     """``count`` twin workers sharing ``lines`` between them, each with its own state file."""
 
     def __init__(self, base: Settings, workdir: Path, lines: list[str], count: int) -> None:
         share = [lines[i::count] for i in range(count)]
-        self.settings = []
+        settings = []
         for n, (port, owned) in enumerate(zip(free_ports(count), share, strict=True)):
             twin = base.twin.model_copy(
                 update={"port": port, "lines": owned, "state_file": workdir / f"worker{n}.sqlite"}
             )
-            self.settings.append(base.model_copy(update={"line": owned[0], "twin": twin}))
-        self.children: list[BaseProcess] = []
-
-    def url(self, settings: Settings) -> str:
-        return f"http://127.0.0.1:{settings.twin.port}/metrics"
-
-    def start(self) -> None:
-        for settings in self.settings:
-            child = _SPAWN.Process(target=_run_twin, args=(settings,), daemon=True)
-            child.start()
-            self.children.append(child)
-        _wait(lambda: all(http_answers(self.url(s)) for s in self.settings), READY_S, "twin metrics")
-
-    def signal(self, signum: int) -> None:
-        for child in self.children:
-            assert child.pid is not None
-            os.kill(child.pid, signum)
+            settings.append(base.model_copy(update={"line": owned[0], "twin": twin}))
+        super().__init__(_run_twin, settings, lambda s: f"http://127.0.0.1:{s.twin.port}/metrics")
 
     def judged(self) -> float:
-        return sum(total(self.url(s), "twin_samples_total") for s in self.settings)
+        return sum(total(self.metrics(s), "twin_samples_total") for s in self.settings)
 
     def duplicates(self) -> float:
-        return sum(total(self.url(s), "twin_duplicate_samples_total") for s in self.settings)
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(psutil.Process(child.pid)) for child in self.children)
-
-    def stop(self) -> None:
-        _stop(*self.children)
+        return sum(total(self.metrics(s), "twin_duplicate_samples_total") for s in self.settings)
 
 
 def measure(
@@ -156,7 +123,7 @@ def measure(
     published = sum(len(bus.decode(payload)) for _, payload in messages)
     workers = Workers(base, workdir / run, lines, count)
     (workdir / run).mkdir(parents=True)
-    workers.start()
+    workers.start(READY_S, "twin metrics")
     try:
         time.sleep(1.0)  # subscriptions follow the connection
         workers.signal(signal.SIGSTOP)
@@ -171,7 +138,7 @@ def measure(
         cpu0 = workers.cpu_seconds()
         start = time.perf_counter()
         workers.signal(signal.SIGCONT)
-        _wait(lambda: workers.judged() >= published, DRAIN_S, "judged backlog")
+        wait_for(lambda: workers.judged() >= published, DRAIN_S, "judged backlog", poll_s=0.1)
         elapsed = time.perf_counter() - start
         cpu = workers.cpu_seconds() - cpu0
         time.sleep(1.0)  # anything judged twice would show now
