@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from core.influx.writer import InfluxWriter
 from core.records import ModelOutput
 from core.sample import Sample
 from core.settings import Settings, TwinSettings
+from core.uns import Namespace
 from twin.alarmrates import AlarmRates, rates
 from twin.alerts import Alert, AlertState, AlertStore, Occurrence
 from twin.catchup import Marks, backlog
@@ -250,7 +251,6 @@ class TwinEngine:
         self._line_tasks: dict[str, asyncio.Task[None]] = {}
         self._membership_changed = asyncio.Event()
         self._heard = asyncio.Event()  # the broker acknowledged the subscriptions (statuses follow)
-        self._subscribed = False
         self.alerts = AlertStore(database)
         self.state = StateStore(database)
         self.live = LiveState()
@@ -361,7 +361,7 @@ class TwinEngine:
         """Hand a line taken over back to its owner: stop it, save its snapshot, stop listening."""
         namespace = self.settings.namespace(line)
         if self._mqtt is not None:
-            self._mqtt.unsubscribe([namespace.bus("+"), namespace.state("+")])
+            self._mqtt.unsubscribe(_line_topics([namespace]))
         self._topics.pop(namespace, None)
         self._routes.clear()
         await self._stop_line(line, save=True)
@@ -378,12 +378,13 @@ class TwinEngine:
                 await task
         self.running.discard(line)
         if save:
-            self._drain(self.workers[line], self.workers[line].queue.qsize())
+            self._drain(self.workers[line])
             self.workers[line].save()
 
-    def _drain(self, worker: LineWorker, messages: int) -> None:
-        """Analyse up to ``messages`` queued bus messages within ``twin.stop_drain_s``."""
+    def _drain(self, worker: LineWorker) -> None:
+        """Analyse the bus messages queued now (not later arrivals) within ``twin.stop_drain_s``."""
         deadline = time.monotonic() + self.settings.twin.stop_drain_s
+        messages = worker.queue.qsize()
         while messages > 0 and not worker.queue.empty() and time.monotonic() < deadline:
             worker.take(*worker.queue.get_nowait())
             messages -= 1
@@ -492,25 +493,20 @@ class TwinEngine:
         if reason.is_failure:
             log.warning("MQTT connect refused", extra={"reason": str(reason)})
             return
-        client.subscribe(
-            [(ns.bus("+"), 1) for ns in self._topics]
-            + [(ns.state("+"), 1) for ns in self._topics]
-            + [(status_filter(self.settings.mqtt.topic_root), 1)]
-        )
+        topics = [*_line_topics(self._topics), status_filter(self.settings.mqtt.topic_root)]
+        client.subscribe([(topic, 1) for topic in topics])
         self.connected = True
         log.info("subscribed to the plant bus", extra={"lines": ",".join(self.lines)})
-        if self._loop is not None and self._subscribed:  # a reconnect: the last will may have gone out
+        if self._loop is not None and self._heard.is_set():  # a reconnect: the last will may have gone out
             self._loop.call_soon_threadsafe(self._publish_status)
 
     def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, _codes: Any, _p: Any) -> None:
-        self._subscribed = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._heard.set)
 
     def _subscribe_lines(self, lines: list[str]) -> None:
         if self._mqtt is not None:
-            namespaces = [self.settings.namespace(line) for line in lines]
-            topics = [ns.bus("+") for ns in namespaces] + [ns.state("+") for ns in namespaces]
+            topics = _line_topics([self.settings.namespace(line) for line in lines])
             self._mqtt.subscribe([(topic, 1) for topic in topics])
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -696,3 +692,8 @@ class TwinEngine:
                         self.write([model_point(worker.line, output) for output in status])
                 except Exception:
                     log.exception("snapshot failed", extra={"line": worker.line})
+
+
+def _line_topics(namespaces: Iterable[Namespace]) -> list[str]:
+    """The bus and retained-state topic filters of each line's namespace."""
+    return [topic for ns in namespaces for topic in (ns.bus("+"), ns.state("+"))]
