@@ -2,7 +2,9 @@
 
 The line model says when a drift is found but not when it is over; ISA-18.2 needs both. A condition is
 taken as returned to normal when its detector has been quiet for ``QUIET_MEMORIES`` times the model's
-memory, measured in plant time so the rule holds at any simulator speed. Quiet means none of the
+memory, measured in plant time so the rule holds at any simulator speed. Only plant time the machine's
+data covered counts: a gap in its data (values lost at the source, a connector down) is no evidence of
+anything, so it leaves the condition as it stood. Quiet means none of the
 detectors of the features that were moving when it was found has alarmed again: the model raises a
 finding once per shift, but those detectors, reset after each alarm, alarm again and again while the
 drift lasts, so a pump that keeps wearing stays one active alarm instead of returning to normal on a
@@ -35,6 +37,8 @@ from twin.ports import Analyser, Verdict, WhatIfUnavailable
 log = logging.getLogger(__name__)
 
 QUIET_MEMORIES = 2.0
+#: a machine's samples further apart than this many of its usual intervals are a gap in its data
+GAP_INTERVALS = 10.0
 RISK_WINDOW = 300
 Specs = dict[str, tuple[float, float]]
 
@@ -113,6 +117,12 @@ class LineModelAnalyser:
         #: machine -> its newest source time: a condition's quiet time runs on its own machine's clock,
         #: since one connector may deliver plant hours behind another (an OPC UA backlog behind MQTT)
         self.now_ns: dict[str, int] = {}
+        #: machine -> the plant time its data covered (gaps left out), and its usual sample interval
+        self.watched_ns: dict[str, int] = {}
+        self.interval_ns: dict[str, float] = {}
+        #: condition key -> ((its finding, its detectors' newest alarm), the machine's watched time when
+        #: either last changed): where its quiet time starts
+        self.quiet_from: dict[str, tuple[tuple[int, int], int]] = {}
         self.held: dict[str, dict[str, Sample]] = {}
         self.tick: dict[str, tuple[int, set[str]]] = {}
         #: what-if quantity -> the measured (machine, signal) its spec limits and scrap risk apply to
@@ -162,17 +172,41 @@ class LineModelAnalyser:
                     feature = finding.detector.partition(":")[2]
                     features = finding.moving or (feature,)
                     self.condition_detector[finding.key] = [f"{finding.machine}.{f}" for f in features]
-            machine = incoming.machine
-            self.now_ns[machine] = max(self.now_ns.get(machine, 0), incoming.source_time_ns)
+            self._advance(incoming.machine, incoming.source_time_ns)
         quiet_ns = QUIET_MEMORIES * model.memory_s * 1e9
         for key, found in list(self.last_found_ns.items()):
             alarmed = model.last_alarm_ns
-            again = max((alarmed.get(d, found) for d in self.condition_detector.get(key, [])), default=found)
-            if self.now_ns.get(key.split("/")[1], 0) - max(found, again) > quiet_ns:
+            # whichever clock the alarms were stamped on, a new one restarts the quiet time
+            latest = max((alarmed.get(d, -1) for d in self.condition_detector.get(key, [])), default=-1)
+            watched = self.watched_ns.get(key.split("/")[1], 0)
+            marker, since = self.quiet_from.get(key, ((-1, -1), watched))
+            if (found, latest) != marker:
+                self.quiet_from[key] = ((found, latest), watched)
+                since = watched
+            if watched - since > quiet_ns:
                 verdict.cleared.append(key)
-                del self.last_found_ns[key]
-                self.condition_detector.pop(key, None)
+                self._forget(key)
         return verdict
+
+    def _advance(self, machine: str, time_ns: int) -> None:
+        """Move ``machine``'s clocks to a sample at ``time_ns``: a step within ``GAP_INTERVALS`` of its
+        usual interval is watched time, a longer one (a gap in its data) counts as one usual interval."""
+        last = self.now_ns.get(machine)
+        self.now_ns[machine] = time_ns if last is None else max(last, time_ns)
+        if last is None or time_ns <= last:
+            return
+        step = time_ns - last
+        usual = self.interval_ns.get(machine, float(step))
+        self.watched_ns[machine] = self.watched_ns.get(machine, 0) + int(
+            step if step <= GAP_INTERVALS * usual else usual
+        )
+        # a slower rate for good is learnt within a few samples; one gap moves it by half at most
+        self.interval_ns[machine] = usual + 0.05 * (min(step, GAP_INTERVALS * usual) - usual)
+
+    def _forget(self, key: str) -> None:
+        del self.last_found_ns[key]
+        self.condition_detector.pop(key, None)
+        self.quiet_from.pop(key, None)
 
     def _track_quality(self, sample: Sample) -> None:
         tracker = self.risk.get((sample.machine, sample.signal))
@@ -192,8 +226,7 @@ class LineModelAnalyser:
         self.model.rebaseline(step)
         gone = [key for key in self.last_found_ns if key.split("/")[1] == step]
         for key in gone:
-            del self.last_found_ns[key]
-            self.condition_detector.pop(key, None)
+            self._forget(key)
         return gone
 
     def parameters(self) -> list[Parameter]:
@@ -237,6 +270,9 @@ class LineModelAnalyser:
             "last_found_ns": self.last_found_ns,
             "condition_detector": self.condition_detector,
             "now_ns": self.now_ns,
+            "watched_ns": self.watched_ns,
+            "interval_ns": self.interval_ns,
+            "quiet_from": self.quiet_from,
             "held": held,
         }
         return json.dumps(state).encode()
@@ -281,6 +317,13 @@ class LineModelAnalyser:
         }
         now = state["now_ns"]  # one clock for the line before clocks were per machine
         self.now_ns = {m: int(t) for m, t in now.items()} if isinstance(now, dict) else {}
+        # a snapshot from before gaps were told apart: quiet times start afresh at the next sample
+        self.watched_ns = {m: int(t) for m, t in state.get("watched_ns", {}).items()}
+        self.interval_ns = {m: float(t) for m, t in state.get("interval_ns", {}).items()}
+        self.quiet_from = {
+            key: ((int(found), int(latest)), int(since))
+            for key, ((found, latest), since) in state.get("quiet_from", {}).items()
+        }
         self.held = {
             m: {name: Sample(**{**h, "quality": Quality(h["quality"])}) for name, h in signals.items()}
             for m, signals in state["held"].items()

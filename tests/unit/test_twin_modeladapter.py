@@ -217,6 +217,32 @@ def test_a_condition_stays_active_while_its_machine_delivers_hours_behind_anothe
     assert cleared == [], "no return to normal while the pump is worn"
 
 
+def test_a_gap_in_a_machines_data_is_no_quiet_time() -> None:
+    """The coater's values are lost for 2.5 plant hours while the pump wears (its connector down, the
+    server's queue overflowed): nobody saw the flow come back, so the condition stands through the gap
+    and after it; a transient found before the same gap still returns once its own data was quiet."""
+    plant = PilotLine(get_scenario("pump-wear"), 1, 4)
+    analyser = LineModelAnalyser("l1")
+    last: dict[str, float] = {}
+    raised: list[str] = []
+    cleared: list[str] = []
+    gap: tuple[float, float] | None = None
+    for tick in range(int(7 * 3600 / TICK_S)):
+        hour = tick * TICK_S / 3600
+        samples = reported_by_exception(plant, last)
+        if raised and gap is None:
+            gap = (hour, hour + 2.5)
+        if gap is not None and gap[0] <= hour < gap[1]:
+            samples = [s for s in samples if s.machine != "coater1"]
+        verdict = analyser.observe(samples)
+        raised += [o.key for o in verdict.occurrences if o.key.endswith("/pump_wear")]
+        cleared += verdict.cleared
+    assert raised and gap is not None, "the wear is found before the gap"
+    assert [key for key in cleared if key.endswith("/pump_wear")] == [], "no return to normal over a gap"
+    watched = analyser.watched_ns["coater1"] / 3.6e12
+    assert 7 - 2.5 - 0.1 < watched < 7 - 2.5 + 0.1, "the gap is not watched time"
+
+
 def test_a_transient_returns_to_normal_once_its_detector_is_quiet() -> None:
     from plant.scenarios import Fault
 
