@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from core.records import ModelOutput, Parameter
 from models.detectors import make_detector, robust_location_scale
-from models.levelchart import BLOCK_S, TwoScale
+from models.levelchart import BLOCK_S, FAST_DELTA, TwoScale
 from models.minutes import MinuteMeans
 from models.ml import ResidualRegressor
 from models.pca import PCAMonitor
@@ -37,6 +37,7 @@ Values = dict[str, float]
 RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rarest spikes
 #: a feature's CUSUM winsorises at ±CLIP σ: no single spike alarms; for Gaussian data ARL₀ barely moves
 CLIP = 4.0
+DEVIATION = "_deviation"  # a controlled value less its setpoint: <role>_deviation of <role>_setpoint
 MOVING_ERRORS = 5.0  # a feature moved since an onset when its mean is this many standard errors off
 MOVING_MIN_TICKS = 30  # ... over at least this many ticks
 #: a declared lot value is judged on the median of its last readings: three, so that one spike moves
@@ -404,15 +405,18 @@ class TickStep(StepModel):
             point[role] = float(np.median(last)) if len(last) == DECLARED_TICKS else math.nan
         return point
 
-    def _moved_to(self, values: Values, reference: Values, lots: dict[str, deque[float]]) -> bool:
-        """Whether the operating point left ``reference`` at this tick (``lots``: each declared value's
-        readings since the last move, this tick's added); ``reference`` follows it either way: a setpoint
-        as it stands after a move, a declared value as the median of its lot's readings."""
+    def _moved_to(self, values: Values, reference: Values, lots: dict[str, deque[float]]) -> set[str]:
+        """The roles in which the operating point left ``reference`` at this tick, none if it stayed
+        (``lots``: each declared value's readings since the last move, this tick's added); ``reference``
+        follows it either way: a setpoint as it stands after a move, a declared value as the median of its
+        lot's readings."""
         for role in self.declared:
             if math.isfinite(value := get(values, role)):
                 lots[role].append(value)
         now = self._reference_point(values, lots)
-        moved = any(self._differs(role, value, reference.get(role, math.nan)) for role, value in now.items())
+        moved = {
+            role for role, value in now.items() if self._differs(role, value, reference.get(role, math.nan))
+        }
         for role, value in now.items():
             if role in self.declared:
                 if moved:  # the new lot's readings only
@@ -430,21 +434,33 @@ class TickStep(StepModel):
         moved = self._moved_to(values, self.operating_point, self.recent_declared)
         upstream = max((s.moved_ns for s in self.spec.upstream if isinstance(s, TickStep)), default=0)
         if moved or upstream > self.moved_ns:
-            self.moved(max(time_ns, upstream) if not moved else time_ns)
+            self.moved(max(time_ns, upstream) if not moved else time_ns, moved)
 
-    def moved(self, time_ns: int) -> None:
-        """The operating point moved at ``time_ns``: every detector waits ``settle_s`` (the transient is
-        no fault), then each feature takes its new in-control mean over ``rebase_s``: levels move with
-        the operating point, and residuals too where the physics extrapolates (a dryer calibrated at one
-        speed). A drift that goes on after the move is charted against the new reference, so it is not
-        masked; one that stopped at the move's moment would be, as with any re-baseline.
+    def moved(self, time_ns: int, roles: Iterable[str] | None = None) -> None:
+        """The operating point moved at ``time_ns`` in ``roles`` (None: in ways unknown, as at the end of
+        calibration): every detector waits ``settle_s`` (the transient is no fault), then each feature
+        takes its new in-control mean over ``rebase_s``: levels move with the operating point, and
+        residuals too where the physics extrapolates (a dryer calibrated at one speed). A drift that goes
+        on after the move is charted against the new reference, so it is not masked; one that stopped at
+        the move's moment would be, as with any re-baseline.
+
+        A controlled value's deviation from its own setpoint is the same at any operating point, so a
+        move of another setpoint re-baselines it only by what slow in-control change explains (the hall's
+        day): a shift of the fast side's design size (``FAST_DELTA`` σ) keeps the old reference, so a
+        dryer zone that starts to fail a minute before the operator changes the line speed is charted,
+        and alarms, once the move settles.
         """
         self.moved_ns = time_ns
         settle_ns = time_ns + int(self.tuning.settle_s * 1e9)
+        known = None if roles is None else set(roles)
+        if known is not None and self.rebasing is not None:  # a move within a move: both re-baseline
+            earlier = self.rebasing.get("moved")
+            known = None if earlier is None else known | set(earlier)
         self.rebasing = {
             "settle_ns": settle_ns,
             "until_ns": settle_ns + int(self.tuning.rebase_s * 1e9),
             "rows": {},
+            "moved": None if known is None else sorted(known),
         }
 
     def _rebase(self, time_ns: int, features: Values) -> set[str]:
@@ -458,10 +474,17 @@ class TickStep(StepModel):
                     if math.isfinite(value):
                         plan["rows"].setdefault(name, []).append(value)
             return set(features)
+        moved = plan.get("moved")  # a snapshot from before moves named their roles: all re-baseline
         for name, rows in plan["rows"].items():
             detector = self.detectors.get(name)
-            if detector is not None and len(rows) >= 30:
-                detector.rebase(float(np.median(rows)))
+            if detector is None or len(rows) < 30:
+                continue
+            level = float(np.median(rows))
+            own = name.removesuffix(DEVIATION) + "_setpoint"
+            unmoved = moved is not None and name.endswith(DEVIATION) and own not in moved
+            if unmoved and abs(level - detector.mu) > FAST_DELTA * detector.sigma:
+                continue  # a shift the fast side exists to catch, not the move's: judged, not absorbed
+            detector.rebase(level)
         self.rebasing = None
         return set()
 

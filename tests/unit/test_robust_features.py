@@ -13,6 +13,7 @@ from models.prewhitened import ARCUSUM
 from models.replay import alarms, replay
 from models.stale import Freeze, repeat_runs
 from plant.recording import Recording, record
+from plant.scenarios import get_scenario
 from plant.trials import SetpointWrite
 
 HOUR = 3600.0
@@ -94,6 +95,23 @@ def test_an_operator_move_raises_nothing_and_a_wearing_pump_after_it_is_still_ca
     wear = record("pump-wear", 6, 4 * HOUR, setpoints=moves)
     found = alarms(replay(LineModel(calibration_s=2700.0), wear.process))
     assert [f.cause for f in found][:1] == ["pump_wear"]
+
+
+def test_a_dryer_zone_failing_just_after_a_speed_move_is_not_absorbed_by_the_re_baseline() -> None:
+    """The operator moves speed and flow; a minute later zone 2's heater bank fails (at a quarter of the
+    scenario's size). The move re-baselines
+    the coater's levels and residuals, but the zone's deviation from its own, unmoved setpoint keeps its
+    reference and alarms once the move has settled."""
+    moves = [
+        SetpointWrite(3000.0, "coater1.web_speed_setpoint", 2.0 * 1.05),
+        SetpointWrite(3000.0, "coater1.pump_flow_setpoint", 79.28 * 1.05),
+    ]
+    fault = get_scenario("dryer-zone-fault").delayed(3060.0).scaled(0.25)
+    run = record(fault, 6, 3 * HOUR, setpoints=moves)
+    model = LineModel(calibration_s=2700.0)
+    found = [f for f in alarms(replay(model, run.process)) if f.machine == "coater1"]
+    assert model.steps["coater1"].moved_ns > 0, "the move was seen"
+    assert [f.cause for f in found][:1] == ["dryer_zone_fault"], found
 
 
 def test_a_declared_lot_rebaselines_the_levels_it_moves_with_or_without_an_on_delay() -> None:
