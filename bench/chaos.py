@@ -347,8 +347,11 @@ def run_chaos(
     log: Callable[[str], None],
 ) -> ChaosResult:
     events = schedule(seed, duration_s, gap_s, down_s)
-    work = Path(tempfile.mkdtemp(prefix="lt-chaos-"))
-    with _services() as (mosquitto, influxd):
+    with (
+        tempfile.TemporaryDirectory(prefix="lt-chaos-", ignore_cleanup_errors=True) as scratch,
+        _services() as (mosquitto, influxd),
+    ):
+        work = Path(scratch)
         influx_url = f"http://127.0.0.1:{influxd.port}"
         settings = pipeline_settings(
             mosquitto.port, influx_url, work, scenario="bench-chaos-steps", speed=SPEED
