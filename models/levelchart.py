@@ -434,6 +434,15 @@ class TwoScale(Alarm):
         self.fast.reset()
         self._reset_flags()
 
+    def resume(self, level: float) -> None:
+        """Charting resumes after a pause in which the level went to ``level``, with the in-control
+        reference kept: the fast side restarts from ``level`` (its local level is a pause old and would
+        read the wander as a step), the slow side judges the level against ``mu`` as before."""
+        self.local = level
+        self.count, self.total = 0, 0.0
+        self.fast.reset()
+        self._reset_flags()
+
     @property
     def resolved(self) -> bool:
         """Whether its level chart runs (``LevelChart.resolved``); the fast side always does."""

@@ -447,8 +447,9 @@ class TickStep(StepModel):
         A controlled value's deviation from its own setpoint is the same at any operating point, so a
         move of another setpoint re-baselines it only by what slow in-control change explains (the hall's
         day): a shift of the fast side's design size (``FAST_DELTA`` σ) keeps the old reference, so a
-        dryer zone that starts to fail a minute before the operator changes the line speed is charted,
-        and alarms, once the move settles.
+        dryer zone that starts to fail a minute before the operator changes the line speed is judged,
+        and alarms, once the move settles. Its level chart judges the shift; the fast side resumes from
+        the new level (``TwoScale.resume``), since a level that wandered during the pause is no step.
         """
         self.moved_ns = time_ns
         settle_ns = time_ns + int(self.tuning.settle_s * 1e9)
@@ -482,9 +483,10 @@ class TickStep(StepModel):
             level = float(np.median(rows))
             own = name.removesuffix(DEVIATION) + "_setpoint"
             unmoved = moved is not None and name.endswith(DEVIATION) and own not in moved
-            if unmoved and abs(level - detector.mu) > FAST_DELTA * detector.sigma:
-                continue  # a shift the fast side exists to catch, not the move's: judged, not absorbed
-            detector.rebase(level)
+            if not (unmoved and abs(level - detector.mu) > FAST_DELTA * detector.sigma):
+                detector.rebase(level)
+            elif isinstance(detector, TwoScale):  # not the move's: judged against the old reference
+                detector.resume(level)
         self.rebasing = None
         return set()
 

@@ -120,3 +120,27 @@ def test_independent_heavy_tails_need_no_burst_allowance_but_bursts_do() -> None
     needed = extremes_needed(bursty, 2e6)
     assert needed >= 4
     assert extremes_needed(bursty, 2e3) < needed  # a shorter ARL₀ tolerates shorter bursts
+
+
+def _first_alarm(chart: TwoScale, values: np.ndarray) -> int | None:
+    for i, x in enumerate(values):
+        chart.update(float(x))
+        if chart.drift_detected:
+            return i
+    return None
+
+
+def test_a_resumed_chart_judges_the_new_level_on_its_slow_side_not_as_a_step() -> None:
+    """After a pause the level is 4 σ off: resumed, the fast side starts from it and stays quiet, while
+    the level chart still finds the shift against the kept reference; not resumed, the stale local level
+    reads it as a step at once."""
+    rng = np.random.default_rng(11)
+    training = rng.normal(0.0, 1.0, 6 * 3600)
+    after = rng.normal(4.0, 1.0, 1200)
+    stale = TwoScale.calibrated(training, arl0=1e6, block=60)
+    assert (_first_alarm(stale, after) or 0) < 10
+    resumed = TwoScale.calibrated(training, arl0=1e6, block=60)
+    resumed.resume(4.0)
+    first = _first_alarm(resumed, after)
+    assert first is not None and 30 <= first < 600, first  # a block mean, not a sample or three
+    assert resumed.mu == pytest.approx(stale.mu) and resumed.magnitude == pytest.approx(4.0, abs=0.5)
