@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import random
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import httpx
 
 from core.errors import LinetwinError
 
+FIRST_PORT = 20000  # the lowest port a test service is given: clear of well-known services
+
 
 class ServiceError(LinetwinError):
     """A local service binary is missing or did not come up."""
@@ -31,14 +34,38 @@ def free_port() -> int:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: each socket stays bound until all are picked, so none repeats."""
+    """``count`` distinct free ports: each socket stays bound until all are picked, so none repeats.
+
+    They are drawn below the kernel's ephemeral range: a port the kernel handed out (bind to port 0) is
+    free again the moment it is released, and the next outgoing connection of any process may take it as
+    its own local port before the service binds it ("Address already in use"). Below the range only
+    another explicit bind can; a random draw from thousands makes that unlikely too.
+    """
+    low, _ = _ephemeral_range()
+    draw = random.Random()
     with contextlib.ExitStack() as stack:
-        sockets = [
-            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)
-        ]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        picked: list[int] = []
+        for _ in range(50 * count):
+            if len(picked) == count:
+                break
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                sock.bind(("127.0.0.1", draw.randrange(FIRST_PORT, low) if low > FIRST_PORT else 0))
+            except OSError:
+                continue
+            picked.append(int(sock.getsockname()[1]))
+        if len(picked) < count:
+            raise ServiceError(f"no {count} free ports below {low}")
+        return picked
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (Linux), or IANA's where it cannot be read."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def http_answers(url: str, status: int = 200, timeout: float = 0.5) -> bool:
