@@ -428,11 +428,9 @@ class TwoScale(Alarm):
 
     def rebase(self, mu: float) -> None:
         """A new in-control level: both sides start afresh from it."""
-        self.mu = self.local = mu
-        self.count, self.total = 0, 0.0
+        self.mu = mu
         self.slow.rebase(mu)
-        self.fast.reset()
-        self._reset_flags()
+        self.resume(mu)
 
     def resume(self, level: float) -> None:
         """Charting resumes after a pause in which the level went to ``level``, with the in-control
