@@ -99,9 +99,8 @@ def test_an_operator_move_raises_nothing_and_a_wearing_pump_after_it_is_still_ca
 
 def test_a_dryer_zone_failing_just_after_a_speed_move_is_not_absorbed_by_the_re_baseline() -> None:
     """The operator moves speed and flow; a minute later zone 2's heater bank fails (at a quarter of the
-    scenario's size). The move re-baselines
-    the coater's levels and residuals, but the zone's deviation from its own, unmoved setpoint keeps its
-    reference and alarms once the move has settled."""
+    scenario's size). The move re-baselines the coater's levels and residuals, but the zone's deviation
+    from its own, unmoved setpoint keeps its reference and alarms once the move has settled."""
     moves = [
         SetpointWrite(3000.0, "coater1.web_speed_setpoint", 2.0 * 1.05),
         SetpointWrite(3000.0, "coater1.pump_flow_setpoint", 79.28 * 1.05),

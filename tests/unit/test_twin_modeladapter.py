@@ -220,7 +220,7 @@ def test_a_condition_stays_active_while_its_machine_delivers_hours_behind_anothe
 def test_a_gap_in_a_machines_data_is_no_quiet_time() -> None:
     """The coater's values are lost for 2.5 plant hours while the pump wears (its connector down, the
     server's queue overflowed): nobody saw the flow come back, so the condition stands through the gap
-    and after it; a transient found before the same gap still returns once its own data was quiet."""
+    and after it, and the gap is not counted as watched time."""
     plant = PilotLine(get_scenario("pump-wear"), 1, 4)
     analyser = LineModelAnalyser("l1")
     last: dict[str, float] = {}
