@@ -8,7 +8,9 @@ there has proved little. A real line also has:
   (continuous AR(1)) process with a time constant of tens of minutes (``Wander``);
 - **raw-material lots**: every few hours a new lot shifts a material property, and the line declares it
   (its recipe value) the moment it is loaded (``Lots``);
-- **ambient**: a daily cycle on what the hall's temperature reaches (``Daily``);
+- **ambient**: the hall's air follows the day (``Realism.hall_amplitude``), and so do what it reaches, a
+  zone's or a roll's heat balance (``Daily``); the machines measure the hall's air, as dry rooms and
+  dryers' intake air are measured;
 - **operator moves**: setpoint changes within the recipe window at random times, several setpoints
   together where a recipe moves them together (speed with flow, so the loading stays) (``Moves``);
 - **sensors**: heavy-tailed noise (Student t), spikes, frozen values and dropouts (``Sensors``).
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DAY_S = 86_400.0
+HALL_C = 22.0  # the hall's mean air temperature
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class Lots:
 
 @dataclass(frozen=True, slots=True)
 class Daily:
+    """A parameter that follows the hall's day: ``amplitude`` at the hall's warmest."""
+
     parameter: str
     amplitude: float
 
@@ -73,6 +78,8 @@ class Realism:
     process: tuple[Wander | Lots | Daily, ...] = ()
     moves: tuple[Moves, ...] = ()
     sensors: Sensors = field(default_factory=Sensors)
+    #: how far the hall's air swings over the day, °C either side of its mean
+    hall_amplitude: float = 2.0
     #: signal names ending so are not sensors (setpoints, roll positions): left as they are
     exempt: tuple[str, ...] = ("setpoint", "position")
 
@@ -89,7 +96,7 @@ class Disturbed:
         self._wander = dict.fromkeys(self._wanders, 0.0)
         self._lot_level = dict.fromkeys(self._lots, 0.0)
         self._next_lot = {i: self._wait(d.every_s) for i, d in self._lots.items()}
-        self._phase = {i: float(self.rng.uniform(0, 2 * math.pi)) for i in range(len(realism.process))}
+        self._day_phase = float(self.rng.uniform(0, 2 * math.pi))  # one hall, one day
         self._next_move = [self._wait(m.every_s) for m in realism.moves]
         self.lots = 0
         self._scale: dict[str, float] = {}
@@ -129,8 +136,16 @@ class Disturbed:
             elif isinstance(d, Lots):
                 total += self._lot_level[i]
             else:
-                total += d.amplitude * math.sin(2 * math.pi * self._t / DAY_S + self._phase[i])
+                total += d.amplitude * self._day()
         return total
+
+    def _day(self) -> float:
+        """Where the hall's day is, from −1 (coolest) to 1 (warmest)."""
+        return math.sin(2 * math.pi * self._t / DAY_S + self._day_phase)
+
+    def hall(self, mean_c: float = HALL_C) -> float:
+        """The hall's air temperature now, °C, around ``mean_c``."""
+        return mean_c + self.realism.hall_amplitude * self._day()
 
     def declared(self, parameter: str) -> float:
         """The lots' part of ``parameter``: what the line declares of the lot it runs."""

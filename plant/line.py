@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plant import physics
-from plant.disturbances import Daily, Disturbed, Lots, Moves, Realism, Wander
+from plant.disturbances import HALL_C, Daily, Disturbed, Lots, Moves, Realism, Wander
 from plant.formation import Cell, CyclerBank, Material, OcvReading
 from plant.scenarios import Fault, Scenario
 from plant.signals import SIGNALS, Signal
@@ -183,6 +183,10 @@ class PilotLine:
         faults = sum(f.level(t) for f in self.scenario.faults if f.parameter == parameter)
         return faults + (self.disturbed.level(parameter) if self.disturbed is not None else 0.0)
 
+    def _hall(self) -> float:
+        """The hall's air temperature: its day when realistic, else constant."""
+        return self.disturbed.hall() if self.disturbed is not None else HALL_C
+
     def _channel_faults(self, t: float) -> dict[str, float]:
         return {
             f.channel: f.level(t)
@@ -249,6 +253,7 @@ class PilotLine:
             values[f"coater1.dryer_zone{z + 1}_temperature"] = self._zones[z] + 0.3 * noise[8 + z]
         values["coater1.residual_solvent"] = max(residual + 0.005 * noise[11], 0.0)
         values["coater1.web_tension"] = 120.0 + 1.0 * noise[12]
+        values["coater1.ambient_temperature"] = self._hall() + 0.1 * noise[24]
         values["coater1.roll_position"] = web.position_m
         text["coater1.roll_id"] = web.roll_id
         text["coater1.state"] = "running"
@@ -296,6 +301,7 @@ class PilotLine:
         values["calender1.porosity"] = 100 * physics.porosity_from_thickness(
             inlet, measured_thickness, physics.SOLIDS_DENSITY
         )
+        values["calender1.ambient_temperature"] = self._hall() + 0.1 * noise[25]
         values["calender1.roll_position"] = web.position_m
         text["calender1.roll_id"] = web.roll_id
         text["calender1.state"] = "running"

@@ -61,6 +61,7 @@ def _coater() -> list[Signal]:
     ]
     signals += [
         Signal(m, "web_tension", "N", 0, 500, "web tension after the dryer"),
+        Signal(m, "ambient_temperature", "Cel", -10, 50, "hall air at the dryer's intake"),
         Signal(m, "pump_flow_setpoint", "mL/min", 0, 200, "metering pump flow setpoint", setpoint=True),
         Signal(m, "web_speed_setpoint", "m/min", 0.2, 10, "web speed setpoint", setpoint=True),
     ]
@@ -89,6 +90,7 @@ def _calender() -> list[Signal]:
         Signal(m, "speed", "m/min", 0, 10, "web speed through the nip"),
         Signal(m, "thickness", "um", 0, 300, "coating thickness after the nip (foil subtracted)"),
         Signal(m, "porosity", "%", 0, 100, "porosity from the calender's own gauges: 1 - m_A/(h rho_true)"),
+        Signal(m, "ambient_temperature", "Cel", -10, 50, "hall air at the roll stand"),
         Signal(m, "line_load_setpoint", "N/mm", 0, 2000, "line load setpoint (force control)", setpoint=True),
         Signal(m, "roll_temperature_setpoint", "Cel", 20, 120, "roll heating setpoint", setpoint=True),
     ]

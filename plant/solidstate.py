@@ -224,6 +224,8 @@ class SolidStateLine:
         values["press1.roll_temperature"] = self._roll_temperature + 0.2 * noise[7]
         values["press1.line_load"] = load + 3.0 * noise[8]
         values["press1.roll_gap"] = thickness * (1 - SPRINGBACK) + 0.5 * noise[9]
+        hall = self.disturbed.hall(AMBIENT_C) if self.disturbed is not None else AMBIENT_C
+        values["press1.ambient_temperature"] = hall + 0.1 * noise[23]
         values["press1.areal_loading"] = gauge
         values["press1.film_thickness"] = measured
         values["press1.film_density"] = 10.0 * gauge / measured
