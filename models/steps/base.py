@@ -14,6 +14,7 @@ classified by the pattern of features moving at that time into a ``Finding``.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from abc import ABC, abstractmethod
 from collections import deque
@@ -38,6 +39,7 @@ RANGE_PERCENTILES = (0.5, 99.5)  # a signal's calibrated range, without its rare
 #: a feature's CUSUM winsorises at ±CLIP σ: no single spike alarms; for Gaussian data ARL₀ barely moves
 CLIP = 4.0
 DEVIATION = "_deviation"  # a controlled value less its setpoint: <role>_deviation of <role>_setpoint
+AMBIENT = "ambient_temperature"  # the role of the hall's air, measured at a machine
 MOVING_ERRORS = 5.0  # a feature moved since an onset when its mean is this many standard errors off
 MOVING_MIN_TICKS = 30  # ... over at least this many ticks
 #: a declared lot value is judged on the median of its last readings: three, so that one spike moves
@@ -286,6 +288,9 @@ class TickStep(StepModel):
     #: signals no physics of the kind uses: the residual regressors may learn from them (models.ml)
     ml_context: ClassVar[tuple[str, ...]] = ()
     ml_targets: ClassVar[tuple[str, ...]] = ()
+    #: features (fnmatch patterns) whose heat balance reaches the hall: where the step measures the hall's
+    #: air (``AMBIENT``), a regressor learns how they follow it, so the hall's day is no drift
+    ambient_targets: ClassVar[tuple[str, ...]] = ()
     #: causes found by what does *not* move: confirmed after ``confirm_s`` before they are raised
     elimination_causes: ClassVar[frozenset[str]] = frozenset()
     #: measured roles that declare a material's property (a lot's lab value): a new lot moves the
@@ -492,9 +497,8 @@ class TickStep(StepModel):
 
     def _features(self, values: Values) -> Values:
         features = self.features(values)
-        for name in self.ml_targets:
-            regressor = self.ml.get(name)
-            if regressor is not None and name in features:
+        for name, regressor in self.ml.items():
+            if name in features:
                 features[name] -= regressor.predict(values)
         t = self.last_ns or 0
         for name, value in features.items():
@@ -535,14 +539,13 @@ class TickStep(StepModel):
             self.last_ns = time_ns
             rows.append(self.features(data))
         self.outputs = []
-        context = list(self.ml_context)
-        x = np.array([[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float)
-        for name in self.ml_targets:
-            if name in rows[0]:
-                regressor = ResidualRegressor(context).fit(x, [row[name] for row in rows])
-                self.ml[name] = regressor
-                for row, (_, data) in zip(rows, buffer, strict=True):
-                    row[name] -= regressor.predict(data)
+        for name, context in self.ml_models(rows[0]).items():
+            x = np.array([[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float)
+            slow = AMBIENT in context
+            regressor = ResidualRegressor(list(context), slow=slow).fit(x, [row[name] for row in rows])
+            self.ml[name] = regressor
+            for row, (_, data) in zip(rows, buffer, strict=True):
+                row[name] -= regressor.predict(data)
         tuning = self.tuning
         for name in rows[0]:
             series = at_last_operating_point(np.array([row[name] for row in rows], dtype=float), segments)
@@ -565,6 +568,17 @@ class TickStep(StepModel):
             self.moved(last_start)
         self.buffer = []
         self.done = True
+
+    def ml_models(self, features: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Feature -> the context signals its residual regressor may learn from: the kind's
+        ``ml_context`` for its ``ml_targets``, and the hall's air for its ``ambient_targets`` where the
+        step measures it."""
+        models = {name: self.ml_context for name in self.ml_targets if name in features}
+        if AMBIENT in self.spec.roles:
+            for name in features:
+                if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.ambient_targets):
+                    models[name] = (*models.get(name, ()), AMBIENT)
+        return models
 
     def _operating_segments(self, buffer: Sequence[tuple[int, Values]]) -> list[tuple[int, int]]:
         """Index ranges of the calibration buffer at one operating point (setpoints and declared lots, as

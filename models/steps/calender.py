@@ -20,6 +20,7 @@ class CalenderStep(TickStep):
         "line_load_setpoint": "N/mm",
         "roll_gap": "um",
         "roll_temperature": "Cel",
+        "ambient_temperature": "Cel",
         "roll_temperature_setpoint": "Cel",
         "speed": "m/min",
         "thickness": "um",
@@ -39,6 +40,7 @@ class CalenderStep(TickStep):
     level_features: ClassVar[Mapping[str, float]] = {"incoming_loading": 2.0}
     ml_context: ClassVar[tuple[str, ...]] = ("speed",)
     ml_targets: ClassVar[tuple[str, ...]] = ("thickness_residual", "porosity_residual")
+    ambient_targets: ClassVar[tuple[str, ...]] = ("roll_temperature_deviation",)
     elimination_causes: ClassVar[frozenset[str]] = frozenset({"load_cell_bias", "upstream_loading"})
     quantities: ClassVar[Mapping[str, str]] = {"porosity": "porosity", "thickness": "thickness"}
     tolerance: ClassVar[Mapping[str, float]] = {"porosity": 0.05, "thickness": 0.03}

@@ -42,6 +42,7 @@ class CoaterStep(TickStep):
         "residual_solvent": "%",
         "dry_loading": LOADING,
         "web_tension": "N",
+        "ambient_temperature": "Cel",
         "roll_position": "m",
     }
     required: ClassVar[tuple[str, ...]] = (
@@ -57,6 +58,7 @@ class CoaterStep(TickStep):
     level_features: ClassVar[Mapping[str, float]] = {"dry_loading": 2.0, "slurry_density": 2.0}
     ml_context: ClassVar[tuple[str, ...]] = ("web_tension", "slot_gap")
     ml_targets: ClassVar[tuple[str, ...]] = ("dry_loading_residual", "residual_solvent")
+    ambient_targets: ClassVar[tuple[str, ...]] = ("dryer_zone*_deviation",)
     elimination_causes: ClassVar[frozenset[str]] = frozenset({"gauge_bias", "upstream_loading"})
     declared: ClassVar[tuple[str, ...]] = ("slurry_solids",)
     quantities: ClassVar[Mapping[str, str]] = {

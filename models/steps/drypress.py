@@ -114,6 +114,7 @@ class DryPressStep(TickStep):
         "line_speed_setpoint": "m/min",
         "film_width": "mm",
         "roll_temperature": "Cel",
+        "ambient_temperature": "Cel",
         "roll_temperature_setpoint": "Cel",
         "line_load": "N/mm",
         "line_load_setpoint": "N/mm",
@@ -134,6 +135,7 @@ class DryPressStep(TickStep):
         "film_thickness",
     )
     level_features: ClassVar[Mapping[str, float]] = {"areal_loading": 2.0}
+    ambient_targets: ClassVar[tuple[str, ...]] = ("roll_temperature_deviation",)
     elimination_causes: ClassVar[frozenset[str]] = frozenset({"gauge_bias", "compaction_change"})
     quantities: ClassVar[Mapping[str, str]] = {
         "areal_loading": "areal_loading",

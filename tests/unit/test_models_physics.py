@@ -141,3 +141,50 @@ def test_residual_regressor_removes_what_a_context_signal_explains() -> None:
     restored = ResidualRegressor.from_state(model.state())
     assert model.active and model.r2 > 0.9
     assert restored.predict({"a": 1.0, "b": -1.0}) == pytest.approx(0.3, abs=0.01)
+
+
+def _hall_day(rng: np.random.Generator, n: int = 21_600) -> np.ndarray:
+    """Six hours of the hall's air at 1 s: a quarter of its day near the warmest, with sensor noise."""
+    t = np.arange(n)
+    return 22.0 + 2.0 * np.sin(2 * np.pi * t / 86_400 + np.pi / 4) + rng.normal(0, 0.1, n)
+
+
+def test_a_slow_context_is_learnt_from_a_quarter_of_its_day() -> None:
+    """A dryer zone that follows the hall by 0.5 K/K under 0.3 K of sensor noise, trained on the six
+    hours around the hall's warmest, when it moves least."""
+    rng = np.random.default_rng(6)
+    hall = _hall_day(rng)
+    zone = 0.5 * (hall - 22.0) + rng.normal(0, 0.3, hall.size)
+    model = ResidualRegressor(["hall"], slow=True).fit(hall[:, None], zone)
+    restored = ResidualRegressor.from_state(model.state())
+    assert model.active
+    assert restored.predict({"hall": 20.0}) - restored.predict({"hall": 24.0}) == pytest.approx(-2.0, abs=0.2)
+
+
+def test_a_slow_context_that_only_wandered_alongside_explains_nothing() -> None:
+    """Two unrelated slow series (the hall's day and a zone's 40-minute wander) are correlated within
+    any six hours by chance; the gate under autocorrelated errors keeps the regression off nearly always."""
+    kept = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        hall = _hall_day(rng)
+        wander = np.zeros(hall.size)
+        keep = np.exp(-1 / 2400)
+        for i in range(1, hall.size):
+            wander[i] = keep * wander[i - 1] + 0.5 * np.sqrt(1 - keep * keep) * rng.standard_normal()
+        kept += (
+            ResidualRegressor(["hall"], slow=True)
+            .fit(hall[:, None], wander + rng.normal(0, 0.3, hall.size))
+            .active
+        )
+    assert kept <= 2, f"{kept} of 40 trainings took a wander for the hall's effect"
+
+
+def test_a_context_dropout_holds_its_last_reading() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3000, 1))
+    model = ResidualRegressor(["a"]).fit(x, 0.5 * x[:, 0] + rng.normal(0, 0.05, 3000))
+    before = model.predict({"a": 2.0})
+    assert before == pytest.approx(1.0, abs=0.05)
+    assert model.predict({"a": float("nan")}) == before
+    assert model.predict({}) == before

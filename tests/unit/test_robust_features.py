@@ -130,3 +130,18 @@ def test_a_declared_lot_rebaselines_the_levels_it_moves_with_or_without_an_on_de
     found = [f for f in alarms(replay(model, process)) if f.machine == "coater1"]
     assert found == []
     assert abs(model.steps["coater1"].moved_ns - _at(process, 1.2).value) < 120e9
+
+
+def test_the_halls_day_is_learnt_from_its_measured_air_and_alarms_without_it() -> None:
+    """The realistic pilot line: the hall's day moves dryer zone 2 and the calender roll by up to 1 K.
+    Calibrated for six hours, the twin learns how they follow the measured hall air and stays quiet; with
+    the hall's sensors unread, zone 2's drift with the day is an alarm within the hour."""
+    run = record("nominal", 7, 7 * HOUR, realistic=True)
+    hall = ["coater1.ambient_temperature", "calender1.ambient_temperature"]
+    learnt = LineModel(calibration_s=6 * HOUR)
+    heat = {"dryer_zone2_temperature", "roll_temperature"}
+    assert [f for f in alarms(replay(learnt, run.process)) if f.signal in heat] == []
+    assert learnt.steps["coater1"].ml["dryer_zone2_deviation"].active
+    blind = LineModel(calibration_s=6 * HOUR)
+    found = alarms(replay(blind, run.process.drop(columns=hall)))
+    assert "dryer_zone2_temperature" in {f.signal for f in found if f.machine == "coater1"}
