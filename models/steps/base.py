@@ -564,7 +564,9 @@ class TickStep(StepModel):
             self.pca = PCAMonitor(signals, arl0=tuning.arl0).fit(matrix)
         self.ranges, self.scatter = spread(buffer)
         last_start = buffer[segments[-1][0]][0] if segments else buffer[-1][0]
-        if (buffer[-1][0] - last_start) / 1e9 < self.tuning.rebase_s:  # too little of the new point seen
+        if segments and segments[-1][1] < len(buffer):  # moved again while settling: a point not yet seen
+            self.moved(buffer[segments[-1][1]][0])
+        elif (buffer[-1][0] - last_start) / 1e9 < self.tuning.rebase_s:  # too little of the new point seen
             self.moved(last_start)
         self.buffer = []
         self.done = True

@@ -145,3 +145,18 @@ def test_the_halls_day_is_learnt_from_its_measured_air_and_alarms_without_it() -
     blind = LineModel(calibration_s=6 * HOUR)
     found = alarms(replay(blind, run.process.drop(columns=hall)))
     assert "dryer_zone2_temperature" in {f.signal for f in found if f.machine == "coater1"}
+
+
+def test_a_lot_declared_in_calibrations_last_minute_is_rebaselined_not_judged_against_the_old_lot() -> None:
+    """A new lot arrives 36 s before calibration ends: its levels are no part of the calibration, and
+    the first values judged must not be charted against the previous lot's level."""
+    process = _nominal().process.copy()
+    later = process.index >= _at(process, 0.74)
+    solids = process["coater1.slurry_solids"]
+    step = 0.6
+    process.loc[later, "coater1.dry_loading"] *= (solids[later] + step) / solids[later]
+    process.loc[later, "coater1.slurry_solids"] += step
+    process.loc[later, "coater1.slurry_density"] += 0.01
+    model = LineModel(calibration_s=2700.0)
+    assert [f for f in alarms(replay(model, process)) if f.machine == "coater1"] == []
+    assert abs(model.steps["coater1"].moved_ns - _at(process, 0.74).value) <= 5e9
