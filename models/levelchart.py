@@ -242,6 +242,8 @@ class LevelChart(Alarm, ScalarState):
     #: a mean over many samples
     sigma_block: float = 1.0
     tau_blocks: float = 1.0
+    #: the EWMA's in-control variance around the true level (``sigma_z`` without the error of ``mu``)
+    var_ewma: float = math.nan
 
     def __post_init__(self) -> None:
         self.reset()
@@ -283,6 +285,7 @@ class LevelChart(Alarm, ScalarState):
             dof=dof,
             sigma_block=math.sqrt(gamma[0]),
             tau_blocks=tau,
+            var_ewma=var_z,
         )
 
     def reset(self) -> None:
@@ -298,9 +301,17 @@ class LevelChart(Alarm, ScalarState):
         self._start_upper = self._start_lower = 0
         self._sum_upper = self._sum_lower = 0.0
 
-    def rebase(self, mu: float) -> None:
-        """A new in-control level (the operating point moved): the chart starts afresh from it."""
+    def rebase(self, mu: float, samples: int = 0) -> None:
+        """A new in-control level (the operating point moved): the chart starts afresh from it. Where it
+        is the median of ``samples`` values, σ_z takes that median's error in place of the calibration
+        mean's: ten minutes know a level far less well than six hours, and a chart that forgot it would
+        alarm on its own reference's error. The median of n values errs by about π/2 × the mean's
+        variance, and a mean of a level that wanders by σ²_block·τ/n (at most σ²_block)."""
         self.mu = mu
+        if samples > 0 and math.isfinite(self.var_ewma):
+            blocks = max(samples / self.block, 1.0)
+            error = min(math.pi / 2 * self.sigma_block**2 * self.tau_blocks / blocks, self.sigma_block**2)
+            self.sigma_z = math.sqrt(self.var_ewma + error)
         self.reset()
 
     @property
@@ -426,10 +437,10 @@ class TwoScale(Alarm):
         self.slow.reset()
         self._reset_flags()
 
-    def rebase(self, mu: float) -> None:
-        """A new in-control level: both sides start afresh from it."""
+    def rebase(self, mu: float, samples: int = 0) -> None:
+        """A new in-control level, the median of ``samples`` values: both sides start afresh from it."""
         self.mu = mu
-        self.slow.rebase(mu)
+        self.slow.rebase(mu, samples)
         self.resume(mu)
 
     def resume(self, level: float) -> None:

@@ -489,7 +489,10 @@ class TickStep(StepModel):
             own = name.removesuffix(DEVIATION) + "_setpoint"
             unmoved = moved is not None and name.endswith(DEVIATION) and own not in moved
             if not (unmoved and abs(level - detector.mu) > FAST_DELTA * detector.sigma):
-                detector.rebase(level)
+                if isinstance(detector, TwoScale):
+                    detector.rebase(level, len(rows))
+                else:
+                    detector.rebase(level)
             elif isinstance(detector, TwoScale):  # not the move's: judged against the old reference
                 detector.resume(level)
         self.rebasing = None

@@ -144,3 +144,23 @@ def test_a_resumed_chart_judges_the_new_level_on_its_slow_side_not_as_a_step() -
     first = _first_alarm(resumed, after)
     assert first is not None and 30 <= first < 600, first  # a block mean, not a sample or three
     assert resumed.mu == pytest.approx(stale.mu) and resumed.magnitude == pytest.approx(4.0, abs=0.5)
+
+
+def test_a_rebase_on_ten_minutes_allows_for_how_little_they_know_of_a_wandering_level() -> None:
+    """A 20-minute wander as large as the noise, calibrated on six hours. A move re-baselines on the
+    median of ten minutes that caught the wander 2 σ high; the level then wanders 2 σ low. Charted as if
+    the ten minutes knew the level as well as six hours did, that swing is an alarm; allowing for the
+    median's error it is not, and a drift of eight times the wander after the move is still found."""
+    rng = np.random.default_rng(15)
+    training = wander(rng, 21_600, 1200, 1.0) + rng.normal(0, 1, 21_600)
+    ten_minutes = 2.0 + rng.normal(0, 1, 600)
+    swing = np.interp(np.arange(3600), [0, 2400], [2.0, -2.0])  # the wander's own pace, 20-minute scale
+    later = swing + wander(rng, 3600, 1200, 0.2) + rng.normal(0, 1, 3600)
+    naive = TwoScale.calibrated(training, 1e6, BLOCK)
+    naive.rebase(float(np.median(ten_minutes)))
+    assert alarms(naive, later) != []
+    honest = TwoScale.calibrated(training, 1e6, BLOCK)
+    honest.rebase(float(np.median(ten_minutes)), len(ten_minutes))
+    assert honest.slow.sigma_z > naive.slow.sigma_z
+    assert alarms(honest, later) == []
+    assert alarms(honest, later + 4.0 + np.linspace(0, 6, 3600)) != []
