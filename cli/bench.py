@@ -12,6 +12,7 @@ def _register() -> None:
     from bench.chaos import chaos_command
     from bench.detection_report import detection_command
     from bench.e2e import e2e_command
+    from bench.hall import hall_command
     from bench.ingest import ingest_command
     from bench.scaleout import scaleout_command
     from bench.soak import soak_command
@@ -22,6 +23,7 @@ def _register() -> None:
     bench_app.command("chaos")(chaos_command)
     bench_app.command("detection")(detection_command)
     bench_app.command("e2e")(e2e_command)
+    bench_app.command("hall")(hall_command)
     bench_app.command("ingest")(ingest_command)
     bench_app.command("scaleout")(scaleout_command)
     bench_app.command("soak")(soak_command)
