@@ -30,8 +30,8 @@ from rich.progress import track
 from rich.table import Table
 from scipy.signal import lfilter
 
-from models.levelchart import TwoScale
-from models.ml import SLOW_BLOCK, SLOW_P, ResidualRegressor, block_means
+from models.levelchart import TwoScale, block_means
+from models.ml import SLOW_BLOCK, SLOW_P, ResidualRegressor
 from plant.disturbances import Disturbed, Realism
 
 SIX_HOURS = 21_600

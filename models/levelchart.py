@@ -94,10 +94,11 @@ SQRT_2PI = math.sqrt(2 * math.pi)
 
 
 def block_means(series: np.ndarray, block: int) -> np.ndarray:
-    """Means of consecutive ``block`` finite values (a last, incomplete block is left out)."""
-    values = series[np.isfinite(series)]
+    """Means of consecutive ``block`` finite values, or rows of values (a row with a NaN is left out, and
+    so is a last, incomplete block)."""
+    values = series[np.isfinite(series).reshape(len(series), -1).all(axis=1)]
     whole = len(values) // block * block
-    return values[:whole].reshape(-1, block).mean(axis=1)
+    return values[:whole].reshape(-1, block, *values.shape[1:]).mean(axis=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,14 +29,10 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from models.levelchart import block_means
+
 SLOW_BLOCK = 60  # rows a slow context's regression averages over (a plant minute at 1 s ticks)
 SLOW_P = 1e-6  # a slow context is kept when its coefficients are this significant
-
-
-def block_means(values: np.ndarray, block: int) -> np.ndarray:
-    """Means of consecutive ``block`` rows (a last, incomplete block left out)."""
-    whole = len(values) // block * block
-    return values[:whole].reshape(-1, block, *values.shape[1:]).mean(axis=1)
 
 
 class ResidualRegressor:
