@@ -542,9 +542,14 @@ class TickStep(StepModel):
             self.last_ns = time_ns
             rows.append(self.features(data))
         self.outputs = []
+        matrices: dict[tuple[str, ...], np.ndarray] = {}  # targets often share their context
         for name, context in self.ml_models(rows[0]).items():
-            x = np.array([[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float)
+            if context not in matrices:
+                matrices[context] = np.array(
+                    [[data.get(c, math.nan) for c in context] for _, data in buffer], dtype=float
+                )
             slow = AMBIENT in context
+            x = matrices[context]
             regressor = ResidualRegressor(list(context), slow=slow).fit(x, [row[name] for row in rows])
             self.ml[name] = regressor
             for row, (_, data) in zip(rows, buffer, strict=True):
