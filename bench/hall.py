@@ -84,8 +84,8 @@ class GateRow:
 
 
 CASES = {
-    "hall effect 0.5 K/K": (0.5, 0.0, 0.0),
-    "hall effect + 40-min wander of 0.5 K": (0.5, 2400.0, 0.5),
+    "hall effect 0.5 K/K": (HALL_GAIN, 0.0, 0.0),
+    "hall effect + 40-min wander of 0.5 K": (HALL_GAIN, 2400.0, 0.5),
     "unrelated 40-min wander of 0.5 K": (0.0, 2400.0, 0.5),
     "unrelated 60-min wander of 1 K": (0.0, 3600.0, 1.0),
 }

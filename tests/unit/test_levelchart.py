@@ -7,20 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter
 
+from bench.hall import ou as wander
 from models.detectors import make_detector
 from models.levelchart import LevelChart, TwoScale, extremes_needed
 
 BLOCK = 60
-
-
-def wander(rng: np.random.Generator, n: int, tau_s: float, sigma: float) -> np.ndarray:
-    """An Ornstein-Uhlenbeck level sampled every second, started in its stationary state."""
-    keep = math.exp(-1 / tau_s)
-    shocks = rng.standard_normal(n) * sigma * math.sqrt(1 - keep * keep)
-    shocks[0] = rng.standard_normal() * sigma
-    return lfilter([1.0], [1.0, -keep], shocks)
 
 
 def alarms(chart: TwoScale, values: np.ndarray) -> list[int]:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.hall import hall_day, ou
 from models.calibration import RecursiveLeastSquares
 from models.ml import ResidualRegressor
 from models.physics import CalenderModel, FormationModel, k_value_threshold, mass_balance_loading
@@ -143,10 +144,9 @@ def test_residual_regressor_removes_what_a_context_signal_explains() -> None:
     assert restored.predict({"a": 1.0, "b": -1.0}) == pytest.approx(0.3, abs=0.01)
 
 
-def _hall_day(rng: np.random.Generator, n: int = 21_600) -> np.ndarray:
-    """Six hours of the hall's air at 1 s: a quarter of its day near the warmest, with sensor noise."""
-    t = np.arange(n)
-    return 22.0 + 2.0 * np.sin(2 * np.pi * t / 86_400 + np.pi / 4) + rng.normal(0, 0.1, n)
+def _hall_day(rng: np.random.Generator) -> np.ndarray:
+    """Six hours of the hall's air at 1 s: a quarter of its day around the warmest, with sensor noise."""
+    return hall_day(rng, np.pi / 4)
 
 
 def test_a_slow_context_is_learnt_from_a_quarter_of_its_day() -> None:
@@ -168,10 +168,7 @@ def test_a_slow_context_that_only_wandered_alongside_explains_nothing() -> None:
     for seed in range(40):
         rng = np.random.default_rng(seed)
         hall = _hall_day(rng)
-        wander = np.zeros(hall.size)
-        keep = np.exp(-1 / 2400)
-        for i in range(1, hall.size):
-            wander[i] = keep * wander[i - 1] + 0.5 * np.sqrt(1 - keep * keep) * rng.standard_normal()
+        wander = ou(rng, hall.size, 2400, 0.5)
         kept += (
             ResidualRegressor(["hall"], slow=True)
             .fit(hall[:, None], wander + rng.normal(0, 0.3, hall.size))

@@ -29,6 +29,19 @@ def _at(process: pd.DataFrame, hours: float) -> pd.Timestamp:
     return process.index[0] + pd.Timedelta(hours=hours)
 
 
+def _with_lot_from(hours: float) -> pd.DataFrame:
+    """The nominal run with a new lot from ``hours`` on: its lab value declares 0.6 points more solids,
+    and the loading and density follow."""
+    process = _nominal().process.copy()
+    later = process.index >= _at(process, hours)
+    solids = process["coater1.slurry_solids"]
+    step = 0.6  # percentage points: a new lot, declared by its lab value
+    process.loc[later, "coater1.dry_loading"] *= (solids[later] + step) / solids[later]
+    process.loc[later, "coater1.slurry_solids"] += step
+    process.loc[later, "coater1.slurry_density"] += 0.01
+    return process
+
+
 def test_repeat_runs_count_exact_repeats_and_restart_after_a_gap() -> None:
     assert repeat_runs([1.0, 1.0, 2.0, float("nan"), 2.0, 2.0, 2.0]) == [2, 1, 3]
 
@@ -116,13 +129,7 @@ def test_a_dryer_zone_failing_just_after_a_speed_move_is_not_absorbed_by_the_re_
 def test_a_declared_lot_rebaselines_the_levels_it_moves_with_or_without_an_on_delay() -> None:
     """The lot is recognised from its lab value's second reading, before a chart has seen enough of the
     new material: no alarm, with or without an on-delay."""
-    process = _nominal().process.copy()
-    later = process.index >= _at(process, 1.2)
-    solids = process["coater1.slurry_solids"]
-    step = 0.6  # percentage points: a new lot, declared by its lab value
-    process.loc[later, "coater1.dry_loading"] *= (solids[later] + step) / solids[later]
-    process.loc[later, "coater1.slurry_solids"] += step
-    process.loc[later, "coater1.slurry_density"] += 0.01
+    process = _with_lot_from(1.2)
     plain = LineModel(calibration_s=2700.0)
     assert [f for f in alarms(replay(plain, process)) if f.machine == "coater1"] == []
     assert abs(plain.steps["coater1"].moved_ns - _at(process, 1.2).value) <= 2e9
@@ -150,13 +157,7 @@ def test_the_halls_day_is_learnt_from_its_measured_air_and_alarms_without_it() -
 def test_a_lot_declared_in_calibrations_last_minute_is_rebaselined_not_judged_against_the_old_lot() -> None:
     """A new lot arrives 36 s before calibration ends: its levels are no part of the calibration, and
     the first values judged must not be charted against the previous lot's level."""
-    process = _nominal().process.copy()
-    later = process.index >= _at(process, 0.74)
-    solids = process["coater1.slurry_solids"]
-    step = 0.6
-    process.loc[later, "coater1.dry_loading"] *= (solids[later] + step) / solids[later]
-    process.loc[later, "coater1.slurry_solids"] += step
-    process.loc[later, "coater1.slurry_density"] += 0.01
+    process = _with_lot_from(0.74)
     model = LineModel(calibration_s=2700.0)
     assert [f for f in alarms(replay(model, process)) if f.machine == "coater1"] == []
     assert abs(model.steps["coater1"].moved_ns - _at(process, 0.74).value) <= 5e9
